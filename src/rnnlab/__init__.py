@@ -1,0 +1,15 @@
+"""rnnlab: train recurrent networks on cognitive tasks and reverse-engineer what they learned."""
+
+__version__ = "0.1.0"
+
+from . import models as models
+from . import tasks as tasks
+from ._simulate import Trajectory as Trajectory
+from ._simulate import simulate as simulate
+from .io import load as load
+from .io import save as save
+from .models import AbstractRNN as AbstractRNN
+from .models import CTRNN as CTRNN
+from .training import TrainingDiverged as TrainingDiverged
+from .training import TrainResult as TrainResult
+from .training import train as train

@@ -1,0 +1,97 @@
+"""Running a network over inputs."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .models._base import AbstractRNN
+
+
+class Trajectory(eqx.Module):
+    """What a simulation produced.
+
+    Fields (leading ``batch`` axis present when the inputs had one):
+        states: [..., T, state_size]; ``states[..., t, :]`` is the state after the step that
+            consumed ``inputs[..., t, :]``.
+        rates: [..., T, n_hidden], the firing rates ``model.rates(states)`` (f(x) for the
+            potential form of the CT-RNN, the state itself for the rate form).
+        outputs: [..., T, n_out], the readout of ``states``.
+    """
+
+    states: Float[Array, "... time state"]
+    rates: Float[Array, "... time hidden"]
+    outputs: Float[Array, "... time out"]
+
+
+def _check_inputs(model: AbstractRNN, inputs) -> Array:
+    if not isinstance(model, AbstractRNN):
+        raise TypeError(f"model must be an rnnlab model (AbstractRNN), got {type(model).__name__}")
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim not in (2, 3):
+        raise ValueError(
+            f"inputs must have shape [T, n_in] or [B, T, n_in], got shape {inputs.shape}"
+        )
+    if inputs.shape[-1] != model.n_in:
+        raise ValueError(
+            f"inputs has {inputs.shape[-1]} channels in its last axis but the model has "
+            f"n_in={model.n_in}"
+        )
+    if inputs.shape[-2] < 1:
+        raise ValueError("inputs must have at least one time step")
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+        inputs = inputs.astype(jnp.float32)
+    return inputs
+
+
+def _run(model, inputs, initial_state, key):
+    states = model.unroll(inputs, initial_state, key=key)
+    return Trajectory(states, model.rates_all(states), model.readout_all(states))
+
+
+@eqx.filter_jit
+def _simulate_jit(model, inputs, initial_state, key):
+    if inputs.ndim == 2:
+        return _run(model, inputs, initial_state, key)
+    batch = inputs.shape[0]
+    keys = None if key is None else jax.random.split(key, batch)
+    state_axis = 0 if initial_state.ndim == 2 else None
+    key_axis = None if keys is None else 0
+    return jax.vmap(_run, in_axes=(None, 0, state_axis, key_axis))(
+        model, inputs, initial_state, keys
+    )
+
+
+def simulate(
+    model: AbstractRNN,
+    inputs: Float[Array, "... time n_in"],
+    *,
+    key: PRNGKeyArray | None = None,
+    initial_state: Float[Array, "... state"] | None = None,
+) -> Trajectory:
+    """Simulate ``model`` on ``inputs`` ([T, n_in] or [B, T, n_in]) with ``lax.scan``, jitted.
+
+    Args:
+        model: any rnnlab model.
+        inputs: the input time series; a leading batch axis is optional.
+        key: PRNG key for recurrent and input noise; without it the run is noise-free.
+        initial_state: [state_size] (shared) or [B, state_size]; defaults to
+            ``model.initial_state()``.
+
+    Returns: a `Trajectory` with ``states``, ``rates``, ``outputs``.
+    """
+    inputs = _check_inputs(model, inputs)
+    if initial_state is None:
+        initial_state = model.initial_state()
+    else:
+        initial_state = jnp.asarray(initial_state, dtype=inputs.dtype)
+        ok = initial_state.shape == (model.state_size,) or (
+            inputs.ndim == 3 and initial_state.shape == (inputs.shape[0], model.state_size)
+        )
+        if not ok:
+            raise ValueError(
+                f"initial_state must have shape ({model.state_size},)"
+                + (f" or ({inputs.shape[0]}, {model.state_size})" if inputs.ndim == 3 else "")
+                + f", got {initial_state.shape}"
+            )
+    return _simulate_jit(model, inputs, initial_state, key)

@@ -1,0 +1,161 @@
+"""`rnnlab tasks`, `rnnlab train`, `rnnlab evaluate`."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._app import CLIError, app
+from ._common import MODEL_BUILDERS, read_run_config, register_model_builder, task_from_config
+
+
+def _ctrnn_builder(n_in, n_hidden, n_out, *, key, dt, **opts):
+    from ..models import CTRNN
+
+    return CTRNN(n_in, n_hidden, n_out, key=key, dt=dt, **opts)
+
+
+register_model_builder("ctrnn", _ctrnn_builder)
+
+
+def _parse_task_params(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise CLIError(f"--task-param {item!r}: write NAME=VALUE (VALUE as JSON, e.g. n_bits=4)")
+        name, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(value, list):
+            value = tuple(value)
+        out[name.strip()] = value
+    return out
+
+
+@app.command("tasks")
+def tasks_cmd(
+    name: Optional[str] = typer.Argument(None, help="Show this task's parameters."),
+):
+    """List the tasks, or show one task's parameters and defaults."""
+    from .. import tasks
+
+    if name is None:
+        names = tasks.available()
+        width = max(len(n) for n in names)
+        for n in names:
+            typer.echo(f"{n:<{width}}  {tasks.describe(n)}")
+        return
+    params = tasks.task_parameters(name)
+    task = tasks.make(name)
+    typer.echo(f"{name}: {tasks.describe(name)}")
+    typer.echo(f"  inputs {task.n_in}, outputs {task.n_out}, {task.n_steps} steps of "
+               f"{task.dt:g} ms, loss {task.loss_type}, target accuracy {task.target_accuracy}")
+    typer.echo("  parameters:")
+    for k, v in params.items():
+        typer.echo(f"    {k} = {v!r}")
+
+
+@app.command("train")
+def train_cmd(
+    task: str = typer.Argument(..., help="Task name (see `rnnlab tasks`)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/TASK)."),
+    model: str = typer.Option("ctrnn", "--model", help="Model family."),
+    hidden: int = typer.Option(64, "--hidden", help="Number of hidden units."),
+    steps: int = typer.Option(3000, "--steps", help="Maximum optimiser steps."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Trials per step."),
+    lr: float = typer.Option(5e-3, "--lr", help="Adam learning rate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, trials, noise)."),
+    activation: str = typer.Option("tanh", "--activation", help="Activation function."),
+    tau: float = typer.Option(100.0, "--tau", help="Time constant (ms)."),
+    dale: bool = typer.Option(False, "--dale", help="Dale's law (80% excitatory)."),
+    no_autapses: bool = typer.Option(False, "--no-autapses", help="Zero self-connections."),
+    noise: float = typer.Option(0.0, "--noise", help="Recurrent noise std (sigma_rec)."),
+    input_noise: float = typer.Option(0.0, "--input-noise", help="Input noise std."),
+    form: str = typer.Option("potential", "--form", help="CT-RNN form: potential or rate."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", help="Global-norm clip (0: off)."),
+    l2_rates: float = typer.Option(0.0, "--l2-rates", help="L2 penalty on rates."),
+    l2_weights: float = typer.Option(0.0, "--l2-weights", help="L2 penalty on weights."),
+    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate every N steps."),
+    target_accuracy: Optional[float] = typer.Option(
+        None, "--target-accuracy", help="Early-stop accuracy (default: the task's)."
+    ),
+    task_param: list[str] = typer.Option(
+        [], "--task-param", "-p", help="Task parameter NAME=VALUE (repeatable)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
+):
+    """Train a network on a task; writes a run directory."""
+    import jax
+
+    from .. import tasks as tasks_mod
+    from ..training import TrainingDiverged, train
+
+    if model not in MODEL_BUILDERS:
+        raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
+    task_kwargs = _parse_task_params(task_param)
+    the_task = tasks_mod.make(task, **task_kwargs)
+    out = Path(out) if out is not None else Path("runs") / task
+    if target_accuracy is None:
+        target_accuracy = the_task.target_accuracy
+    key = jax.random.PRNGKey(seed)
+    k_model, k_train = jax.random.split(key)
+    opts = {"activation": activation, "noise_std": noise, "input_noise_std": input_noise}
+    if model == "ctrnn":
+        opts.update(tau=tau, dale=dale, autapses=not no_autapses, form=form)
+    elif dale or no_autapses:
+        opts.update(dale=dale, autapses=not no_autapses)
+    net = MODEL_BUILDERS[model](
+        the_task.n_in, hidden, the_task.n_out, key=k_model, dt=the_task.dt, **opts
+    )
+    if (out / "config.json").exists() and not resume:
+        raise CLIError(f"{out} already holds a run; add --resume to continue it or pick --out")
+    run_config = {
+        "seed": seed,
+        "cli": {"task": task, "model": model, "hidden": hidden, "options": opts,
+                "task_params": task_kwargs},
+    }
+    try:
+        result = train(
+            net, the_task, key=k_train, steps=steps, batch_size=batch_size, learning_rate=lr,
+            grad_clip=grad_clip or None, l2_rates=l2_rates, l2_weights=l2_weights,
+            eval_every=eval_every, target_accuracy=target_accuracy, out_dir=out,
+            resume=resume, progress=progress, run_config=run_config,
+        )
+    except TrainingDiverged as e:
+        raise CLIError(str(e)) from None
+    last = result.history[-1]
+    typer.echo(
+        f"final accuracy {last['accuracy']:.4f} (loss {last['loss']:.4g}) after "
+        f"{result.steps} steps, {last['wall_time']:.1f} s; run saved in {out}"
+    )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A run directory made by `rnnlab train`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    batch_size: int = typer.Option(512, "--batch-size", help="Number of fresh trials."),
+    seed: int = typer.Option(12345, "--seed", help="Seed for the fresh trials."),
+):
+    """Accuracy and loss of a saved run on fresh trials."""
+    import jax
+
+    from ..io import load
+    from ..training import evaluate
+
+    config = read_run_config(run)
+    task = task_from_config(config)
+    model_path = Path(run) / "model.safetensors"
+    model = load(model_path)
+    scores = evaluate(model, task, key=jax.random.PRNGKey(seed), batch_size=batch_size)
+    if as_json:
+        typer.echo(json.dumps({"run": str(run), "task": config["task"]["name"],
+                               "n_trials": batch_size, **scores}))
+    else:
+        for k, v in scores.items():
+            typer.echo(f"{k:>10}: {v:.6g}")

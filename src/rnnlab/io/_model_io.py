@@ -1,0 +1,75 @@
+"""Saving and loading models: one .safetensors file, the configuration as JSON metadata."""
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..models._base import AbstractRNN, model_class
+from ._safe import FileFormatError, read_safetensors, write_safetensors
+
+
+def tree_to_tensors(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flatten the array leaves of a pytree to {key path: numpy array}."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if leaf is None:
+            continue
+        out[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf)
+    return out
+
+
+def tensors_to_tree(template: Any, tensors: dict[str, np.ndarray], prefix: str, where: str) -> Any:
+    """Replace the array leaves of ``template`` by ``tensors`` (the inverse of tree_to_tensors)."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, leaf in flat:
+        name = prefix + jax.tree_util.keystr(path)
+        if name not in tensors:
+            raise FileFormatError(f"{where}: missing tensor {name!r}")
+        arr = tensors[name]
+        ref = np.asarray(leaf)
+        if arr.shape != ref.shape:
+            raise FileFormatError(
+                f"{where}: tensor {name!r} has shape {arr.shape}, expected {ref.shape}"
+            )
+        leaves.append(jnp.asarray(arr, dtype=ref.dtype) if hasattr(leaf, "dtype") else arr)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def model_meta(model: AbstractRNN) -> dict[str, Any]:
+    from .. import __version__
+
+    return {"class": type(model).__name__, "config": model.config(), "version": __version__}
+
+
+def model_from_meta(meta: dict[str, Any], where: str) -> AbstractRNN:
+    try:
+        cls = model_class(meta["class"])
+        return cls.from_config(meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise FileFormatError(f"{where}: cannot rebuild the model from its metadata ({e})") from None
+
+
+def save(path: str | os.PathLike, model: AbstractRNN) -> None:
+    """Save ``model`` to one ``.safetensors`` file (weights + configuration as JSON metadata).
+
+    The write is atomic. Models with a custom activation callable cannot be saved.
+    """
+    if not isinstance(model, AbstractRNN):
+        raise TypeError(f"model must be an rnnlab model, got {type(model).__name__}")
+    meta = {"kind": "model", **model_meta(model)}
+    write_safetensors(path, tree_to_tensors(model), meta)
+
+
+def load(path: str | os.PathLike) -> AbstractRNN:
+    """Load a model saved by `save`; outputs are bit-identical to the saved model's.
+
+    Raises FileNotFoundError for a missing file and a ValueError naming the file for a
+    truncated, corrupted or foreign one.
+    """
+    tensors, meta = read_safetensors(path, kind="model")
+    template = model_from_meta(meta, str(path))
+    return tensors_to_tree(template, tensors, "", str(path))

@@ -1,0 +1,8 @@
+"""Recurrent network models."""
+
+from ._activations import ACTIVATIONS as ACTIVATIONS
+from ._base import AbstractRNN as AbstractRNN
+from ._base import model_class as model_class
+from ._base import register_model as register_model
+from ._ctrnn import CTRNN as CTRNN
+from ._ctrnn import multi_area_mask as multi_area_mask

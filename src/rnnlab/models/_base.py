@@ -1,0 +1,143 @@
+"""The model contract every recurrent network in rnnlab implements."""
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+_MODEL_REGISTRY: dict[str, type["AbstractRNN"]] = {}
+
+
+def register_model(cls):
+    """Class decorator: make a model class loadable by `rnnlab.load` under its class name."""
+    _MODEL_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def model_class(name: str) -> type["AbstractRNN"]:
+    try:
+        return _MODEL_REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model class {name!r}; known: {sorted(_MODEL_REGISTRY)}"
+        ) from None
+
+
+class AbstractRNN(eqx.Module):
+    """A recurrent network: one unbatched time step, a readout, and a vector field.
+
+    The state is always a flat vector of length `state_size` (for an LSTM it is the
+    concatenation (h, c)); a batch of trials is obtained with `jax.vmap`, an ensemble of
+    networks by stacking models along a leading axis and `vmap`-ing again.
+
+    Subclasses implement:
+    - `step(state, input, *, key=None) -> state`: one time step; noise only when `key` is given.
+    - `readout(state) -> output`.
+    - `vector_field(state, input) -> F`: for continuous-time models dx/dt (per unit time, in the
+      units of `dt`); for discrete-time maps `step(state, input) - state`. `is_continuous` says which.
+    - `rates(state)`: the observable firing rates of the units.
+    - `initial_state() -> state`.
+    - `config() -> dict`: the JSON-able static configuration from which `from_config` rebuilds a
+      model of the same structure (used by `rnnlab.save` / `rnnlab.load`).
+    """
+
+    is_continuous: ClassVar[bool] = False
+
+    n_in: eqx.AbstractVar[int]
+    n_hidden: eqx.AbstractVar[int]
+    n_out: eqx.AbstractVar[int]
+
+    @property
+    def state_size(self) -> int:
+        return self.n_hidden
+
+    @abc.abstractmethod
+    def step(
+        self,
+        state: Float[Array, " state"],
+        input: Float[Array, " n_in"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, " state"]:
+        """Advance the state by one time step."""
+
+    @abc.abstractmethod
+    def readout(self, state: Float[Array, " state"]) -> Float[Array, " n_out"]:
+        """The network output for a state."""
+
+    @abc.abstractmethod
+    def vector_field(
+        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+    ) -> Float[Array, " state"]:
+        """dx/dt for continuous-time models, step(x, u) - x for discrete maps."""
+
+    @abc.abstractmethod
+    def rates(self, state: Float[Array, " state"]) -> Float[Array, " n_hidden"]:
+        """The firing rates of the hidden units at a state."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> Float[Array, " state"]:
+        """The state a trial starts from."""
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-able static configuration (no arrays)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: dict[str, Any]) -> "AbstractRNN":
+        """A model with the structure given by `config` (array values arbitrary)."""
+
+    def trainable_filter(self) -> Any:
+        """A pytree of bools, the structure of `self`: True for leaves the optimiser updates.
+
+        The default trains every inexact array; models with frozen parts override it.
+        """
+        return jax.tree.map(eqx.is_inexact_array, self)
+
+    def unroll(
+        self,
+        inputs: Float[Array, "time n_in"],
+        initial_state: Float[Array, " state"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "time state"]:
+        """Run the network over one trial; `states[t]` is the state after consuming `inputs[t]`.
+
+        The default scans `step`; models override it with a faster equivalent.
+        """
+        n_steps = inputs.shape[0]
+        if key is None:
+            def body(state, u):
+                new = self.step(state, u)
+                return new, new
+
+            _, states = jax.lax.scan(body, initial_state, inputs)
+        else:
+            keys = jax.random.split(key, n_steps)
+
+            def body(state, xs):
+                u, k = xs
+                new = self.step(state, u, key=k)
+                return new, new
+
+            _, states = jax.lax.scan(body, initial_state, (inputs, keys))
+        return states
+
+    def readout_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_out"]:
+        """Readout of any number of states (leading axes are batched)."""
+        flat = states.reshape(-1, states.shape[-1])
+        out = jax.vmap(self.readout)(flat)
+        return out.reshape(*states.shape[:-1], out.shape[-1])
+
+    def rates_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_hidden"]:
+        flat = states.reshape(-1, states.shape[-1])
+        out = jax.vmap(self.rates)(flat)
+        return out.reshape(*states.shape[:-1], out.shape[-1])
+
+
+def zeros_state(n: int) -> Array:
+    return jnp.zeros((n,))

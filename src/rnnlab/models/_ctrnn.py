@@ -1,0 +1,630 @@
+"""The leaky continuous-time RNN (CT-RNN) with exact biological constraints."""
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._activations import DEFAULT_GAIN, activation_name, resolve_activation
+from ._base import AbstractRNN, register_model
+
+_WEIGHT_NAMES = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
+_TRAINABLE_NAMES = frozenset(_WEIGHT_NAMES + ("tau", "h0"))
+_DEFAULT_TRAINABLE = _WEIGHT_NAMES
+_FORMS = ("potential", "rate")
+
+# field name -> the name used in `trainable`
+_FIELD_TO_PARAM = {
+    "w_rec": "w_rec",
+    "w_in": "w_in",
+    "w_out": "w_out",
+    "b_rec": "b_rec",
+    "b_out": "b_out",
+    "tau_param": "tau",
+    "h0": "h0",
+}
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _check_nonneg(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+
+
+def _check_size(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_mask(name: str, mask: ArrayLike | None, shape: tuple[int, ...]) -> Array:
+    if mask is None:
+        return jnp.ones(shape, dtype=bool)
+    arr = np.asarray(mask)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isin(arr, (0, 1))):
+        raise ValueError(f"{name} must contain only 0/1 (or booleans)")
+    return jnp.asarray(arr.astype(bool))
+
+
+def _spectral_radius(w: Array) -> Array:
+    return jnp.max(jnp.abs(jnp.linalg.eigvals(w)))
+
+
+@register_model
+class CTRNN(AbstractRNN):
+    r"""Leaky continuous-time RNN, integrated with the Euler method.
+
+    Two forms (``form``):
+
+    - ``"potential"`` (default; state x is a membrane potential / synaptic current, rates f(x))::
+
+          tau dx/dt = -x + W_rec f(x) + W_in u + b_rec
+          y = W_out f(x) + b_out
+
+    - ``"rate"`` (state r is the firing rate itself)::
+
+          tau dr/dt = -r + f(W_rec r + W_in u + b_rec)
+          y = W_out r + b_out
+
+    The Euler step with ``alpha = dt / tau`` (per unit when ``tau`` is a vector) and noise is,
+    exactly (shown for the potential form; the rate form is the same with
+    ``W_rec f(x) + W_in u' + b`` replaced by ``f(W_rec r + W_in u' + b)``)::
+
+        u'     = u + input_noise_std * xi_in              xi_in  ~ N(0, I_{n_in})
+        x[t+1] = (1 - alpha) * x[t] + alpha * (W_rec f(x[t]) + W_in u'[t] + b_rec)
+                 + sqrt(2 * alpha) * noise_std * xi_rec   xi_rec ~ N(0, I_{n_hidden})
+
+    The ``sqrt(2 alpha)`` scaling (PsychRNN, Yang et al. 2019) keeps the stationary variance of
+    the recurrent noise independent of ``dt``. Noise is drawn only when a ``key`` is given.
+
+    Constraints are a parametrisation: the trainable leaves are free, and the effective weights
+    (``effective_weights()``) are derived from them in every computation, so no optimiser step
+    can break them:
+
+    - ``dale=True``: the first ``round(excitatory_fraction * n_hidden)`` units are excitatory,
+      the rest inhibitory; ``W_rec = |W_raw| * mask * sign[None, :]`` (column j is the
+      presynaptic unit j). ``readout="excitatory"`` reads the output from excitatory units only.
+    - ``autapses=False``: the diagonal of ``W_rec`` is exactly 0.
+    - ``w_rec_mask``, ``w_in_mask``, ``w_out_mask``: 0/1 arrays; masked entries are exactly 0.
+    - ``nonnegative_inputs`` / ``nonnegative_outputs``: ``W_in`` / ``W_out`` are ``|W_raw|``.
+    - ``trainable``: names among ``w_rec, w_in, w_out, b_rec, b_out, tau, h0`` that training
+      updates; the others stay at their initial values (default: the five weights and biases).
+
+    Args:
+        n_in, n_hidden, n_out: sizes.
+        key: PRNG key for the initialisation.
+        activation: a name (``tanh``, ``relu``, ``softplus``, ``sigmoid``, ``retanh``,
+            ``leaky_relu``, ``linear``) or a callable (a callable model cannot be saved).
+        dt: Euler step, in the same time unit as ``tau`` (ms by convention). Default 10.
+        tau: time constant, scalar or a vector of ``n_hidden`` per-unit values. Default 100.
+        noise_std: recurrent noise sigma_rec. Default 0.
+        input_noise_std: input noise sigma_in. Default 0.
+        form: ``"potential"`` or ``"rate"``, see above.
+        gain: W_rec ~ N(0, gain^2 / (N p)) with p the density of ``w_rec_mask``; default per
+            activation (1.5 for tanh, 0.9 for relu).
+        spectral_radius: if given, W_rec is rescaled to this spectral radius after drawing.
+            With ``dale=True`` the (balanced) matrix is always rescaled, to ``gain`` by default.
+        use_bias: whether b_rec and b_out exist as trainable leaves (else they stay 0).
+        initial_state: ``"zeros"`` or an array of shape [n_hidden]; add ``"h0"`` to
+            ``trainable`` to learn it.
+    """
+
+    is_continuous: ClassVar[bool] = True
+
+    w_rec: Float[Array, "n_hidden n_hidden"]
+    w_in: Float[Array, "n_hidden n_in"]
+    w_out: Float[Array, "n_out n_hidden"]
+    b_rec: Float[Array, " n_hidden"]
+    b_out: Float[Array, " n_out"]
+    tau_param: Float[Array, " n_hidden"]
+    h0: Float[Array, " n_hidden"]
+    w_rec_mask: Array
+    w_in_mask: Array
+    w_out_mask: Array
+    ei_sign: Array
+
+    n_in: int = eqx.field(static=True)
+    n_hidden: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
+    activation: Callable = eqx.field(static=True)
+    activation_name: str | None = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    noise_std: float = eqx.field(static=True)
+    input_noise_std: float = eqx.field(static=True)
+    form: str = eqx.field(static=True)
+    dale: bool = eqx.field(static=True)
+    excitatory_fraction: float = eqx.field(static=True)
+    n_excitatory: int = eqx.field(static=True)
+    autapses: bool = eqx.field(static=True)
+    readout_from: str = eqx.field(static=True)
+    nonnegative_inputs: bool = eqx.field(static=True)
+    nonnegative_outputs: bool = eqx.field(static=True)
+    use_bias: bool = eqx.field(static=True)
+    trainable: tuple[str, ...] = eqx.field(static=True)
+    tau_per_unit: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        *,
+        key: PRNGKeyArray,
+        activation: str | Callable = "tanh",
+        dt: float = 10.0,
+        tau: float | ArrayLike = 100.0,
+        noise_std: float = 0.0,
+        input_noise_std: float = 0.0,
+        form: Literal["potential", "rate"] = "potential",
+        dale: bool = False,
+        excitatory_fraction: float = 0.8,
+        autapses: bool = True,
+        w_rec_mask: ArrayLike | None = None,
+        w_in_mask: ArrayLike | None = None,
+        w_out_mask: ArrayLike | None = None,
+        readout: Literal["all", "excitatory"] = "all",
+        nonnegative_inputs: bool = False,
+        nonnegative_outputs: bool = False,
+        gain: float | None = None,
+        spectral_radius: float | None = None,
+        use_bias: bool = True,
+        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        trainable: Iterable[str] = _DEFAULT_TRAINABLE,
+    ):
+        n_in = _check_size("n_in", n_in)
+        n_hidden = _check_size("n_hidden", n_hidden)
+        n_out = _check_size("n_out", n_out)
+        fn = resolve_activation(activation)
+        _check_positive("dt", dt)
+        _check_nonneg("noise_std", noise_std)
+        _check_nonneg("input_noise_std", input_noise_std)
+        if form not in _FORMS:
+            raise ValueError(f"form={form!r} is not known; use one of {_FORMS}")
+        if readout not in ("all", "excitatory"):
+            raise ValueError(f"readout={readout!r} is not known; use 'all' or 'excitatory'")
+        if readout == "excitatory" and not dale:
+            raise ValueError("readout='excitatory' needs dale=True (no E/I types otherwise)")
+        if not (0.0 < excitatory_fraction <= 1.0):
+            raise ValueError(
+                f"excitatory_fraction must be in (0, 1], got {excitatory_fraction!r}"
+            )
+        trainable = tuple(sorted(set(trainable)))
+        unknown = set(trainable) - _TRAINABLE_NAMES
+        if unknown:
+            raise ValueError(
+                f"trainable has unknown names {sorted(unknown)}; use names among "
+                f"{sorted(_TRAINABLE_NAMES)}"
+            )
+        if gain is not None:
+            _check_positive("gain", gain)
+        if spectral_radius is not None:
+            _check_positive("spectral_radius", spectral_radius)
+
+        tau_arr = np.asarray(tau, dtype=np.float64)
+        if tau_arr.ndim == 0:
+            tau_per_unit = False
+            tau_vec = np.full((n_hidden,), float(tau_arr))
+        elif tau_arr.shape == (n_hidden,):
+            tau_per_unit = True
+            tau_vec = tau_arr
+        else:
+            raise ValueError(
+                f"tau must be a scalar or have shape ({n_hidden},), got shape {tau_arr.shape}"
+            )
+        if not np.all(np.isfinite(tau_vec)) or np.any(tau_vec <= 0):
+            raise ValueError("tau must be positive and finite")
+        if np.any(tau_vec < dt):
+            raise ValueError(
+                f"dt={dt} is larger than tau (min {tau_vec.min():g}): alpha = dt/tau must be "
+                "<= 1 for a stable Euler step; lower dt or raise tau"
+            )
+        if "tau" in trainable and np.any(tau_vec <= dt):
+            raise ValueError("a trainable tau must start strictly above dt")
+
+        n_exc = int(round(excitatory_fraction * n_hidden)) if dale else n_hidden
+        if dale and not (1 <= n_exc <= n_hidden):
+            raise ValueError(
+                f"excitatory_fraction={excitatory_fraction} leaves no excitatory unit"
+            )
+        ei_sign = np.ones((n_hidden,), dtype=np.int8)
+        if dale:
+            ei_sign[n_exc:] = -1
+
+        rec_mask = np.asarray(_as_mask("w_rec_mask", w_rec_mask, (n_hidden, n_hidden)))
+        if not autapses:
+            rec_mask = rec_mask.copy()
+            np.fill_diagonal(rec_mask, False)
+        in_mask = _as_mask("w_in_mask", w_in_mask, (n_hidden, n_in))
+        out_mask = np.asarray(_as_mask("w_out_mask", w_out_mask, (n_out, n_hidden)))
+        if readout == "excitatory":
+            out_mask = out_mask.copy()
+            out_mask[:, n_exc:] = False
+
+        if isinstance(initial_state, str):
+            if initial_state != "zeros":
+                raise ValueError(
+                    f"initial_state={initial_state!r}: use 'zeros' or an array of shape "
+                    f"({n_hidden},)"
+                )
+            h0 = jnp.zeros((n_hidden,))
+        else:
+            h0 = jnp.asarray(initial_state, dtype=jnp.float32)
+            if h0.shape != (n_hidden,):
+                raise ValueError(
+                    f"initial_state must have shape ({n_hidden},), got {h0.shape}"
+                )
+
+        name = activation_name(activation)
+        if gain is None:
+            gain = DEFAULT_GAIN.get(name, 1.0) if name is not None else 1.0
+
+        k_rec, k_in, k_out = jax.random.split(key, 3)
+        density = max(rec_mask.mean(), 1e-12)
+        rec_mask_j = jnp.asarray(rec_mask)
+        if dale:
+            # |N(0,1)| entries, inhibitory columns scaled by n_E / n_I so that every row is
+            # balanced in expectation, then rescaled to the requested spectral radius.
+            raw = jnp.abs(jax.random.normal(k_rec, (n_hidden, n_hidden)))
+            n_inh = n_hidden - n_exc
+            if n_inh > 0:
+                scale = jnp.where(jnp.arange(n_hidden) < n_exc, 1.0, n_exc / n_inh)
+                raw = raw * scale[None, :]
+            eff = raw * rec_mask_j * jnp.asarray(ei_sign)[None, :]
+            target = spectral_radius if spectral_radius is not None else gain
+            rho = _spectral_radius(eff)
+            w_rec = raw * jnp.where(rho > 0, target / rho, 1.0)
+        else:
+            w_rec = jax.random.normal(k_rec, (n_hidden, n_hidden)) * (
+                gain / math.sqrt(n_hidden * density)
+            )
+            if spectral_radius is not None:
+                rho = _spectral_radius(w_rec * rec_mask_j)
+                w_rec = w_rec * jnp.where(rho > 0, spectral_radius / rho, 1.0)
+        w_in = jax.random.normal(k_in, (n_hidden, n_in)) / math.sqrt(n_in)
+        if nonnegative_inputs:
+            w_in = jnp.abs(w_in)
+        fan_in_out = max(int(out_mask.any(axis=0).sum()), 1)
+        w_out = jax.random.normal(k_out, (n_out, n_hidden)) / math.sqrt(fan_in_out)
+        if nonnegative_outputs:
+            w_out = jnp.abs(w_out)
+
+        self.w_rec = w_rec * rec_mask_j
+        self.w_in = w_in * in_mask
+        self.w_out = w_out * jnp.asarray(out_mask)
+        self.b_rec = jnp.zeros((n_hidden,))
+        self.b_out = jnp.zeros((n_out,))
+        tau_j = jnp.asarray(tau_vec, dtype=jnp.float32)
+        self.tau_param = jnp.log(tau_j) if "tau" in trainable else tau_j
+        self.h0 = h0
+        self.w_rec_mask = rec_mask_j
+        self.w_in_mask = in_mask
+        self.w_out_mask = jnp.asarray(out_mask)
+        self.ei_sign = jnp.asarray(ei_sign)
+
+        self.n_in = n_in
+        self.n_hidden = n_hidden
+        self.n_out = n_out
+        self.activation = fn
+        self.activation_name = name
+        self.dt = float(dt)
+        self.noise_std = float(noise_std)
+        self.input_noise_std = float(input_noise_std)
+        self.form = form
+        self.dale = bool(dale)
+        self.excitatory_fraction = float(excitatory_fraction)
+        self.n_excitatory = n_exc
+        self.autapses = bool(autapses)
+        self.readout_from = readout
+        self.nonnegative_inputs = bool(nonnegative_inputs)
+        self.nonnegative_outputs = bool(nonnegative_outputs)
+        self.use_bias = bool(use_bias)
+        self.trainable = trainable
+        self.tau_per_unit = tau_per_unit
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_weights(
+        cls,
+        w_rec: ArrayLike,
+        w_in: ArrayLike,
+        w_out: ArrayLike,
+        b_rec: ArrayLike | None = None,
+        b_out: ArrayLike | None = None,
+        *,
+        activation: str | Callable = "tanh",
+        dt: float = 10.0,
+        tau: float | ArrayLike = 100.0,
+        **kwargs,
+    ) -> "CTRNN":
+        """Build a network from given effective weights.
+
+        Shapes: ``w_rec`` [n_hidden, n_hidden], ``w_in`` [n_hidden, n_in], ``w_out``
+        [n_out, n_hidden], ``b_rec`` [n_hidden], ``b_out`` [n_out]. Other keyword arguments are
+        those of the constructor (constraints included); the given weights must already satisfy
+        the constraints asked for, else a ``ValueError`` names the one that fails.
+        ``effective_weights()`` of the result returns these arrays (as float32).
+        """
+        arrays = {}
+        for name, value in (("w_rec", w_rec), ("w_in", w_in), ("w_out", w_out)):
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.ndim != 2:
+                raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or inf")
+            arrays[name] = arr
+        n_hidden = arrays["w_rec"].shape[0]
+        if arrays["w_rec"].shape != (n_hidden, n_hidden):
+            raise ValueError(f"w_rec must be square, got shape {arrays['w_rec'].shape}")
+        if arrays["w_in"].shape[0] != n_hidden:
+            raise ValueError(
+                f"w_in must have shape ({n_hidden}, n_in), got {arrays['w_in'].shape}"
+            )
+        if arrays["w_out"].shape[1] != n_hidden:
+            raise ValueError(
+                f"w_out must have shape (n_out, {n_hidden}), got {arrays['w_out'].shape}"
+            )
+        n_in = arrays["w_in"].shape[1]
+        n_out = arrays["w_out"].shape[0]
+        for name, value, size in (("b_rec", b_rec, n_hidden), ("b_out", b_out, n_out)):
+            arr = np.zeros((size,)) if value is None else np.asarray(value, dtype=np.float64)
+            if arr.shape != (size,):
+                raise ValueError(f"{name} must have shape ({size},), got {arr.shape}")
+            arrays[name] = arr
+        if not kwargs.get("use_bias", True) and (
+            np.any(arrays["b_rec"] != 0) or np.any(arrays["b_out"] != 0)
+        ):
+            raise ValueError("use_bias=False but b_rec or b_out is non-zero")
+
+        model = cls(
+            n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), activation=activation, dt=dt,
+            tau=tau, **kwargs,
+        )
+        w_rec_np, w_in_np, w_out_np = arrays["w_rec"], arrays["w_in"], arrays["w_out"]
+        for name, arr, mask in (
+            ("w_rec", w_rec_np, model.w_rec_mask),
+            ("w_in", w_in_np, model.w_in_mask),
+            ("w_out", w_out_np, model.w_out_mask),
+        ):
+            off = np.asarray(~mask) & (arr != 0)
+            if off.any():
+                what = "masked (or autapse / inhibitory-readout)"
+                raise ValueError(f"{name} has {int(off.sum())} non-zero {what} entries")
+        if model.dale:
+            sign = np.asarray(model.ei_sign, dtype=np.float64)[None, :]
+            if np.any(w_rec_np * sign < 0):
+                raise ValueError(
+                    f"w_rec violates Dale's law: columns 0..{model.n_excitatory - 1} must be "
+                    f">= 0 (excitatory) and the rest <= 0 (inhibitory)"
+                )
+            w_rec_np = np.abs(w_rec_np)
+        if model.nonnegative_inputs:
+            if np.any(w_in_np < 0):
+                raise ValueError("w_in has negative entries but nonnegative_inputs=True")
+        if model.nonnegative_outputs:
+            if np.any(w_out_np < 0):
+                raise ValueError("w_out has negative entries but nonnegative_outputs=True")
+        f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)  # noqa: E731
+        return eqx.tree_at(
+            lambda m: (m.w_rec, m.w_in, m.w_out, m.b_rec, m.b_out),
+            model,
+            (f32(w_rec_np), f32(w_in_np), f32(w_out_np), f32(arrays["b_rec"]),
+             f32(arrays["b_out"])),
+        )
+
+    def config(self) -> dict[str, Any]:
+        if self.activation_name is None:
+            raise ValueError(
+                "this CTRNN uses a custom activation callable, which cannot be saved; "
+                "use a named activation to save it"
+            )
+        tau = np.asarray(self.tau)
+        return {
+            "n_in": self.n_in,
+            "n_hidden": self.n_hidden,
+            "n_out": self.n_out,
+            "activation": self.activation_name,
+            "dt": self.dt,
+            "tau": tau.tolist() if self.tau_per_unit else float(tau[0]),
+            "noise_std": self.noise_std,
+            "input_noise_std": self.input_noise_std,
+            "form": self.form,
+            "dale": self.dale,
+            "excitatory_fraction": self.excitatory_fraction,
+            "autapses": self.autapses,
+            "readout": self.readout_from,
+            "nonnegative_inputs": self.nonnegative_inputs,
+            "nonnegative_outputs": self.nonnegative_outputs,
+            "use_bias": self.use_bias,
+            "trainable": list(self.trainable),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "CTRNN":
+        config = dict(config)
+        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
+        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
+
+    # ------------------------------------------------------------------ derived quantities
+
+    def _maybe_frozen(self, name: str, value: Array) -> Array:
+        return value if name in self.trainable else jax.lax.stop_gradient(value)
+
+    @property
+    def tau(self) -> Float[Array, " n_hidden"]:
+        """Effective per-unit time constants [n_hidden]."""
+        p = self._maybe_frozen("tau", self.tau_param)
+        if "tau" in self.trainable:
+            return jnp.maximum(jnp.exp(p), self.dt)
+        return p
+
+    @property
+    def alpha(self) -> Float[Array, " n_hidden"]:
+        """dt / tau per unit."""
+        return self.dt / self.tau
+
+    def effective_weights(self) -> dict[str, Array]:
+        """The weights actually used: keys ``w_rec``, ``w_in``, ``w_out``, ``b_rec``, ``b_out``."""
+        w_rec = self._maybe_frozen("w_rec", self.w_rec)
+        if self.dale:
+            w_rec = jnp.abs(w_rec) * self.ei_sign[None, :].astype(w_rec.dtype)
+        w_rec = jnp.where(self.w_rec_mask, w_rec, 0.0)
+        w_in = self._maybe_frozen("w_in", self.w_in)
+        if self.nonnegative_inputs:
+            w_in = jnp.abs(w_in)
+        w_in = jnp.where(self.w_in_mask, w_in, 0.0)
+        w_out = self._maybe_frozen("w_out", self.w_out)
+        if self.nonnegative_outputs:
+            w_out = jnp.abs(w_out)
+        w_out = jnp.where(self.w_out_mask, w_out, 0.0)
+        if self.use_bias:
+            b_rec = self._maybe_frozen("b_rec", self.b_rec)
+            b_out = self._maybe_frozen("b_out", self.b_out)
+        else:
+            b_rec = jnp.zeros_like(self.b_rec)
+            b_out = jnp.zeros_like(self.b_out)
+        return {"w_rec": w_rec, "w_in": w_in, "w_out": w_out, "b_rec": b_rec, "b_out": b_out}
+
+    def trainable_filter(self) -> Any:
+        spec = jax.tree.map(lambda _: False, self)
+        names = [f for f, p in _FIELD_TO_PARAM.items() if p in self.trainable]
+        if not self.use_bias:
+            names = [n for n in names if n not in ("b_rec", "b_out")]
+        if not names:
+            return spec
+        return eqx.tree_at(
+            lambda m: tuple(getattr(m, n) for n in names), spec, tuple(True for _ in names)
+        )
+
+    # ------------------------------------------------------------------ the model contract
+
+    def initial_state(self) -> Float[Array, " n_hidden"]:
+        return self._maybe_frozen("h0", self.h0)
+
+    def rates(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_hidden"]:
+        return self.activation(state) if self.form == "potential" else state
+
+    def readout(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_out"]:
+        w = self.effective_weights()
+        return w["w_out"] @ self.rates(state) + w["b_out"]
+
+    def _drive(self, w: dict[str, Array], state: Array, proj_input: Array) -> Array:
+        """The target the state relaxes to: W f(x) + W_in u + b, or f(W r + W_in u + b)."""
+        if self.form == "potential":
+            return w["w_rec"] @ self.activation(state) + proj_input
+        return self.activation(w["w_rec"] @ state + proj_input)
+
+    def vector_field(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, " n_hidden"]:
+        """dx/dt = (-x + drive(x, u)) / tau, in units of 1 / (time unit of dt)."""
+        w = self.effective_weights()
+        proj = w["w_in"] @ input + w["b_rec"]
+        return (-state + self._drive(w, state, proj)) / self.tau
+
+    def step(
+        self,
+        state: Float[Array, " n_hidden"],
+        input: Float[Array, " n_in"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, " n_hidden"]:
+        w = self.effective_weights()
+        alpha = self.alpha
+        if key is not None:
+            k_in, k_rec = jax.random.split(key)
+            if self.input_noise_std > 0:
+                input = input + self.input_noise_std * jax.random.normal(k_in, input.shape)
+        proj = w["w_in"] @ input + w["b_rec"]
+        new = (1.0 - alpha) * state + alpha * self._drive(w, state, proj)
+        if key is not None and self.noise_std > 0:
+            new = new + jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
+                k_rec, state.shape
+            )
+        return new
+
+    def unroll(
+        self,
+        inputs: Float[Array, "time n_in"],
+        initial_state: Float[Array, " n_hidden"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "time n_hidden"]:
+        # Same equations as `step`, with the weights derived once, the input projection done as
+        # one matrix product over time, and the noise drawn for the whole trial at once. (So the
+        # noise stream differs from stepping one step at a time with split keys.)
+        w = self.effective_weights()
+        alpha = self.alpha
+        n_steps = inputs.shape[0]
+        add = jnp.zeros((n_steps, self.n_hidden), inputs.dtype)
+        if key is not None:
+            k_in, k_rec = jax.random.split(key)
+            if self.input_noise_std > 0:
+                inputs = inputs + self.input_noise_std * jax.random.normal(k_in, inputs.shape)
+            if self.noise_std > 0:
+                add = jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
+                    k_rec, (n_steps, self.n_hidden)
+                )
+        proj = inputs @ w["w_in"].T + w["b_rec"]
+        decay = 1.0 - alpha
+
+        def body(state, xs):
+            p, a = xs
+            new = decay * state + alpha * self._drive(w, state, p) + a
+            return new, new
+
+        _, states = jax.lax.scan(body, initial_state, (proj, add))
+        return states
+
+    def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
+        w = self.effective_weights()
+        r = self.activation(states) if self.form == "potential" else states
+        return r @ w["w_out"].T + w["b_out"]
+
+    def rates_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
+        return self.activation(states) if self.form == "potential" else states
+
+
+def multi_area_mask(
+    sizes: Sequence[int],
+    projections: ArrayLike,
+    *,
+    key: PRNGKeyArray,
+) -> np.ndarray:
+    """A 0/1 recurrent mask for a network of areas (pyrnn's multi-region connectivity).
+
+    Args:
+        sizes: number of units per area; the areas occupy consecutive index blocks.
+        projections: [n_areas, n_areas] connection probabilities; entry (i, j) is the
+            probability that a unit of area j projects to a unit of area i (diagonal: within-area
+            density).
+        key: PRNG key for the random draw.
+
+    Returns: a bool array [sum(sizes), sum(sizes)], usable as ``w_rec_mask``.
+    """
+    sizes = [int(s) for s in sizes]
+    if not sizes or any(s < 1 for s in sizes):
+        raise ValueError(f"sizes must be a non-empty list of positive integers, got {sizes}")
+    probs = np.asarray(projections, dtype=np.float64)
+    n_areas = len(sizes)
+    if probs.shape != (n_areas, n_areas):
+        raise ValueError(f"projections must have shape ({n_areas}, {n_areas}), got {probs.shape}")
+    if np.any((probs < 0) | (probs > 1)):
+        raise ValueError("projections must hold probabilities in [0, 1]")
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(edges[-1])
+    area = np.repeat(np.arange(n_areas), sizes)
+    p = probs[area[:, None], area[None, :]]
+    draw = np.asarray(jax.random.uniform(key, (n, n)))
+    return draw < p

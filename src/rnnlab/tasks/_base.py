@@ -1,0 +1,206 @@
+"""The task API: `Trial`, `AbstractTask`, losses and the registry."""
+
+import abc
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class Trial(eqx.Module):
+    """One trial (or a batch of trials, with a leading batch axis on every field).
+
+    Fields:
+        inputs: [T, n_in] float32.
+        targets: [T, n_out] float32 (one-hot class codes for cross-entropy tasks).
+        mask: [T, n_out] float32 in {0, 1}: which targets the loss and the accuracy count.
+            Cross-entropy tasks use ``mask[..., 0]`` as the per-step weight.
+        conditions: dict of scalar arrays describing the trial (coherence, choice, ...).
+    """
+
+    inputs: Float[Array, "... time n_in"]
+    targets: Float[Array, "... time n_out"]
+    mask: Float[Array, "... time n_out"]
+    conditions: dict[str, Array] = eqx.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------- losses
+
+
+def masked_mse(outputs: Array, targets: Array, mask: Array) -> Array:
+    """sum(mask * (outputs - targets)^2) / sum(mask) over all axes."""
+    err = mask * (outputs - targets) ** 2
+    return jnp.sum(err) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def masked_cross_entropy(logits: Array, targets: Array, mask: Array) -> Array:
+    """Mean over masked steps of -sum(targets * log_softmax(logits)); ``mask`` [..., T, n_out]."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.sum(targets * logp, axis=-1)
+    w = mask[..., 0]
+    return jnp.sum(w * nll) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def masked_r2(outputs: Array, targets: Array, mask: Array) -> Array:
+    """1 - SS_res / SS_tot over masked entries, per output channel pooled (variance about the
+    masked mean of each channel)."""
+    n = jnp.maximum(jnp.sum(mask, axis=tuple(range(mask.ndim - 1))), 1.0)
+    mean = jnp.sum(mask * targets, axis=tuple(range(mask.ndim - 1))) / n
+    ss_res = jnp.sum(mask * (outputs - targets) ** 2)
+    ss_tot = jnp.sum(mask * (targets - mean) ** 2)
+    return 1.0 - ss_res / jnp.maximum(ss_tot, 1e-12)
+
+
+def tolerance_accuracy(outputs: Array, targets: Array, mask: Array, tolerance: float) -> Array:
+    """Fraction of masked entries with |output - target| < tolerance."""
+    hit = (jnp.abs(outputs - targets) < tolerance).astype(jnp.float32)
+    return jnp.sum(mask * hit) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+# --------------------------------------------------------------------------------- tasks
+
+
+class AbstractTask(eqx.Module):
+    """A supervised, trial-based task.
+
+    Subclasses are small frozen modules whose fields are the task's parameters (durations in
+    steps or ms as documented, noise levels, ...) and implement `sample(key) -> Trial`, pure and
+    jit-able. They set:
+
+    - ``n_in``, ``n_out``: input and output sizes; ``n_steps``: trial length in steps;
+      ``dt``: the time step the trial is laid out in (ms).
+    - ``loss_type``: ``"mse"`` or ``"cross_entropy"``.
+    - ``target_accuracy`` (class attribute): the accuracy a trained network should reach; the
+      default early-stopping threshold.
+    - ``description`` (class attribute): one line for ``rnnlab tasks``.
+
+    Batches come from `sample_batch`, which vmaps `sample` over split keys. `evaluate` returns
+    at least ``loss`` and ``accuracy``; override `accuracy` for task-specific scoring (the default
+    is the fraction of masked targets reached within ``tolerance``).
+    """
+
+    description: ClassVar[str] = ""
+    target_accuracy: ClassVar[float] = 0.9
+    tolerance: ClassVar[float] = 0.25
+
+    n_in: eqx.AbstractVar[int]
+    n_out: eqx.AbstractVar[int]
+    n_steps: eqx.AbstractVar[int]
+    dt: eqx.AbstractVar[float]
+
+    @property
+    def loss_type(self) -> Literal["mse", "cross_entropy"]:
+        return "mse"
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        """One trial, a pure function of ``key``."""
+
+    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> Trial:
+        """``batch_size`` independent trials stacked on a leading axis."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
+
+    def loss(self, outputs: Array, trial: Trial) -> Array:
+        """Masked MSE or cross-entropy of ``outputs`` against ``trial`` (batched or not)."""
+        if self.loss_type == "cross_entropy":
+            return masked_cross_entropy(outputs, trial.targets, trial.mask)
+        return masked_mse(outputs, trial.targets, trial.mask)
+
+    def accuracy(self, outputs: Array, trial: Trial) -> Array:
+        return tolerance_accuracy(outputs, trial.targets, trial.mask, self.tolerance)
+
+    def evaluate(self, outputs: Array, trial: Trial) -> dict[str, Array]:
+        """Scores of ``outputs`` [(B,) T, n_out] on ``trial``: ``loss``, ``accuracy`` in [0, 1],
+        and ``r2`` (masked R^2) for MSE tasks."""
+        out = {"loss": self.loss(outputs, trial), "accuracy": self.accuracy(outputs, trial)}
+        if self.loss_type == "mse":
+            out["r2"] = masked_r2(outputs, trial.targets, trial.mask)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        """The task's parameters (its dataclass fields) as JSON-able values."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+# --------------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., AbstractTask]] = {}
+
+
+def register(name: str):
+    """Class decorator registering a task factory under ``name`` for `make`."""
+
+    def deco(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"a task named {name!r} is already registered")
+        _REGISTRY[name] = cls
+        try:
+            cls.registry_name = name
+        except (AttributeError, TypeError):
+            pass
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    """Names of all registered tasks, sorted."""
+    return sorted(_REGISTRY)
+
+
+def task_class(name: str) -> Callable[..., AbstractTask]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown task {name!r}; available tasks: {', '.join(available())}"
+        ) from None
+
+
+def describe(name: str) -> str:
+    """The one-line description of a registered task."""
+    return getattr(task_class(name), "description", "")
+
+
+def task_parameters(name: str) -> dict[str, Any]:
+    """The parameters of a registered task with their defaults."""
+    cls = task_class(name)
+    sig = inspect.signature(cls)
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def make(name: str, **kwargs) -> AbstractTask:
+    """Build the registered task ``name`` with parameters ``kwargs``."""
+    cls = task_class(name)
+    params = task_parameters(name)
+    unknown = set(kwargs) - set(params)
+    if unknown:
+        raise ValueError(
+            f"task {name!r} has no parameter(s) {sorted(unknown)}; its parameters are "
+            f"{sorted(params)}"
+        )
+    return cls(**kwargs)
+
+
+def registered_name(task: AbstractTask) -> str | None:
+    for name, cls in _REGISTRY.items():
+        if type(task) is cls:
+            return name
+    return None

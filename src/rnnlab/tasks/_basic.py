@@ -1,0 +1,322 @@
+"""The foundation tasks: n-bit flip-flop, sine-wave generator, perceptual decision making."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from ._base import AbstractTask, Trial, register
+
+
+# ------------------------------------------------------------------ parameter checks (shared)
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_nonneg_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def check_range(name, value, lo, hi, *, lo_open=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo)
+    ok = ok and value <= hi
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {bracket}{lo}, {hi}], got {value!r}")
+
+
+def check_positive(name, value):
+    check_range(name, value, 0.0, math.inf, lo_open=True)
+
+
+def check_nonneg(name, value):
+    check_range(name, value, 0.0, math.inf)
+
+
+# --------------------------------------------------------------------------------- flip-flop
+
+
+@register("flipflop")
+class FlipFlop(AbstractTask):
+    """N-bit flip-flop (Sussillo & Barak 2013).
+
+    Each of ``n_bits`` input channels carries sparse pulses of +1 or -1, ``pulse_duration``
+    steps long; output channel i must hold the sign of the last pulse on input i. On each
+    channel a pulse starts at each step with probability ``pulse_prob`` once
+    ``pulse_duration + min_gap`` steps have passed since the previous one (and at any step
+    before the first). The loss mask is off before a channel's first pulse (the target there is
+    0, undefined) and while a pulse is on (the network switches then); on everywhere else.
+    Optional Gaussian input noise of std ``input_noise`` on every input (CtDB uses 0.15).
+
+    Accuracy: fraction of masked entries with |output - target| < 0.5.
+    Known answer: 2^n stable fixed points near the corners of the output cube, saddles between.
+
+    Conditions: ``final_bits`` [n_bits], ``n_pulses`` [n_bits].
+    """
+
+    n_bits: int = 3
+    n_steps: int = 100
+    pulse_duration: int = 5
+    min_gap: int = 5
+    pulse_prob: float = 0.05
+    input_noise: float = 0.0
+    dt: float = 10.0
+
+    description = "n-bit flip-flop memory: hold the sign of the last +-1 pulse on each channel"
+    target_accuracy = 0.99
+    tolerance = 0.5
+
+    def __check_init__(self):
+        check_positive_int("n_bits", self.n_bits)
+        check_positive_int("n_steps", self.n_steps)
+        check_positive_int("pulse_duration", self.pulse_duration)
+        check_nonneg_int("min_gap", self.min_gap)
+        check_range("pulse_prob", self.pulse_prob, 0.0, 1.0, lo_open=True)
+        check_nonneg("input_noise", self.input_noise)
+        check_positive("dt", self.dt)
+
+    @property
+    def n_in(self) -> int:
+        return self.n_bits
+
+    @property
+    def n_out(self) -> int:
+        return self.n_bits
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        k_start, k_sign, k_noise = jax.random.split(key, 3)
+        shape = (self.n_steps, self.n_bits)
+        want = jax.random.bernoulli(k_start, self.pulse_prob, shape)
+        signs = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0)
+        refractory = self.pulse_duration + self.min_gap
+
+        def body(carry, xs):
+            since, held, started = carry  # steps since last start, last sign, any pulse yet
+            w, s = xs
+            start = w & (since >= refractory)
+            since = jnp.where(start, 0, since + 1)
+            held = jnp.where(start, s, held)
+            started = started | start
+            pulse_on = started & (since < self.pulse_duration)
+            inp = jnp.where(pulse_on, held, 0.0)
+            mask = started & ~pulse_on
+            return (since, held, started), (inp, held, mask, start)
+
+        init = (
+            jnp.full((self.n_bits,), refractory, jnp.int32),
+            jnp.zeros((self.n_bits,)),
+            jnp.zeros((self.n_bits,), bool),
+        )
+        _, (inputs, targets, mask, starts) = jax.lax.scan(body, init, (want, signs))
+        if self.input_noise > 0:
+            inputs = inputs + self.input_noise * jax.random.normal(k_noise, shape)
+        return Trial(
+            inputs.astype(jnp.float32),
+            targets.astype(jnp.float32),
+            mask.astype(jnp.float32),
+            {"final_bits": targets[-1], "n_pulses": jnp.sum(starts, axis=0)},
+        )
+
+
+# --------------------------------------------------------------------------------- sine wave
+
+
+@register("sine_wave")
+class SineWave(AbstractTask):
+    """Sine-wave generator (ctrnn-jax).
+
+    One constant input encodes the angular frequency w (radians per step):
+    ``u = 0.25 + (100 w - 9) / 51``; the target is ``sin(w t)`` for t = 0 .. n_steps - 1.
+    ``w`` is drawn from ``n_frequencies`` evenly spaced values from ``w_min`` to ``w_max``
+    (40 values 0.10, 0.11, ..., 0.49 by default). The network must oscillate with no oscillating
+    input: a limit cycle per input level. Accuracy: fraction of steps within 0.25 of the
+    target; ``r2`` is the masked R^2.
+
+    Conditions: ``frequency`` (w), ``index`` (which of the frequencies).
+    """
+
+    n_steps: int = 100
+    n_frequencies: int = 40
+    w_min: float = 0.10
+    w_max: float = 0.49
+    dt: float = 10.0
+
+    description = "sine-wave generator: a constant input level sets the output frequency"
+    target_accuracy = 0.9
+    tolerance = 0.25
+
+    def __check_init__(self):
+        check_positive_int("n_steps", self.n_steps)
+        check_positive_int("n_frequencies", self.n_frequencies)
+        check_positive("w_min", self.w_min)
+        check_positive("w_max", self.w_max)
+        if self.w_max < self.w_min:
+            raise ValueError(f"w_max ({self.w_max}) must be >= w_min ({self.w_min})")
+        check_positive("dt", self.dt)
+
+    @property
+    def n_in(self) -> int:
+        return 1
+
+    @property
+    def n_out(self) -> int:
+        return 1
+
+    @property
+    def frequencies(self) -> Array:
+        return jnp.linspace(self.w_min, self.w_max, self.n_frequencies)
+
+    @staticmethod
+    def input_level(w):
+        """The input value encoding angular frequency ``w`` (rad/step)."""
+        return 0.25 + (100.0 * w - 9.0) / 51.0
+
+    def trial_for(self, index) -> Trial:
+        """The (deterministic) trial for frequency number ``index``."""
+        w = self.frequencies[index]
+        t = jnp.arange(self.n_steps, dtype=jnp.float32)
+        inputs = jnp.full((self.n_steps, 1), self.input_level(w), jnp.float32)
+        targets = jnp.sin(w * t)[:, None].astype(jnp.float32)
+        mask = jnp.ones((self.n_steps, 1), jnp.float32)
+        return Trial(inputs, targets, mask, {"frequency": w, "index": jnp.asarray(index)})
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        return self.trial_for(jax.random.randint(key, (), 0, self.n_frequencies))
+
+
+# --------------------------------------------------------------------------------- decision
+
+_COHERENCES = (0.0, 6.4, 12.8, 25.6, 51.2)
+
+
+def _float_tuple(values):
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a list of numbers, got {values!r}") from None
+
+
+@register("perceptual_decision_making")
+class PerceptualDecisionMaking(AbstractTask):
+    """Two-alternative perceptual decision making (random dots; NeuroGym, Yang & Wang 2020).
+
+    Epochs (ms): ``fixation`` 100, ``stimulus`` 2000, ``delay`` 0, ``decision`` 100, each
+    rounded to whole steps of ``dt`` (20 ms). Inputs (3): a fixation cue (1 until the decision
+    epoch, then 0) and two stimulus channels ``cos(theta_i - theta_choice) * coh / 200 + 0.5``
+    during the stimulus, theta = (0, pi); Gaussian noise of std ``sigma / sqrt(dt)`` is added to
+    every input during the stimulus (NeuroGym's convention). Outputs (3 classes): 0 = fixate,
+    1 = channel 1, 2 = channel 2; the target is "fixate" before the decision epoch and the
+    choice during it; every step is in the loss. Coherence (percent) is drawn from
+    ``coherences``, the choice uniformly.
+
+    ``loss_type="cross_entropy"`` (default; one-hot targets) or ``"mse"`` (regress the one-hot
+    code). Accuracy: a trial is correct when the class with the largest mean output over the
+    decision steps is the right choice (so 0-coherence trials are at chance).
+
+    Conditions: ``coherence``, ``choice`` (0/1), ``signed_coherence`` (+coh toward channel 1).
+    """
+
+    fixation: float = 100.0
+    stimulus: float = 2000.0
+    delay: float = 0.0
+    decision: float = 100.0
+    coherences: tuple[float, ...] = eqx.field(default=_COHERENCES, converter=_float_tuple)
+    sigma: float = 1.0
+    loss_type: str = "cross_entropy"
+    dt: float = 20.0
+
+    description = "two-choice random-dots decision: integrate noisy evidence, report the choice"
+    target_accuracy = 0.8
+
+    def __check_init__(self):
+        check_positive("dt", self.dt)
+        for name in ("fixation", "stimulus", "delay", "decision"):
+            check_nonneg(name, getattr(self, name))
+        for name in ("stimulus", "decision"):
+            if round(getattr(self, name) / self.dt) < 1:
+                raise ValueError(f"{name} must last at least one step of dt={self.dt} ms")
+        cohs = self.coherences
+        if not isinstance(cohs, tuple) or not cohs or any(
+            not isinstance(c, (int, float)) or not (0 <= c <= 100) for c in cohs
+        ):
+            raise ValueError(
+                "coherences must be a non-empty tuple of percentages in [0, 100], "
+                f"got {cohs!r}"
+            )
+        check_nonneg("sigma", self.sigma)
+        if self.loss_type not in ("cross_entropy", "mse"):
+            raise ValueError(f"loss_type={self.loss_type!r}: use 'cross_entropy' or 'mse'")
+
+    @property
+    def epochs(self) -> dict[str, tuple[int, int]]:
+        """Step ranges [start, stop) of each epoch."""
+        out, t = {}, 0
+        for name in ("fixation", "stimulus", "delay", "decision"):
+            n = int(round(getattr(self, name) / self.dt))
+            out[name] = (t, t + n)
+            t += n
+        return out
+
+    @property
+    def n_in(self) -> int:
+        return 3
+
+    @property
+    def n_out(self) -> int:
+        return 3
+
+    @property
+    def n_steps(self) -> int:
+        return self.epochs["decision"][1]
+
+    def trial_for(self, coherence, choice, key: PRNGKeyArray | None = None) -> Trial:
+        """The trial with the given coherence (percent) and choice (0 or 1); noise from ``key``."""
+        ep = self.epochs
+        t = jnp.arange(self.n_steps)
+        in_stim = (t >= ep["stimulus"][0]) & (t < ep["stimulus"][1])
+        in_dec = t >= ep["decision"][0]
+        choice = jnp.asarray(choice, jnp.int32)
+        coherence = jnp.asarray(coherence, jnp.float32)
+        theta = jnp.array([0.0, jnp.pi])
+        level = jnp.cos(theta - theta[choice]) * (coherence / 200.0) + 0.5
+        stim = jnp.where(in_stim[:, None], level[None, :], 0.0)
+        fix = jnp.where(in_dec, 0.0, 1.0)[:, None]
+        inputs = jnp.concatenate([fix, stim], axis=1)
+        if key is not None and self.sigma > 0:
+            noise = jax.random.normal(key, inputs.shape) * (self.sigma / math.sqrt(self.dt))
+            inputs = inputs + jnp.where(in_stim[:, None], noise, 0.0)
+        label = jnp.where(in_dec, choice + 1, 0)
+        targets = jax.nn.one_hot(label, 3)
+        mask = jnp.ones((self.n_steps, 3))
+        conditions = {
+            "coherence": coherence,
+            "choice": choice,
+            "signed_coherence": jnp.where(choice == 0, 1.0, -1.0) * coherence,
+        }
+        return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
+                     mask.astype(jnp.float32), conditions)
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        k_coh, k_choice, k_noise = jax.random.split(key, 3)
+        coh = jnp.asarray(self.coherences)[
+            jax.random.randint(k_coh, (), 0, len(self.coherences))
+        ]
+        choice = jax.random.randint(k_choice, (), 0, 2)
+        return self.trial_for(coh, choice, k_noise)
+
+    def decisions(self, outputs: Array) -> Array:
+        """Chosen class per trial (0 fixate, 1, 2) from outputs [(B,) T, 3]."""
+        start, stop = self.epochs["decision"]
+        return jnp.argmax(jnp.mean(outputs[..., start:stop, :], axis=-2), axis=-1)
+
+    def accuracy(self, outputs: Array, trial: Trial) -> Array:
+        correct = self.decisions(outputs) == trial.conditions["choice"] + 1
+        return jnp.mean(correct.astype(jnp.float32))

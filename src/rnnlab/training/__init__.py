@@ -1,0 +1,9 @@
+"""Training: losses, the BPTT trainer, checkpoints."""
+
+from ._train import TrainingDiverged as TrainingDiverged
+from ._train import TrainResult as TrainResult
+from ._train import batch_loss as batch_loss
+from ._train import evaluate as evaluate
+from ._train import make_optimizer as make_optimizer
+from ._train import make_train_step as make_train_step
+from ._train import train as train

@@ -1,0 +1,499 @@
+"""BPTT training with Optax: masked losses, regularisers, evaluation, early stopping,
+atomic checkpoints, resume, and divergence detection."""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from ..io._model_io import model_meta, save, tensors_to_tree, tree_to_tensors
+from ..io._safe import (
+    FileFormatError,
+    atomic_write_json,
+    atomic_write_text,
+    read_safetensors,
+    write_safetensors,
+)
+from ..models._base import AbstractRNN
+from ..tasks._base import AbstractTask, Trial, registered_name
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. ``result`` holds the last good model and history."""
+
+    def __init__(self, message: str, result: "TrainResult"):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the trained model (at the last step, or at the step early stopping fired).
+        history: one dict per evaluation: ``step``, ``loss`` and ``accuracy`` (on fresh trials),
+            ``train_loss`` (mean training loss since the previous evaluation), ``wall_time``
+            (seconds of training so far, summed over resumes), plus task-specific scores.
+        best_model: the model at the evaluation with the highest accuracy.
+        steps: number of optimiser steps taken in total.
+        stopped: ``"steps"`` (ran all steps) or ``"target_accuracy"`` (early stop).
+    """
+
+    model: AbstractRNN
+    history: list[dict[str, float]]
+    best_model: AbstractRNN
+    steps: int
+    stopped: str
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.history[-1]["accuracy"] if self.history else float("nan")
+
+
+# ------------------------------------------------------------------------------ loss and step
+
+
+def weight_penalty(model: AbstractRNN) -> Array:
+    """Mean squared entry of each effective weight matrix, summed over matrices."""
+    if hasattr(model, "effective_weights"):
+        w = model.effective_weights()
+        mats = [w[k] for k in ("w_rec", "w_in", "w_out") if k in w]
+    else:
+        params = eqx.filter(model, model.trainable_filter())
+        mats = [x for x in jax.tree.leaves(params) if x.ndim == 2]
+    return sum(jnp.mean(m**2) for m in mats)
+
+
+def batch_loss(
+    model: AbstractRNN,
+    task: AbstractTask,
+    trial: Trial,
+    key: PRNGKeyArray | None,
+    l2_rates: float = 0.0,
+    l2_weights: float = 0.0,
+) -> tuple[Array, dict[str, Array]]:
+    """Task loss plus regularisers on a batch of trials; returns (total, parts)."""
+    batch = trial.inputs.shape[0]
+    h0 = model.initial_state()
+    if key is None:
+        states = jax.vmap(lambda u: model.unroll(u, h0))(trial.inputs)
+    else:
+        keys = jax.random.split(key, batch)
+        states = jax.vmap(lambda u, k: model.unroll(u, h0, key=k))(trial.inputs, keys)
+    outputs = model.readout_all(states)
+    task_loss = task.loss(outputs, trial)
+    total = task_loss
+    parts = {"task_loss": task_loss}
+    if l2_rates:
+        rate_pen = jnp.mean(model.rates_all(states) ** 2)
+        total = total + l2_rates * rate_pen
+        parts["rate_penalty"] = rate_pen
+    if l2_weights:
+        w_pen = weight_penalty(model)
+        total = total + l2_weights * w_pen
+        parts["weight_penalty"] = w_pen
+    return total, parts
+
+
+def make_train_step(
+    static: AbstractRNN,
+    task: AbstractTask,
+    optimizer: optax.GradientTransformation,
+    *,
+    batch_size: int,
+    l2_rates: float = 0.0,
+    l2_weights: float = 0.0,
+) -> Callable:
+    """A pure training step ``(params, opt_state, key) -> (params, opt_state, loss)``.
+
+    ``params`` are the trainable leaves (``eqx.partition(model, model.trainable_filter())``),
+    ``static`` the rest. The step samples its own batch from ``key`` inside the compiled
+    function. It is written to be ``jax.jit``-ed, and ``jax.vmap``-ed over a stack of
+    (params, opt_state, key) to train ensembles.
+    """
+
+    def step(params, opt_state, key):
+        k_trial, k_noise = jax.random.split(key)
+        trial = task.sample_batch(k_trial, batch_size)
+
+        def objective(p):
+            model = eqx.combine(p, static)
+            return batch_loss(model, task, trial, k_noise, l2_rates, l2_weights)
+
+        (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = eqx.apply_updates(params, updates)
+        return params, opt_state, loss
+
+    return step
+
+
+def evaluate(
+    model: AbstractRNN, task: AbstractTask, *, key: PRNGKeyArray, batch_size: int = 512
+) -> dict[str, float]:
+    """Scores of ``model`` on ``batch_size`` fresh trials of ``task`` (noise on, as in training).
+
+    Returns a dict of floats with at least ``loss`` and ``accuracy``.
+    """
+    _check_pair(model, task)
+    out = _evaluate_jit(model, task, key, batch_size)
+    return {k: float(v) for k, v in out.items()}
+
+
+@eqx.filter_jit
+def _evaluate_jit(model, task, key, batch_size):
+    k_trial, k_noise = jax.random.split(key)
+    trial = task.sample_batch(k_trial, batch_size)
+    keys = jax.random.split(k_noise, batch_size)
+    h0 = model.initial_state()
+    states = jax.vmap(lambda u, k: model.unroll(u, h0, key=k))(trial.inputs, keys)
+    return task.evaluate(model.readout_all(states), trial)
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _check_pair(model, task) -> None:
+    if not isinstance(model, AbstractRNN):
+        raise TypeError(f"model must be an rnnlab model (AbstractRNN), got {type(model).__name__}")
+    if not isinstance(task, AbstractTask):
+        raise TypeError(f"task must be an rnnlab task (AbstractTask), got {type(task).__name__}")
+    if model.n_in != task.n_in:
+        raise ValueError(f"model.n_in={model.n_in} but the task has n_in={task.n_in} inputs")
+    if model.n_out != task.n_out:
+        raise ValueError(f"model.n_out={model.n_out} but the task has n_out={task.n_out} outputs")
+    model_dt = getattr(model, "dt", None)
+    if model.is_continuous and model_dt is not None and not math.isclose(model_dt, task.dt):
+        raise ValueError(
+            f"model.dt={model_dt} differs from task.dt={task.dt}: build the model with "
+            f"dt={task.dt} (the task's trials are laid out in steps of task.dt)"
+        )
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, minimum: float = 0.0, *, strict=False) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {rel} {minimum}, got {value!r}")
+    return float(value)
+
+
+def make_optimizer(
+    learning_rate: float | Callable, grad_clip: float | None
+) -> optax.GradientTransformation:
+    """Adam with the given learning rate (or Optax schedule), after global-norm clipping."""
+    if not callable(learning_rate):
+        _check_float("learning_rate", learning_rate, 0.0, strict=True)
+    adam = optax.adam(learning_rate)
+    if grad_clip is None:
+        return adam
+    _check_float("grad_clip", grad_clip, 0.0, strict=True)
+    return optax.chain(optax.clip_by_global_norm(grad_clip), adam)
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def _key_data(key) -> list[int]:
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).ravel().tolist()
+
+
+def _fingerprint(model, task, hyper) -> dict[str, Any]:
+    return {
+        "model": model_meta(model) if _can_describe(model) else type(model).__name__,
+        "task": {"name": registered_name(task), "params": _task_config(task)},
+        "training": {k: v for k, v in hyper.items() if k != "steps"},
+    }
+
+
+def _can_describe(model) -> bool:
+    try:
+        model.config()
+        return True
+    except ValueError:
+        return False
+
+
+def _task_config(task) -> Any:
+    try:
+        return json.loads(json.dumps(task.config()))
+    except (TypeError, ValueError):
+        return type(task).__name__
+
+
+def save_checkpoint(path, params, opt_state, meta) -> None:
+    tensors = tree_to_tensors(params, "params")
+    tensors.update(tree_to_tensors(opt_state, "opt"))
+    write_safetensors(path, tensors, {"kind": "checkpoint", **meta})
+
+
+def load_checkpoint(path, params_template, opt_template):
+    tensors, meta = read_safetensors(path, kind="checkpoint")
+    params = tensors_to_tree(params_template, tensors, "params", str(path))
+    opt_state = tensors_to_tree(opt_template, tensors, "opt", str(path))
+    return params, opt_state, meta
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty()
+
+
+def train(
+    model: AbstractRNN,
+    task: AbstractTask,
+    *,
+    key: PRNGKeyArray,
+    steps: int = 2000,
+    batch_size: int = 64,
+    learning_rate: float | Callable[[int], float] = 1e-3,
+    grad_clip: float | None = 1.0,
+    l2_rates: float = 0.0,
+    l2_weights: float = 0.0,
+    optimizer: optax.GradientTransformation | None = None,
+    eval_every: int = 100,
+    eval_batch_size: int = 256,
+    target_accuracy: float | None = None,
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task`` by backpropagation through time.
+
+    Each step samples ``batch_size`` fresh trials inside the compiled step, runs the network
+    (with its noise), and applies Adam (Optax) to the masked task loss (MSE or cross-entropy,
+    as the task says) plus ``l2_rates * mean(rates^2) + l2_weights * sum_W mean(W^2)`` over the
+    effective weight matrices, after global-norm clipping at ``grad_clip`` (None: off). Only the
+    model's trainable leaves change; constraints hold exactly (they are a parametrisation).
+
+    Every ``eval_every`` steps (and at the end) the model is scored on ``eval_batch_size`` fresh
+    trials; training stops early once that accuracy reaches ``target_accuracy``.
+
+    With ``out_dir``: ``config.json``, ``history.jsonl``, the final ``model.safetensors``, and an
+    atomic checkpoint ``checkpoints/checkpoint.safetensors`` every ``checkpoint_every`` steps
+    (default: every evaluation). ``resume=True`` continues from that checkpoint, to the same
+    result as an uninterrupted run (step ``i`` always uses ``fold_in(key, i)``).
+
+    A NaN or infinite loss stops training with `TrainingDiverged`; the last good checkpoint is
+    kept on disk and the exception's ``result`` holds the last good model.
+
+    Args:
+        model, task: what to train on what. ``model.dt`` must equal ``task.dt``.
+        key: PRNG key; the same key gives the same result, bit for bit, on the same machine.
+        steps: optimiser steps in total (a resumed run counts those already done).
+        learning_rate: a float or an Optax schedule (step -> rate). Ignored with ``optimizer``.
+        optimizer: any Optax transformation, replacing Adam + clipping.
+        progress: show a progress bar (default: when stderr is a terminal).
+        run_config: extra JSON-able entries for ``config.json`` (the CLI records the seed here).
+
+    Returns: a `TrainResult`.
+    """
+    _check_pair(model, task)
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    eval_every = _check_int("eval_every", eval_every, 1)
+    eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
+    l2_rates = _check_float("l2_rates", l2_rates)
+    l2_weights = _check_float("l2_weights", l2_weights)
+    if target_accuracy is not None:
+        target_accuracy = _check_float("target_accuracy", target_accuracy)
+        if target_accuracy > 1:
+            raise ValueError(f"target_accuracy must be in [0, 1], got {target_accuracy}")
+    if checkpoint_every is None:
+        checkpoint_every = eval_every
+    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir (where the checkpoint is)")
+    if optimizer is None:
+        optimizer = make_optimizer(learning_rate, grad_clip)
+
+    hyper = {
+        "steps": steps, "batch_size": batch_size,
+        "learning_rate": learning_rate if not callable(learning_rate) else "schedule",
+        "grad_clip": grad_clip, "l2_rates": l2_rates, "l2_weights": l2_weights,
+        "eval_every": eval_every, "eval_batch_size": eval_batch_size,
+        "target_accuracy": target_accuracy, "key": _key_data(key),
+    }
+
+    params, static = eqx.partition(model, model.trainable_filter())
+    opt_state = optimizer.init(params)
+    step_fn = jax.jit(
+        make_train_step(
+            static, task, optimizer, batch_size=batch_size, l2_rates=l2_rates,
+            l2_weights=l2_weights,
+        )
+    )
+    train_key, eval_key = jax.random.split(key)
+
+    start = 0
+    finished = False
+    history: list[dict[str, float]] = []
+    wall_offset = 0.0
+    best = (-1.0, model)
+    ckpt_path = None
+    out = None
+    fingerprint = _fingerprint(model, task, hyper)
+    if out_dir is not None:
+        out = Path(out_dir)
+        ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
+        if resume and ckpt_path.exists():
+            params, opt_state, meta = load_checkpoint(ckpt_path, params, opt_state)
+            if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+                raise ValueError(
+                    f"{ckpt_path}: the checkpoint was made with another model, task, key or "
+                    "training settings; resume with the same ones (only `steps` may change)"
+                )
+            start = int(meta["step"])
+            history = list(meta["history"])
+            wall_offset = float(meta.get("wall_time", 0.0))
+            best = (float(meta.get("best_accuracy", -1.0)), None)
+            finished = meta.get("stopped") == "target_accuracy"
+        elif (out / "config.json").exists() and not resume and ckpt_path.exists():
+            raise FileExistsError(
+                f"{out} already holds a run; pass resume=True (--resume) to continue it, "
+                "or choose another output directory"
+            )
+        config = {
+            "version": _version(),
+            "task": fingerprint["task"],
+            "model": fingerprint["model"],
+            "training": {k: v for k, v in hyper.items()},
+        }
+        if run_config:
+            config.update(run_config)
+        atomic_write_json(out / "config.json", config)
+
+    def current_model(p):
+        return eqx.combine(p, static)
+
+    bar = None
+    if _progress_enabled(progress):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
+
+    def write_history():
+        if out is not None:
+            lines = "".join(json.dumps(h) + "\n" for h in history)
+            atomic_write_text(out / "history.jsonl", lines)
+
+    def checkpoint(step_done, p, o, wall):
+        if ckpt_path is None:
+            return
+        meta = {
+            "step": step_done, "history": history, "wall_time": wall,
+            "best_accuracy": best[0], "fingerprint": fingerprint, "stopped": stopped,
+        }
+        save_checkpoint(ckpt_path, p, o, meta)
+
+    t0 = time.perf_counter()
+    stopped = "steps"
+    losses_since_eval: list[Array] = []
+    last_good = (params, opt_state)
+    step = start
+    last_saved = start
+    if finished:
+        stopped = "target_accuracy"
+    try:
+        while step < steps and not finished:
+            step_key = jax.random.fold_in(train_key, step)
+            new_params, new_opt, loss = step_fn(params, opt_state, step_key)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                write_history()
+                good = current_model(last_good[0])
+                where = (
+                    f"; the last good checkpoint (step {last_saved}) is kept at {ckpt_path}"
+                    if ckpt_path is not None and ckpt_path.exists()
+                    else ""
+                )
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {loss_value} at step {step + 1}{where}. "
+                    "Lower the learning rate, clip gradients harder (grad_clip) or check the "
+                    "task's inputs.",
+                    TrainResult(good, history, best[1] or good, step, "diverged"),
+                )
+            params, opt_state = new_params, new_opt
+            last_good = (params, opt_state)
+            step += 1
+            losses_since_eval.append(loss_value)
+            if bar is not None:
+                bar.update(1)
+            is_eval = step % eval_every == 0 or step == steps
+            reached = False
+            if is_eval:
+                m = current_model(params)
+                k_eval = jax.random.fold_in(eval_key, step)
+                scores = _evaluate_jit(m, task, k_eval, eval_batch_size)
+                record = {"step": step, "train_loss": float(np.mean(losses_since_eval))}
+                record.update({k: float(v) for k, v in scores.items()})
+                record["wall_time"] = wall_offset + time.perf_counter() - t0
+                history.append(record)
+                losses_since_eval = []
+                if record["accuracy"] > best[0]:
+                    best = (record["accuracy"], m)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
+                write_history()
+                reached = target_accuracy is not None and record["accuracy"] >= target_accuracy
+            if reached:
+                stopped = "target_accuracy"
+            if step % checkpoint_every == 0 or step == steps or reached:
+                checkpoint(step, params, opt_state, wall_offset + time.perf_counter() - t0)
+                last_saved = step
+            if reached:
+                break
+        if step >= steps and history and target_accuracy is not None:
+            if history[-1]["accuracy"] >= target_accuracy:
+                stopped = "target_accuracy"
+    finally:
+        if bar is not None:
+            bar.close()
+
+    final = current_model(params)
+    if not history:  # resumed a finished run with nothing left to do
+        k_eval = jax.random.fold_in(eval_key, step)
+        scores = evaluate(final, task, key=k_eval, batch_size=eval_batch_size)
+        history.append({"step": step, **scores, "wall_time": wall_offset})
+    best_model = best[1] if best[1] is not None else final
+    if out is not None:
+        write_history()
+        if _can_describe(final):
+            save(out / "model.safetensors", final)
+    return TrainResult(final, history, best_model, step, stopped)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
