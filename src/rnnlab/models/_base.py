@@ -91,6 +91,22 @@ class AbstractRNN(eqx.Module):
     def from_config(cls, config: dict[str, Any]) -> "AbstractRNN":
         """A model with the structure given by `config` (array values arbitrary)."""
 
+    def jacobian(
+        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "state state"]:
+        """dF/dx of `vector_field` at ``(state, input)``, [state, state].
+
+        The default differentiates `vector_field` with ``jax.jacfwd``; models override it with
+        an analytic formula (the fixed-point finder's Newton stage calls it every iteration).
+        """
+        return jax.jacfwd(self.vector_field, argnums=0)(state, input)
+
+    def input_jacobian(
+        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "state n_in"]:
+        """dF/du of `vector_field` at ``(state, input)``, [state, n_in] (default: ``jacfwd``)."""
+        return jax.jacfwd(self.vector_field, argnums=1)(state, input)
+
     def trainable_filter(self) -> Any:
         """A pytree of bools, the structure of `self`: True for leaves the optimiser updates.
 

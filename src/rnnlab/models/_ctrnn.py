@@ -533,6 +533,34 @@ class CTRNN(AbstractRNN):
         proj = w["w_in"] @ input + w["b_rec"]
         return (-state + self._drive(w, state, proj)) / self.tau
 
+    def _activation_slope(self, z: Array) -> Array:
+        # f'(z) elementwise: a JVP with a tangent of ones (activations are elementwise).
+        return jax.jvp(self.activation, (z,), (jnp.ones_like(z),))[1]
+
+    def jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_hidden"]:
+        """Analytic dF/dx: ``(-I + W_rec diag f'(x)) / tau`` (potential form) or
+        ``(-I + diag f'(z) W_rec) / tau`` with ``z = W_rec r + W_in u + b`` (rate form)."""
+        w = self.effective_weights()
+        if self.form == "potential":
+            m = w["w_rec"] * self._activation_slope(state)[None, :]
+        else:
+            z = w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"]
+            m = self._activation_slope(z)[:, None] * w["w_rec"]
+        eye = jnp.eye(self.n_hidden, dtype=m.dtype)
+        return (m - eye) / self.tau[:, None]
+
+    def input_jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_in"]:
+        """Analytic dF/du: ``W_in / tau`` (potential form) or ``diag f'(z) W_in / tau`` (rate)."""
+        w = self.effective_weights()
+        if self.form == "potential":
+            return w["w_in"] / self.tau[:, None]
+        z = w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"]
+        return self._activation_slope(z)[:, None] * w["w_in"] / self.tau[:, None]
+
     def step(
         self,
         state: Float[Array, " n_hidden"],
