@@ -31,6 +31,8 @@ def tensors_to_tree(template: Any, tensors: dict[str, np.ndarray], prefix: str, 
             raise FileFormatError(f"{where}: missing tensor {name!r}")
         arr = tensors[name]
         ref = np.asarray(leaf)
+        if ref.shape == () and arr.shape == (1,):  # safetensors stores scalars as [1]
+            arr = arr.reshape(())
         if arr.shape != ref.shape:
             raise FileFormatError(
                 f"{where}: tensor {name!r} has shape {arr.shape}, expected {ref.shape}"
