@@ -10,6 +10,12 @@ from .io import load as load
 from .io import save as save
 from .models import AbstractRNN as AbstractRNN
 from .models import CTRNN as CTRNN
+from .models import GRU as GRU
+from .models import LSTM as LSTM
+from .models import EchoStateNetwork as EchoStateNetwork
+from .models import VanillaRNN as VanillaRNN
 from .training import TrainingDiverged as TrainingDiverged
 from .training import TrainResult as TrainResult
 from .training import train as train
+from .training import ForceResult as ForceResult
+from .training import train_force as train_force

@@ -7,3 +7,5 @@ from ._train import evaluate as evaluate
 from ._train import make_optimizer as make_optimizer
 from ._train import make_train_step as make_train_step
 from ._train import train as train
+from ._force import ForceResult as ForceResult
+from ._force import train_force as train_force
