@@ -1,0 +1,37 @@
+"""Writing figures to disk."""
+
+import os
+from pathlib import Path
+
+from ._style import paper_style
+
+
+def save_figure(fig, path: str | os.PathLike, *, formats=("png", "svg"), close: bool = True):
+    """Save ``fig`` as ``path.png`` and ``path.svg`` (``path`` without a suffix, or with one of
+    ``formats``, which is dropped); returns the written paths. Closes the figure by default."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lstrip(".") in formats:
+        path = path.with_suffix("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with paper_style():
+        for fmt in formats:
+            target = path.with_name(path.name + "." + fmt)
+            tmp = target.with_name("." + target.name + ".tmp")
+            fig.savefig(tmp, format=fmt, metadata=_metadata(fmt))
+            os.replace(tmp, target)
+            out.append(target)
+    if close:
+        plt.close(fig)
+    return out
+
+
+def _metadata(fmt):
+    # Reproducible files: no creation date in SVG/PNG metadata.
+    if fmt == "svg":
+        return {"Date": None}
+    if fmt == "png":
+        return {"Software": "rnnlab (matplotlib)"}
+    return None

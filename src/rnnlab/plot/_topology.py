@@ -1,0 +1,115 @@
+"""The fixed-point topology graph: which fixed point the flow leads to from near each one."""
+
+from typing import Any
+
+import numpy as np
+
+from ._project import fit_projection, stability_labels
+from ._style import HOLLOW, STABILITY_COLORS, STABILITY_MARKERS, new_figure, paper_style
+
+
+def edge_weight(data: dict) -> float:
+    """The transition probability stored on an edge (``probability``, ``weight`` or ``p``)."""
+    for k in ("probability", "weight", "p"):
+        if k in data:
+            return float(data[k])
+    return 1.0
+
+
+def node_stability(graph, node, fixed_points) -> str:
+    data = graph.nodes[node]
+    if "stability" in data:
+        return str(data["stability"])
+    if fixed_points is not None and isinstance(node, (int, np.integer)):
+        return stability_labels(fixed_points)[int(node)]
+    return "unknown"
+
+
+def graph_layout(graph, fixed_points=None, *, pca: Any = None) -> tuple[dict, bool]:
+    """(node -> (x, y), whether the positions are principal components).
+
+    The fixed points' first two PCs when ``fixed_points`` is given and the nodes are its
+    indices (so the graph sits like the state space), else a spring layout."""
+    import networkx as nx
+
+    nodes = list(graph.nodes)
+    if (fixed_points is not None and nodes
+            and all(isinstance(n, (int, np.integer)) for n in nodes)):
+        x = np.asarray(fixed_points.states, float)
+        if max(nodes) < len(x) and len(x) >= 2:
+            proj = fit_projection(x, 2, pca=pca)
+            z = proj(x)
+            if np.ptp(z[:, 1]) < 1e-9 * max(np.ptp(z[:, 0]), 1e-12):
+                z[:, 1] = 0.0
+            if np.ptp(z[list(nodes)], axis=0).max() > 0:
+                return {n: tuple(z[int(n)]) for n in nodes}, True
+    return nx.spring_layout(graph, seed=0), False
+
+
+def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float = 0.0):
+    """The fixed-point topology graph (`rnnlab.analysis.topology`).
+
+    Nodes are fixed points, coloured and shaped by stability (as in `state_space`) and
+    numbered; a directed edge i -> j (i != j) means that trajectories started near i end near j,
+    its width and label the transition probability. Self-transitions are not drawn (they are
+    the probability of staying, one minus the outgoing ones). Nodes sit at the fixed points'
+    first two principal components when ``fixed_points`` is given, else on a spring layout.
+
+    Args:
+        graph: a ``networkx.DiGraph`` whose nodes are fixed-point indices; node attribute
+            ``stability`` and edge attribute ``probability`` (or ``weight``) are used.
+        fixed_points: the `FixedPoints` the graph was built from (for positions, labels).
+        min_probability: edges below it are not drawn.
+
+    Returns: the matplotlib Figure.
+    """
+    import networkx as nx
+
+    if not isinstance(graph, nx.DiGraph):
+        raise TypeError(f"graph must be a networkx.DiGraph, got {type(graph).__name__}")
+    pos, in_pcs = graph_layout(graph, fixed_points)
+    with paper_style():
+        if ax is None:
+            fig, axes = new_figure(1, 1, figsize=(4.2, 3.8))
+            ax = axes[0, 0]
+        else:
+            fig = ax.figure
+        edges = [(u, v, edge_weight(d)) for u, v, d in graph.edges(data=True)
+                 if u != v and edge_weight(d) > min_probability]
+        span = max(np.ptp(np.array(list(pos.values())), axis=0).max(), 1e-12) if pos else 1.0
+        for u, v, w in edges:
+            ax.annotate(
+                "", xy=pos[v], xytext=pos[u], gid="edge",
+                arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.6 + 3.0 * w,
+                            "shrinkA": 9, "shrinkB": 9, "mutation_scale": 10,
+                            "connectionstyle": "arc3,rad=0.12", "alpha": 0.8},
+            )
+            mid = (np.asarray(pos[u]) + np.asarray(pos[v])) / 2
+            normal = np.array([-(pos[v][1] - pos[u][1]), pos[v][0] - pos[u][0]])
+            nrm = np.linalg.norm(normal)
+            off = 0.06 * span * normal / nrm if nrm > 0 else 0
+            ax.text(*(mid - off), f"{w:.2f}", fontsize=6, color="0.3", ha="center",
+                    va="center")
+        kinds: dict[str, list] = {}
+        for node in graph.nodes:
+            kinds.setdefault(node_stability(graph, node, fixed_points), []).append(node)
+        for kind, nodes in kinds.items():
+            color = STABILITY_COLORS.get(kind, "k")
+            xy = np.array([pos[n] for n in nodes])
+            ax.scatter(*xy.T, s=140, marker=STABILITY_MARKERS.get(kind, "s"),
+                       facecolors="white" if kind in HOLLOW else color, edgecolors=color,
+                       linewidths=1.6, zorder=4, gid=f"nodes_{kind}",
+                       label=f"{kind} ({len(nodes)})")
+            for n, (x, y) in zip(nodes, xy):
+                ax.annotate(str(n), (x, y), xytext=(7, 7), textcoords="offset points",
+                            fontsize=7, zorder=5)
+        ax.margins(0.12)
+        if in_pcs:
+            ax.set_xlabel("PC1 of fixed points")
+            ax.set_ylabel("PC2 of fixed points")
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_title("fixed-point topology")
+        ax.legend(loc="best", fontsize=7)
+    return fig
