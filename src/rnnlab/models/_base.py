@@ -143,6 +143,30 @@ class AbstractRNN(eqx.Module):
             _, states = jax.lax.scan(body, initial_state, (inputs, keys))
         return states
 
+    def unroll_batch(
+        self,
+        inputs: Float[Array, "batch time n_in"],
+        initial_state: Float[Array, "... state"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "batch time state"]:
+        """Run a batch of trials; used by training (`rnnlab.training.batch_loss`).
+
+        ``initial_state`` is [state] (shared) or [batch, state]. The default vmaps `unroll`
+        with ``jax.random.split(key, batch)``; models override it with a faster batched path
+        (`CTRNN`: hand-written reverse pass, noise drawn for the whole batch at once).
+        """
+        batch = inputs.shape[0]
+        state_axis = 0 if initial_state.ndim == 2 else None
+        if key is None:
+            return jax.vmap(lambda u, h: self.unroll(u, h), in_axes=(0, state_axis))(
+                inputs, initial_state
+            )
+        keys = jax.random.split(key, batch)
+        return jax.vmap(
+            lambda u, h, k: self.unroll(u, h, key=k), in_axes=(0, state_axis, 0)
+        )(inputs, initial_state, keys)
+
     def readout_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_out"]:
         """Readout of any number of states (leading axes are batched)."""
         flat = states.reshape(-1, states.shape[-1])

@@ -615,6 +615,23 @@ class CTRNN(AbstractRNN):
         _, states = jax.lax.scan(body, initial_state, (proj, add))
         return states
 
+    def unroll_batch(
+        self,
+        inputs: Float[Array, "batch time n_in"],
+        initial_state: Float[Array, "... n_hidden"],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "batch time n_hidden"]:
+        """Batched unroll with a hand-written reverse pass (see `ctrnn_unroll_batch`).
+
+        Same equations as `step`; gradients equal autodiff through the scan to float rounding.
+        The noise for the whole batch is drawn from ``key`` at once (time-major), so the stream
+        differs from vmapping `unroll` over split keys.
+        """
+        from ._ctrnn_fast import ctrnn_unroll_batch
+
+        return ctrnn_unroll_batch(self, inputs, initial_state, key=key)
+
     def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
         w = self.effective_weights()
         r = self.activation(states) if self.form == "potential" else states

@@ -88,13 +88,8 @@ def batch_loss(
     l2_weights: float = 0.0,
 ) -> tuple[Array, dict[str, Array]]:
     """Task loss plus regularisers on a batch of trials; returns (total, parts)."""
-    batch = trial.inputs.shape[0]
-    h0 = model.initial_state()
-    if key is None:
-        states = jax.vmap(lambda u: model.unroll(u, h0))(trial.inputs)
-    else:
-        keys = jax.random.split(key, batch)
-        states = jax.vmap(lambda u, k: model.unroll(u, h0, key=k))(trial.inputs, keys)
+    # the model's batched unroll (CTRNN: hand-written reverse pass; default: vmap of unroll)
+    states = model.unroll_batch(trial.inputs, model.initial_state(), key=key)
     outputs = model.readout_all(states)
     task_loss = task.loss(outputs, trial)
     total = task_loss
