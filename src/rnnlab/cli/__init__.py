@@ -13,6 +13,7 @@ from ._app import CLIError, app
 
 # Command modules: importing one registers its commands on `app`.
 from . import _train  # noqa: F401, E402
+from . import _models  # noqa: F401, E402  (--model vanilla / gru / lstm)
 
 
 def _describe_click_error(e) -> str:
