@@ -3,6 +3,8 @@
 __version__ = "0.1.0"
 
 from . import models as models
+from . import plot as plot
+from . import report as report
 from . import tasks as tasks
 from ._simulate import Trajectory as Trajectory
 from ._simulate import simulate as simulate

@@ -14,6 +14,8 @@ from ._app import CLIError, app
 # Command modules: importing one registers its commands on `app`.
 from . import _train  # noqa: F401, E402
 from . import _models  # noqa: F401, E402  (--model vanilla / gru / lstm)
+from . import _plot  # noqa: F401, E402  (rnnlab plot)
+from . import _report  # noqa: F401, E402  (rnnlab report)
 
 
 def _describe_click_error(e) -> str:

@@ -1,0 +1,150 @@
+"""Everything the figures and the report show about one run directory, loaded once."""
+
+import dataclasses
+import io
+import json
+import os
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._style import primary_condition
+
+
+@dataclasses.dataclass
+class RunData:
+    """A run directory's contents, ready to draw.
+
+    Attributes: ``path``; ``config`` (config.json); ``history`` (history.jsonl entries);
+    ``model``; ``task`` (None when the task is not a registered one); ``trials`` (a batch of
+    fresh trials, noise as the task makes it), ``trajectory`` (the model run on them without
+    recurrent noise); ``condition`` (the name of the condition trajectories are coloured by);
+    ``fixed_points``, ``topology``, ``manifolds`` (from ``RUN/analysis/``, None when absent);
+    ``notes``: what could not be loaded, one line each.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    model: Any
+    task: Any
+    trials: Any = None
+    trajectory: Any = None
+    condition: str | None = None
+    fixed_points: Any = None
+    topology: Any = None
+    manifolds: Any = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    @property
+    def condition_values(self):
+        if self.trials is None or self.condition is None:
+            return None
+        return np.asarray(self.trials.conditions[self.condition])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
+def _task_from_config(config):
+    from .. import tasks
+
+    spec = config.get("task") or {}
+    name = spec.get("name")
+    if not name or name not in tasks.available():
+        return None
+    return tasks.make(name, **(spec.get("params") or {}))
+
+
+def run_analysis(run: Path) -> str | None:
+    """Run ``rnnlab analyze RUN`` in-process; returns None on success, else why it failed."""
+    from ..cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main(["analyze", str(run)])
+        except SystemExit as e:  # pragma: no cover - main returns codes, but be safe
+            rc = e.code
+    if rc == 0:
+        return None
+    msg = (err.getvalue().strip() or out.getvalue().strip()).splitlines()
+    return msg[-1] if msg else f"exit code {rc}"
+
+
+def _load_analysis(data: RunData) -> None:
+    adir = data.path / "analysis"
+    fp_path = adir / "fixed_points.safetensors"
+    if fp_path.is_file():
+        from ..analysis import FixedPoints
+
+        data.fixed_points = FixedPoints.load(fp_path)
+    else:
+        data.notes.append(f"no fixed points ({fp_path} is missing)")
+        return
+    try:
+        from .. import analysis
+    except ImportError:  # pragma: no cover
+        return
+    topo_file = adir / "topology.json"
+    if topo_file.is_file():
+        import networkx as nx
+
+        data.topology = nx.node_link_graph(_read_json(topo_file), directed=True, edges="edges")
+    manifold_file = adir / "manifolds.safetensors"
+    loader = getattr(analysis, "load_manifolds", None)
+    if manifold_file.is_file() and loader is not None:
+        data.manifolds = loader(manifold_file)
+
+
+def load_run(
+    run: str | os.PathLike, *, n_trials: int = 64, seed: int = 0, analyze: bool = True,
+) -> RunData:
+    """Load a run directory (``rnnlab train``'s output) for plotting.
+
+    Args:
+        run: the run directory.
+        n_trials: fresh trials (drawn with ``PRNGKey(seed)``) to simulate for the state space.
+        analyze: run ``rnnlab analyze RUN`` first when ``RUN/analysis/`` is missing.
+    """
+    from ..io import load
+    from ._training import read_history
+
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a run directory (no config.json)")
+    model_file = path / "model.safetensors"
+    if not model_file.is_file():
+        raise FileNotFoundError(f"{model_file} is missing: the run has no trained model yet")
+    config = _read_json(path / "config.json")
+    history = read_history(path) if (path / "history.jsonl").is_file() else []
+    data = RunData(path=path, config=config, history=history, model=load(model_file),
+                   task=_task_from_config(config))
+    if data.task is None:
+        data.notes.append("the run's task is not a registered task: no trials are shown")
+    else:
+        from .._simulate import simulate
+
+        data.trials = data.task.sample_batch(jax.random.PRNGKey(seed), n_trials)
+        data.trajectory = simulate(data.model, data.trials.inputs)
+        data.condition = primary_condition(
+            {k: np.asarray(v) for k, v in data.trials.conditions.items()}
+        )
+    if analyze and not (path / "analysis").is_dir():
+        why = run_analysis(path)
+        if why is not None:
+            data.notes.append(f"the analysis could not be run: {why}")
+    if (path / "analysis").is_dir():
+        _load_analysis(data)
+    return data
