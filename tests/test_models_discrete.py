@@ -289,7 +289,9 @@ def test_save_load_round_trip(kind, tmp_path):
                                   np.asarray(rl.simulate(model, x).outputs))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "kind", ["gru", pytest.param("vanilla", marks=pytest.mark.slow),
+             pytest.param("lstm", marks=pytest.mark.slow)])
 def test_trains_on_flipflop(kind):
     """A short BPTT run through `rl.train` learns the 2-bit flip-flop."""
     task = rl.tasks.make("flipflop", n_bits=2, n_steps=60)
