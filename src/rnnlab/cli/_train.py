@@ -39,6 +39,11 @@ def _parse_task_params(items: list[str]) -> dict:
 @app.command("tasks")
 def tasks_cmd(
     name: Optional[str] = typer.Argument(None, help="Show this task's parameters."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Save a picture of sample trials (FILE.png and FILE.svg)."
+    ),
+    n_trials: int = typer.Option(3, "--n-trials", help="Trials in the --plot picture."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the --plot trials."),
 ):
     """List the tasks, or show one task's parameters and defaults."""
     from .. import tasks
@@ -57,6 +62,11 @@ def tasks_cmd(
     typer.echo("  parameters:")
     for k, v in params.items():
         typer.echo(f"    {k} = {v!r}")
+    from ._tasks_extra import plot_task, show_task_details
+
+    show_task_details(task)
+    if plot is not None:
+        plot_task(task, plot, n_trials, seed)
 
 
 @app.command("train")
@@ -89,6 +99,11 @@ def train_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
+    curriculum: Optional[str] = typer.Option(
+        None, "--curriculum",
+        help="JSON list of stages (settings of TASK, or {task, params}), inline or a file; "
+        "each stage trains until --target-accuracy (default 0.9), --steps is the total budget.",
+    ),
 ):
     """Train a network on a task; writes a run directory."""
     import jax
@@ -101,6 +116,7 @@ def train_cmd(
     task_kwargs = _parse_task_params(task_param)
     the_task = tasks_mod.make(task, **task_kwargs)
     out = Path(out) if out is not None else Path("runs") / task
+    target_accuracy_given = target_accuracy is not None
     if target_accuracy is None:
         # stop with a margin above the task's threshold, so that the score on fresh trials
         # (`rnnlab evaluate`) is above the threshold too
@@ -122,6 +138,17 @@ def train_cmd(
         "cli": {"task": task, "model": model, "hidden": hidden, "options": opts,
                 "task_params": task_kwargs},
     }
+    if curriculum is not None:
+        from ._tasks_extra import train_with_curriculum
+
+        train_with_curriculum(
+            curriculum, task, task_kwargs, net, key=k_train, steps=steps, out=out,
+            threshold=target_accuracy if target_accuracy_given else None, resume=resume,
+            batch_size=batch_size, learning_rate=lr, grad_clip=grad_clip or None,
+            l2_rates=l2_rates, l2_weights=l2_weights, eval_every=eval_every,
+            progress=progress, run_config=run_config,
+        )
+        return
     try:
         result = train(
             net, the_task, key=k_train, steps=steps, batch_size=batch_size, learning_rate=lr,

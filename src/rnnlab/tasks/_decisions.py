@@ -1,0 +1,353 @@
+"""Decision tasks: context-dependent decision making (Mante et al. 2013), delayed
+discrimination (Romo et al. 1999), Go/No-Go."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+from ._base import Trial, register
+from ._basic import check_nonneg, check_positive
+from ._common import (
+    DecisionTask,
+    check_duration,
+    check_float_tuple,
+    duration,
+    float_tuple,
+    max_steps,
+    sample_steps,
+    window,
+)
+
+# 0 and +-2^-k, k = 0..6 (trainRNNbrain's CDDM grid)
+_CDDM_COHERENCES = tuple(sorted({0.0} | {s * 2.0**-k for k in range(7) for s in (1.0, -1.0)}))
+
+
+def _mean_over(outputs: Array, on: Array) -> Array:
+    """Mean of outputs [..., T, n] over steps where ``on`` [..., T] -> [..., n]."""
+    w = on.astype(outputs.dtype)[..., None]
+    return jnp.sum(outputs * w, axis=-2) / jnp.maximum(jnp.sum(w, axis=-2), 1.0)
+
+
+@register("context_decision_making")
+class ContextDecisionMaking(DecisionTask):
+    """Context-dependent decision making (Mante et al. 2013; trainRNNbrain's CDDM).
+
+    Inputs (6): context cues (motion, colour) on throughout the trial; motion right/left
+    ``(1 + c_m) / 2``, ``(1 - c_m) / 2`` and colour right/left ``(1 + c_c) / 2``,
+    ``(1 - c_c) / 2`` from the stimulus onset to the end of the trial. ``c_m`` and ``c_c`` are
+    drawn independently from ``coherences`` (0 and +-2^-k, k = 0..6). Outputs (2): (right,
+    left). Epochs (ms): ``fixation`` (context only), ``stimulus`` (before the response),
+    ``response``; with ``dt=10`` the defaults are exactly trainRNNbrain's 300-step layout
+    (stimulus from step 100, response from 200); the default ``dt=20`` halves the cost.
+    Durations may be duration specs (uniform, choice, truncexp); trials are padded to the
+    longest, padding masked off.
+
+    Targets: 0 before the response; during the response the output of the side given by the
+    sign of the *relevant* coherence is 1, the other 0 (both 0 when it is 0). Mask: the
+    fixation epoch and the response epoch (trainRNNbrain's [0, 100) and [200, 300)).
+    Gaussian noise of std ``input_noise`` on every input at every step.
+
+    Choice 1 = right. Accuracy: sign of (right - left) averaged over the response epoch equals
+    the sign of the relevant coherence; trials with relevant coherence 0 do not count.
+    Psychometric: P(right) against ``motion_coherence`` per ``context`` (pass
+    ``x="colour_coherence"`` for the other axis).
+
+    Conditions: ``context`` (0 motion, 1 colour), ``motion_coherence``, ``colour_coherence``,
+    ``relevant_coherence``, ``choice`` (1 right, 0 left; for coherence 0 the sign is arbitrary),
+    ``response_start``, ``trial_end``.
+    """
+
+    fixation: float | tuple = eqx.field(default=1000.0, converter=duration)
+    stimulus: float | tuple = eqx.field(default=1000.0, converter=duration)
+    response: float | tuple = eqx.field(default=1000.0, converter=duration)
+    coherences: tuple[float, ...] = eqx.field(default=_CDDM_COHERENCES, converter=float_tuple)
+    input_noise: float = 0.1
+    dt: float = 20.0
+
+    description = "context-dependent decision (Mante 2013): integrate motion or colour by cue"
+    target_accuracy = 0.85
+    psychometric_x = "motion_coherence"
+    psychometric_by = "context"
+
+    def __check_init__(self):
+        check_positive("dt", self.dt)
+        for name in ("fixation", "stimulus", "response"):
+            check_duration(name, getattr(self, name))
+        check_float_tuple("coherences", self.coherences, -1.0, 1.0)
+        check_nonneg("input_noise", self.input_noise)
+        if max_steps(self.response, self.dt) < 1:
+            raise ValueError(f"response must last at least one step of dt={self.dt} ms")
+
+    @property
+    def n_in(self) -> int:
+        return 6
+
+    @property
+    def n_out(self) -> int:
+        return 2
+
+    @property
+    def n_steps(self) -> int:
+        return sum(max_steps(getattr(self, n), self.dt)
+                   for n in ("fixation", "stimulus", "response"))
+
+    def trial_for(self, context, motion, colour, fix_steps, stim_steps, resp_steps,
+                  noise: Array | None = None) -> Trial:
+        """The trial with the given context (0/1), coherences and epoch lengths (steps)."""
+        t = jnp.arange(self.n_steps)
+        s_on = fix_steps
+        r_on = fix_steps + stim_steps
+        end = r_on + resp_steps
+        in_trial = t < end
+        stim = window(t, s_on, end)
+        ctx = jax.nn.one_hot(context, 2)
+        motion = jnp.asarray(motion, jnp.float32)
+        colour = jnp.asarray(colour, jnp.float32)
+        levels = jnp.stack([(1 + motion) / 2, (1 - motion) / 2, (1 + colour) / 2,
+                            (1 - colour) / 2])
+        inputs = jnp.concatenate([
+            jnp.where(in_trial[:, None], ctx[None, :], 0.0),
+            jnp.where(stim[:, None], levels[None, :], 0.0),
+        ], axis=1)
+        if noise is not None:
+            inputs = inputs + jnp.where(in_trial[:, None], self.input_noise * noise, 0.0)
+        relevant = jnp.where(context == 0, motion, colour)
+        side = jnp.stack([relevant > 0, relevant < 0]).astype(jnp.float32)  # (right, left)
+        resp = window(t, r_on, end)
+        targets = jnp.where(resp[:, None], side[None, :], 0.0)
+        m = (t < s_on) | resp
+        mask = jnp.broadcast_to(m[:, None], targets.shape)
+        cond = {
+            "context": jnp.asarray(context, jnp.int32), "motion_coherence": motion,
+            "colour_coherence": colour, "relevant_coherence": relevant,
+            "choice": (relevant > 0).astype(jnp.int32),
+            "response_start": jnp.asarray(r_on, jnp.int32),
+            "trial_end": jnp.asarray(end, jnp.int32),
+        }
+        return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
+                     mask.astype(jnp.float32), cond)
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        ks = jax.random.split(key, 7)
+        cohs = jnp.asarray(self.coherences)
+        context = jax.random.randint(ks[0], (), 0, 2)
+        motion = cohs[jax.random.randint(ks[1], (), 0, len(self.coherences))]
+        colour = cohs[jax.random.randint(ks[2], (), 0, len(self.coherences))]
+        steps = [sample_steps(getattr(self, n), k, self.dt)
+                 for n, k in zip(("fixation", "stimulus", "response"), ks[3:6])]
+        noise = jax.random.normal(ks[6], (self.n_steps, 6)) if self.input_noise > 0 else None
+        return self.trial_for(context, motion, colour, *steps, noise=noise)
+
+    def choices(self, outputs: Array, trial: Trial) -> Array:
+        t = jnp.arange(outputs.shape[-2])
+        start = trial.conditions["response_start"][..., None]
+        end = trial.conditions["trial_end"][..., None]
+        mean = _mean_over(outputs, (t >= start) & (t < end))
+        return (mean[..., 0] > mean[..., 1]).astype(jnp.int32)
+
+    def trial_weights(self, trial: Trial) -> Array:
+        return (trial.conditions["relevant_coherence"] != 0).astype(jnp.float32)
+
+
+_ROMO_PAIRS = ((18.0, 10.0), (22.0, 14.0), (26.0, 18.0), (30.0, 22.0), (34.0, 26.0))
+
+
+def _pairs(values):
+    try:
+        return tuple((float(a), float(b)) for a, b in values)
+    except (TypeError, ValueError):
+        return values
+
+
+@register("delayed_discrimination")
+class DelayedDiscrimination(DecisionTask):
+    """Delayed discrimination of two vibration frequencies (Romo et al. 1999; PsychRNN).
+
+    A fore period, stimulus 1 (frequency f1), a delay, stimulus 2 (f2), then a decision: is
+    f1 > f2? Inputs (2): ``0.4 + 0.8 (f - 10) / 24`` and the inverted ``0.4 + 0.8 (34 - f) / 24``
+    during each stimulus, with Gaussian noise of std ``input_noise`` at every step. Outputs (2):
+    (f1 > f2, f1 < f2), one-hot with high 1.0 and low 0.2 during the decision epoch (PsychRNN's
+    code); the mask is on only in the decision epoch. The pair is drawn from
+    ``frequency_pairs`` (Hz) and its order at random. Epoch durations are duration specs (ms);
+    PsychRNN draws each uniformly in [0, T/8] or [0, T/4] of T; the defaults keep its
+    proportions for T = 2 s with a floor so no epoch is empty.
+
+    Choice 0 = "f1 > f2", 1 = "f1 < f2". Accuracy: the larger mean output over the decision
+    epoch. Psychometric: P(choice 1) against ``f1 - f2``.
+
+    Conditions: ``f1``, ``f2``, ``difference`` (f1 - f2), ``choice``, ``decision_start``,
+    ``trial_end``.
+    """
+
+    fore: float | tuple = eqx.field(default=("uniform", 0.0, 250.0), converter=duration)
+    stimulus_1: float | tuple = eqx.field(default=("uniform", 100.0, 500.0), converter=duration)
+    delay: float | tuple = eqx.field(default=("uniform", 100.0, 500.0), converter=duration)
+    stimulus_2: float | tuple = eqx.field(default=("uniform", 100.0, 500.0), converter=duration)
+    decision: float | tuple = eqx.field(default=("uniform", 100.0, 250.0), converter=duration)
+    frequency_pairs: tuple = eqx.field(default=_ROMO_PAIRS, converter=_pairs)
+    input_noise: float = 0.1
+    dt: float = 20.0
+
+    description = "delayed discrimination (Romo): is the first vibration faster than the second?"
+    target_accuracy = 0.9
+    psychometric_x = "difference"
+    psychometric_by = None
+    _epochs = ("fore", "stimulus_1", "delay", "stimulus_2", "decision")
+
+    def __check_init__(self):
+        check_positive("dt", self.dt)
+        for name in self._epochs:
+            check_duration(name, getattr(self, name))
+        for name in ("stimulus_1", "stimulus_2", "decision"):
+            if max_steps(getattr(self, name), self.dt) < 1:
+                raise ValueError(f"{name} must be able to last at least one step of "
+                                 f"dt={self.dt} ms")
+        fp = self.frequency_pairs
+        if not (isinstance(fp, tuple) and fp and all(
+                isinstance(p, tuple) and len(p) == 2 and p[0] != p[1] for p in fp)):
+            raise ValueError("frequency_pairs must be a non-empty list of (f1, f2) pairs of "
+                             f"different frequencies in Hz, got {fp!r}")
+        check_nonneg("input_noise", self.input_noise)
+
+    @property
+    def n_in(self) -> int:
+        return 2
+
+    @property
+    def n_out(self) -> int:
+        return 2
+
+    @property
+    def n_steps(self) -> int:
+        return sum(max_steps(getattr(self, n), self.dt) for n in self._epochs)
+
+    @staticmethod
+    def encode(f):
+        """The two input levels coding frequency ``f`` (Hz)."""
+        return jnp.stack([0.4 + 0.8 * (f - 10.0) / 24.0, 0.4 + 0.8 * (34.0 - f) / 24.0], -1)
+
+    def trial_for(self, f1, f2, steps, noise: Array | None = None) -> Trial:
+        """The trial with frequencies ``f1``, ``f2`` and epoch lengths ``steps`` (5 ints)."""
+        t = jnp.arange(self.n_steps)
+        b = [0]
+        for s in steps:
+            b.append(b[-1] + s)
+        s1, s2, dec = window(t, b[1], b[2]), window(t, b[3], b[4]), window(t, b[4], b[5])
+        f1 = jnp.asarray(f1, jnp.float32)
+        f2 = jnp.asarray(f2, jnp.float32)
+        inputs = (jnp.where(s1[:, None], self.encode(f1)[None], 0.0)
+                  + jnp.where(s2[:, None], self.encode(f2)[None], 0.0))
+        if noise is not None:
+            inputs = inputs + jnp.where((t < b[5])[:, None], self.input_noise * noise, 0.0)
+        choice = (f1 < f2).astype(jnp.int32)
+        code = jnp.where(jax.nn.one_hot(choice, 2) > 0, 1.0, 0.2)
+        targets = jnp.where(dec[:, None], code[None], 0.0)
+        mask = jnp.broadcast_to(dec[:, None], targets.shape)
+        cond = {"f1": f1, "f2": f2, "difference": f1 - f2, "choice": choice,
+                "decision_start": jnp.asarray(b[4], jnp.int32),
+                "trial_end": jnp.asarray(b[5], jnp.int32)}
+        return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
+                     mask.astype(jnp.float32), cond)
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        ks = jax.random.split(key, 8)
+        pairs = jnp.asarray(self.frequency_pairs)
+        pair = pairs[jax.random.randint(ks[0], (), 0, len(self.frequency_pairs))]
+        swap = jax.random.bernoulli(ks[1])
+        f1 = jnp.where(swap, pair[1], pair[0])
+        f2 = jnp.where(swap, pair[0], pair[1])
+        steps = [sample_steps(getattr(self, n), k, self.dt)
+                 for n, k in zip(self._epochs, ks[2:7])]
+        noise = jax.random.normal(ks[7], (self.n_steps, 2)) if self.input_noise > 0 else None
+        return self.trial_for(f1, f2, steps, noise)
+
+    def choices(self, outputs: Array, trial: Trial) -> Array:
+        mean = _mean_over(outputs, trial.mask[..., 0] > 0)
+        return (mean[..., 1] > mean[..., 0]).astype(jnp.int32)
+
+
+@register("go_no_go")
+class GoNoGo(DecisionTask):
+    """Go/No-Go (trainRNNbrain's GoNoGo).
+
+    Inputs (3): a stimulus value v ~ U(0, 1) during the stimulus epoch, a go cue during the
+    response epoch, and a constant 1. Output (1): during the response epoch, 1 if v > 0.5
+    ("go") and 0 otherwise ("no-go"); 0 before. Epochs (ms, duration specs): ``fixation``,
+    ``stimulus``, ``delay``, ``response``; the loss mask covers the whole trial (padding off).
+    Gaussian noise of std ``input_noise`` on every input.
+
+    Choice 1 = go. Accuracy: the mean output over the response epoch is above 0.5 exactly for
+    go trials. Psychometric: P(go) against ``value`` (use ``bins``).
+
+    Conditions: ``value``, ``choice`` (1 go), ``response_start``, ``trial_end``.
+    """
+
+    fixation: float | tuple = eqx.field(default=("uniform", 50.0, 150.0), converter=duration)
+    stimulus: float | tuple = eqx.field(default=200.0, converter=duration)
+    delay: float | tuple = eqx.field(default=("uniform", 100.0, 300.0), converter=duration)
+    response: float | tuple = eqx.field(default=200.0, converter=duration)
+    input_noise: float = 0.05
+    dt: float = 10.0
+
+    description = "Go/No-Go: respond on the cue only if the stimulus value exceeds 0.5"
+    target_accuracy = 0.9
+    psychometric_x = "value"
+    psychometric_by = None
+    _epochs = ("fixation", "stimulus", "delay", "response")
+
+    def __check_init__(self):
+        check_positive("dt", self.dt)
+        for name in self._epochs:
+            check_duration(name, getattr(self, name))
+        for name in ("stimulus", "response"):
+            if max_steps(getattr(self, name), self.dt) < 1:
+                raise ValueError(f"{name} must last at least one step of dt={self.dt} ms")
+        check_nonneg("input_noise", self.input_noise)
+
+    @property
+    def n_in(self) -> int:
+        return 3
+
+    @property
+    def n_out(self) -> int:
+        return 1
+
+    @property
+    def n_steps(self) -> int:
+        return sum(max_steps(getattr(self, n), self.dt) for n in self._epochs)
+
+    def trial_for(self, value, steps, noise: Array | None = None) -> Trial:
+        """The trial with stimulus ``value`` and epoch lengths ``steps`` (4 ints)."""
+        t = jnp.arange(self.n_steps)
+        b = [0]
+        for s in steps:
+            b.append(b[-1] + s)
+        stim, resp = window(t, b[1], b[2]), window(t, b[3], b[4])
+        in_trial = t < b[4]
+        value = jnp.asarray(value, jnp.float32)
+        inputs = jnp.stack([jnp.where(stim, value, 0.0), resp.astype(jnp.float32),
+                            in_trial.astype(jnp.float32)], axis=1)
+        if noise is not None:
+            inputs = inputs + jnp.where(in_trial[:, None], self.input_noise * noise, 0.0)
+        go = value > 0.5
+        targets = jnp.where(resp & go, 1.0, 0.0)[:, None]
+        cond = {"value": value, "choice": go.astype(jnp.int32),
+                "response_start": jnp.asarray(b[3], jnp.int32),
+                "trial_end": jnp.asarray(b[4], jnp.int32)}
+        return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
+                     in_trial[:, None].astype(jnp.float32), cond)
+
+    def sample(self, key: PRNGKeyArray) -> Trial:
+        ks = jax.random.split(key, 6)
+        value = jax.random.uniform(ks[0], ())
+        steps = [sample_steps(getattr(self, n), k, self.dt)
+                 for n, k in zip(self._epochs, ks[1:5])]
+        noise = jax.random.normal(ks[5], (self.n_steps, 3)) if self.input_noise > 0 else None
+        return self.trial_for(value, steps, noise)
+
+    def choices(self, outputs: Array, trial: Trial) -> Array:
+        t = jnp.arange(outputs.shape[-2])
+        on = (t >= trial.conditions["response_start"][..., None]) & (
+            t < trial.conditions["trial_end"][..., None])
+        return (_mean_over(outputs, on)[..., 0] > 0.5).astype(jnp.int32)
