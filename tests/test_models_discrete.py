@@ -300,3 +300,17 @@ def test_trains_on_flipflop(kind):
     result = rl.train(model, task, key=jax.random.PRNGKey(1), steps=400, batch_size=32,
                       learning_rate=1e-2, eval_every=50, target_accuracy=0.97, progress=False)
     assert result.history[-1]["accuracy"] >= 0.97
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_jacobians_match_autodiff(kind):
+    """Analytic Jacobians (where a model has them) agree with jacfwd of the vector field."""
+    rng = np.random.default_rng(6)
+    model, _, _ = build(kind, rng)
+    s = jnp.asarray(rng.normal(size=model.state_size) * 0.5, jnp.float32)
+    u = jnp.asarray(rng.normal(size=3), jnp.float32)
+    np.testing.assert_allclose(np.asarray(model.jacobian(s, u)),
+                               np.asarray(jax.jacfwd(model.vector_field)(s, u)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(model.input_jacobian(s, u)),
+        np.asarray(jax.jacfwd(model.vector_field, argnums=1)(s, u)), atol=1e-5)

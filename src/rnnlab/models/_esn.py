@@ -289,6 +289,20 @@ class EchoStateNetwork(AbstractRNN):
             drive = drive + w["w_fb"] @ (w["w_out"] @ r)
         return (drive - state) / self.tau
 
+    def jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_hidden"]:
+        """dF/da = (-I + (W_rec + W_fb W_out) diag(f'(a))) / tau (analytic, loop closed)."""
+        slope = jax.vmap(jax.grad(self.activation))(state)
+        loop = self.closed_loop_weights()
+        return (loop * slope[None, :] - jnp.eye(self.n_hidden, dtype=state.dtype)) / self.tau
+
+    def input_jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_in"]:
+        """dF/du = W_in / tau."""
+        return self.effective_weights()["w_in"] / self.tau
+
     def step(
         self,
         state: Float[Array, " n_hidden"],

@@ -264,6 +264,27 @@ class VanillaRNN(AbstractRNN):
         """step(h, u) - h (noise-free): zero exactly at the fixed points of the map."""
         return self.step(state, input) - state
 
+    def _pre_and_slope(self, w, state, input):
+        pre = w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"]
+        slope = jax.vmap(jax.grad(self.activation))(pre)
+        return pre, slope
+
+    def jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_hidden"]:
+        """dF/dh = diag(f'(W h + W_in u + b)) W_rec - I (analytic)."""
+        w = self.effective_weights()
+        _, slope = self._pre_and_slope(w, state, input)
+        return slope[:, None] * w["w_rec"] - jnp.eye(self.n_hidden, dtype=state.dtype)
+
+    def input_jacobian(
+        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+    ) -> Float[Array, "n_hidden n_in"]:
+        """dF/du = diag(f'(W h + W_in u + b)) W_in (analytic)."""
+        w = self.effective_weights()
+        _, slope = self._pre_and_slope(w, state, input)
+        return slope[:, None] * w["w_in"]
+
     def unroll(
         self,
         inputs: Float[Array, "time n_in"],
