@@ -115,7 +115,8 @@ def psychometric(
             if ok.sum() >= 2 and 0 < np.nanmean(p) < 1:
                 bias, scale = fit_logistic(x, p, n)
                 xs = np.linspace(x.min(), x.max(), 300)
-                ax.plot(xs, 1 / (1 + np.exp(-(xs - bias) / scale)), color=color, lw=1.4)
+                ax.plot(xs, 1 / (1 + np.exp(-(xs - bias) / scale)), color=color, lw=1.4,
+                        gid="fit")
         ax.axhline(0.5, color="0.8", lw=0.6, zorder=0)
         ax.axvline(0.0, color="0.8", lw=0.6, zorder=0)
         ax.set_ylim(-0.03, 1.03)

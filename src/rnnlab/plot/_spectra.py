@@ -64,6 +64,11 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
                        label=f"{kind} ({len(sel)})")
         if not continuous:
             ax.set_aspect("equal", adjustable="datalim")
+        from matplotlib.ticker import MaxNLocator
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(5))
+        ax.ticklabel_format(style="sci", scilimits=(-2, 3), useMathText=True)
         ax.set_xlabel(r"Re $\lambda$")
         ax.set_ylabel(r"Im $\lambda$")
         ax.set_title("eigenvalues at fixed points" + (" (continuous time)" if continuous

@@ -5,7 +5,14 @@ from typing import Any
 import numpy as np
 
 from ._project import fit_projection, stability_labels
-from ._style import HOLLOW, STABILITY_COLORS, STABILITY_MARKERS, new_figure, paper_style
+from ._style import (
+    HOLLOW,
+    STABILITY_COLORS,
+    STABILITY_MARKERS,
+    STABILITY_ORDER,
+    new_figure,
+    paper_style,
+)
 
 
 def edge_weight(data: dict) -> float:
@@ -93,7 +100,10 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
         kinds: dict[str, list] = {}
         for node in graph.nodes:
             kinds.setdefault(node_stability(graph, node, fixed_points), []).append(node)
-        for kind, nodes in kinds.items():
+        order = [k for k in STABILITY_ORDER if k in kinds] + sorted(
+            set(kinds) - set(STABILITY_ORDER))
+        for kind in order:
+            nodes = kinds[kind]
             color = STABILITY_COLORS.get(kind, "k")
             xy = np.array([pos[n] for n in nodes])
             ax.scatter(*xy.T, s=140, marker=STABILITY_MARKERS.get(kind, "s"),

@@ -44,8 +44,12 @@ def sample_trials(task, *, key, n_trials: int, condition: str | None = None):
 
 
 def _describe(conditions: dict[str, np.ndarray], i: int, limit: int = 2) -> str:
+    """Trial ``i``'s conditions as short text, the task's main condition first."""
     parts = []
-    for name, v in conditions.items():
+    first = primary_condition(conditions)
+    names = ([first] if first else []) + [k for k in conditions if k != first]
+    for name in names:
+        v = conditions[name]
         val = np.asarray(v)[i]
         if val.ndim == 0:
             parts.append(f"{name} {format_condition(val.item())}")

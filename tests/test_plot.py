@@ -1,0 +1,410 @@
+"""rl.plot: each figure on real rnnlab objects draws what it should."""
+
+import types
+
+import jax
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+import rnnlab as rl  # noqa: E402
+from _plot_fixtures import (  # noqa: E402
+    N_UNSTABLE_DIRECTIONS,
+    STABILITY_COUNTS,
+    X_STAR,
+    flipflop_fixed_points,
+    flipflop_network,
+    flipflop_trajectories,
+)
+from rnnlab.plot import STABILITY_COLORS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _lines(ax, gid=None):
+    return [ln for ln in ax.get_lines() if gid is None or ln.get_gid() == gid]
+
+
+def _collections(ax, gid):
+    return [c for c in ax.collections if c.get_gid() == gid]
+
+
+def _hex(rgba):
+    return mcolors.to_hex(rgba)
+
+
+def _runs_of_zero(m):
+    """Number of maximal runs of True in a boolean vector (independent of the plot code)."""
+    m = np.asarray(m, bool)
+    return int(np.sum(m[1:] & ~m[:-1]) + (1 if m[0] else 0))
+
+
+# ------------------------------------------------------------------------------ trials
+
+
+def test_trials_flipflop_outputs_targets_and_mask():
+    task, model = flipflop_network()
+    trials = task.sample_batch(jax.random.PRNGKey(3), 3)
+    fig = rl.plot.trials(task, model, trials=trials)
+    axes = np.array(fig.axes).reshape(4, 3)  # input row + one row per output channel
+    outputs = np.asarray(rl.simulate(model, trials.inputs).outputs)
+    t = np.arange(task.n_steps) * task.dt
+    for c in range(3):
+        assert len(_lines(axes[0, c])) == task.n_in
+        np.testing.assert_allclose(_lines(axes[0, c])[1].get_ydata(), trials.inputs[c, :, 1])
+        for j in range(3):
+            ax = axes[1 + j, c]
+            target, output = _lines(ax)
+            assert target.get_linestyle() == "--" and output.get_linestyle() == "-"
+            np.testing.assert_allclose(target.get_xdata(), t)
+            np.testing.assert_allclose(target.get_ydata(), trials.targets[c, :, j])
+            np.testing.assert_allclose(output.get_ydata(), outputs[c, :, j], rtol=1e-6)
+            # one grey band per run of steps where this channel's loss mask is 0
+            off = np.asarray(trials.mask[c, :, j]) == 0
+            assert len(ax.patches) == _runs_of_zero(off)
+        assert axes[-1, c].get_xlabel() == "time (ms)"
+    assert axes[0, 0].get_ylabel() == "input"
+    assert axes[2, 0].get_ylabel() == "output 2"
+
+
+def test_analytic_flipflop_network_solves_the_task():
+    # the fixture network is a real flip-flop solver, so its trial figure shows a solution
+    task, model = flipflop_network()
+    trials = task.sample_batch(jax.random.PRNGKey(0), 64)
+    out = rl.simulate(model, trials.inputs).outputs
+    assert float(task.accuracy(out, trials)) > 0.97
+
+
+def test_trials_cross_entropy_shows_probabilities_and_spreads_conditions():
+    task = rl.tasks.make("perceptual_decision_making")
+    model = rl.CTRNN(3, 16, 3, key=jax.random.PRNGKey(0), dt=task.dt)
+    fig = rl.plot.trials(task, model, n_trials=4, key=jax.random.PRNGKey(2))
+    axes = np.array(fig.axes).reshape(4, 4)
+    for c in range(4):
+        probs = np.stack([_lines(axes[1 + j, c])[1].get_ydata() for j in range(3)])
+        np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)  # softmax of logits
+        assert all(len(axes[1 + j, c].patches) == 0 for j in range(3))  # mask is all ones
+    titles = [axes[0, c].get_title() for c in range(4)]
+    assert len(set(titles)) == 4 and all("signed_coherence" in s for s in titles)
+
+
+def test_trials_without_model_draws_targets_only_and_checks_arguments():
+    task, _ = flipflop_network()
+    fig = rl.plot.trials(task, n_trials=2)
+    assert all(len(_lines(ax)) == 1 for ax in np.array(fig.axes).reshape(4, 2)[1:].ravel())
+    with pytest.raises(ValueError, match="n_trials"):
+        rl.plot.trials(task, n_trials=0)
+    with pytest.raises(ValueError, match="condition"):
+        rl.plot.trials(task, n_trials=2, condition="nope")
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_training_curves_from_a_real_run_directory(tmp_path):
+    task = rl.tasks.make("flipflop", n_bits=2, n_steps=40)
+    model = rl.CTRNN(2, 8, 2, key=jax.random.PRNGKey(0), dt=task.dt)
+    result = rl.train(model, task, key=jax.random.PRNGKey(1), steps=30, batch_size=8,
+                      eval_every=10, eval_batch_size=16, learning_rate=1e-2, out_dir=tmp_path,
+                      progress=False)
+    fig = rl.plot.training_curves(tmp_path, target_accuracy=0.99)
+    ax_loss, ax_acc = fig.axes
+    (loss_line,) = _lines(ax_loss)
+    np.testing.assert_allclose(loss_line.get_xdata(), [h["step"] for h in result.history])
+    np.testing.assert_allclose(loss_line.get_ydata(), [h["loss"] for h in result.history])
+    acc_line, r2_line, target = _lines(ax_acc)
+    np.testing.assert_allclose(acc_line.get_ydata(), [h["accuracy"] for h in result.history])
+    np.testing.assert_allclose(r2_line.get_ydata(), [h["r2"] for h in result.history])
+    np.testing.assert_allclose(target.get_ydata(), [0.99, 0.99])
+    assert ax_loss.get_ylabel() == "loss" and ax_acc.get_xlabel() == "step"
+    # the same figure from the TrainResult itself
+    fig2 = rl.plot.training_curves(result)
+    np.testing.assert_allclose(_lines(fig2.axes[0])[0].get_ydata(), loss_line.get_ydata())
+
+
+def test_training_curves_log_scale_only_over_a_decade():
+    hist = [{"step": s, "loss": 10.0 ** -s, "accuracy": 0.5} for s in range(4)]
+    assert rl.plot.training_curves(hist).axes[0].get_yscale() == "log"
+    hist = [{"step": s, "loss": 1.0 + 0.1 * s, "accuracy": 0.5} for s in range(4)]
+    assert rl.plot.training_curves(hist).axes[0].get_yscale() == "linear"
+    with pytest.raises(ValueError, match="empty"):
+        rl.plot.training_curves([])
+    with pytest.raises(TypeError, match="history"):
+        rl.plot.training_curves(3.0)
+
+
+# ------------------------------------------------------------------------------ connectivity
+
+
+def test_connectivity_shows_effective_weights_ei_blocks_and_spectrum():
+    model = rl.CTRNN(3, 20, 2, key=jax.random.PRNGKey(4), dt=10.0, dale=True)
+    w = model.effective_weights()
+    fig = rl.plot.connectivity(model)
+    ax_in, ax_rec, ax_out, ax_eig = fig.axes[:4]
+    np.testing.assert_array_equal(ax_rec.images[0].get_array(), np.asarray(w["w_rec"]))
+    np.testing.assert_array_equal(ax_in.images[0].get_array(), np.asarray(w["w_in"]))
+    np.testing.assert_array_equal(ax_out.images[0].get_array(), np.asarray(w["w_out"]).T)
+    # one colour scale centred on zero
+    lo, hi = ax_rec.images[0].get_clim()
+    assert lo == -hi and ax_in.images[0].get_clim() == (lo, hi)
+    # E/I boundary after the 16 excitatory units, on both axes, and E/I tick labels
+    n_exc = model.n_excitatory
+    assert n_exc == 16
+    bounds = [ln.get_xdata()[0] for ln in ax_rec.get_lines()] + [
+        ln.get_ydata()[0] for ln in ax_rec.get_lines()]
+    assert bounds.count(n_exc - 0.5) >= 2
+    assert [t.get_text() for t in ax_rec.get_xticklabels()] == ["E", "I"]
+    # eigenvalues of W_rec, against numpy
+    (pts,) = ax_eig.collections
+    got = pts.get_offsets()
+    want = np.linalg.eigvals(np.asarray(w["w_rec"], np.float64))
+    np.testing.assert_allclose(np.sort_complex(got[:, 0] + 1j * got[:, 1]),
+                               np.sort_complex(want), rtol=1e-5, atol=1e-6)
+    assert f"{np.max(np.abs(want)):.2f}" in ax_eig.get_title()
+    assert ax_eig.get_xlabel() == r"Re $\lambda$"
+
+
+def test_connectivity_without_dale_has_no_blocks_and_rejects_foreign_objects():
+    model = rl.CTRNN(2, 10, 2, key=jax.random.PRNGKey(0), dt=10.0)
+    fig = rl.plot.connectivity(model)
+    assert _lines(fig.axes[1]) == []
+    with pytest.raises(TypeError, match="effective_weights"):
+        rl.plot.connectivity(object())
+
+
+# ------------------------------------------------------------------------------ psychometric
+
+
+def _integrator_for_decisions(task):
+    """One perfectly integrating linear unit: x accumulates (u1 - u2); logits (-100, x, -x).
+
+    Its choice is sign(sum of the stimulus difference), so P(choice 1) = Phi(c / s) with
+    c = signed coherence: the difference per step has mean c/100 and std sqrt(2) sigma/sqrt(dt),
+    so over n stimulus steps s = 100 sqrt(2 / n) sigma / sqrt(dt)."""
+    return rl.CTRNN.from_weights(
+        [[1.0]], [[0.0, 1.0, -1.0]], [[0.0], [1.0], [-1.0]], b_out=[-100.0, 0.0, 0.0],
+        activation="linear", dt=task.dt, tau=100.0,
+    )
+
+
+def test_psychometric_matches_the_analytic_curve_of_a_perfect_integrator():
+    task = rl.tasks.make("perceptual_decision_making")
+    model = _integrator_for_decisions(task)
+    n_trials = 3000
+    fig = rl.plot.psychometric(model, task, key=jax.random.PRNGKey(5), n_trials=n_trials)
+    ax = fig.axes[0]
+    (points,) = [c for c in ax.containers]  # the errorbar container
+    x, p = points.lines[0].get_xdata(), points.lines[0].get_ydata()
+    np.testing.assert_allclose(np.sort(x), np.sort(np.unique(np.concatenate(
+        [np.array(task.coherences), -np.array(task.coherences)]))))
+    # evidence per step: (u1 - u2) = c/100 + noise of std sqrt(2) * sigma / sqrt(dt)
+    n_stim = task.epochs["stimulus"][1] - task.epochs["stimulus"][0]
+    s = np.sqrt(2.0 * n_stim) * task.sigma / np.sqrt(task.dt) * 100.0 / n_stim
+    expected = norm.cdf(x / s)
+    n_per_point = n_trials / (2 * len(task.coherences)) * np.where(x == 0, 2, 1)
+    se = np.sqrt(expected * (1 - expected) / n_per_point) + 1e-3
+    assert np.all(np.abs(p - expected) < 4.5 * se), (p, expected)
+    assert ax.get_xlabel() == "signed coherence (%)"
+    assert ax.get_ylabel() == "P(choice 1)"
+    (fit,) = _lines(ax, "fit")  # the logistic fit is increasing, crossing 0.5 near 0
+    y = fit.get_ydata()
+    assert np.all(np.diff(y) > 0) and abs(np.interp(0.5, y, fit.get_xdata())) < 2.0
+
+
+def test_psychometric_rejects_tasks_without_decisions():
+    task, model = flipflop_network()
+    with pytest.raises(TypeError, match="decisions"):
+        rl.plot.psychometric(model, task)
+
+
+# ------------------------------------------------------------------------------ state space
+
+
+def test_fixed_point_fixture_has_the_analytic_answer():
+    fp = flipflop_fixed_points()
+    assert {k: fp.stability.count(k) for k in STABILITY_COUNTS} == STABILITY_COUNTS
+    stable = np.asarray(fp.states)[[s == "stable" for s in fp.stability]]
+    np.testing.assert_allclose(np.sort(np.abs(stable).ravel()), X_STAR, rtol=1e-6)
+
+
+def _numpy_pca(x, k):
+    x = x.reshape(-1, x.shape[-1])
+    mean = x.mean(0)
+    vals, vecs = np.linalg.eigh(np.cov((x - mean).T))
+    return mean, vecs[:, ::-1][:, :k].T, vals[::-1][:k] / vals.sum()
+
+
+def test_state_space_marks_fixed_points_by_stability():
+    fp = flipflop_fixed_points()
+    trials, traj = flipflop_trajectories()
+    fig = rl.plot.state_space(traj, conditions=trials.conditions, fixed_points=fp)
+    ax = fig.axes[0]
+    # one line per trial, coloured by the condition (final bits): same value, same colour
+    lines = _lines(ax, "trajectory")
+    assert len(lines) == trials.inputs.shape[0]
+    bits = [tuple(b) for b in np.asarray(trials.conditions["final_bits"]).tolist()]
+    colours = [ln.get_color() for ln in lines]
+    for i in range(len(bits)):
+        for j in range(len(bits)):
+            assert (colours[i] == colours[j]) == (bits[i] == bits[j])
+    # points and styles per stability
+    for kind, n in STABILITY_COUNTS.items():
+        (coll,) = _collections(ax, f"fixed_points_{kind}")
+        assert len(coll.get_offsets()) == n
+        edge = _hex(coll.get_edgecolors()[0])
+        assert edge == STABILITY_COLORS[kind]
+        face = _hex(coll.get_facecolors()[0])
+        assert face == ("#ffffff" if kind == "saddle" else STABILITY_COLORS[kind])
+    # PCs against an independent numpy PCA (signs are arbitrary)
+    mean, comps, ratio = _numpy_pca(np.asarray(traj.states, float), 2)
+    (stable,) = _collections(ax, "fixed_points_stable")
+    states = np.asarray(fp.states)[[s == "stable" for s in fp.stability]]
+    want = (states - mean) @ comps.T
+    got = np.asarray(stable.get_offsets())
+    np.testing.assert_allclose(np.abs(got), np.abs(want), rtol=1e-5, atol=1e-6)
+    assert ax.get_xlabel() == f"PC1 ({100 * ratio[0]:.0f}%)"
+    assert ax.get_ylabel().startswith("PC2")
+
+
+def test_saddles_show_their_unstable_directions_as_segments():
+    fp = flipflop_fixed_points()
+    _, traj = flipflop_trajectories()
+    fig = rl.plot.state_space(traj, fixed_points=fp)
+    ax = fig.axes[0]
+    segs = _lines(ax, "unstable_direction")
+    assert len(segs) == N_UNSTABLE_DIRECTIONS
+    mean, comps, _ = _numpy_pca(np.asarray(traj.states, float), 2)
+    saddles = np.asarray(fp.states)[[s == "saddle" for s in fp.stability]]
+    centres = (saddles - mean) @ comps.T
+    for seg in segs:
+        a = np.array([seg.get_xdata()[0], seg.get_ydata()[0]])
+        b = np.array([seg.get_xdata()[1], seg.get_ydata()[1]])
+        mid = (a + b) / 2
+        # centred on a saddle ...
+        assert np.min(np.linalg.norm(np.abs(centres) - np.abs(mid), axis=1)) < 1e-6
+        # ... along the projection of a unit axis: the unstable modes are the units at 0
+        d = (b - a) / 2
+        cand = [np.abs(comps[:, k]) for k in range(3)]
+        cos = [abs(np.abs(d) @ c) / (np.linalg.norm(d) * np.linalg.norm(c) + 1e-30)
+               for c in cand]
+        assert max(cos) > 1 - 1e-6
+
+
+def test_state_space_3d_and_manifolds():
+    fp = flipflop_fixed_points()
+    trials, traj = flipflop_trajectories()
+    theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    ring = types.SimpleNamespace(kind="ring", dimension=1, length=2 * np.pi,
+                                 states=np.stack([np.cos(theta), np.sin(theta),
+                                                  np.zeros_like(theta)], 1))
+    fig = rl.plot.state_space(traj, conditions=trials.conditions, fixed_points=fp,
+                              manifolds=[ring], n_components=3)
+    ax = fig.axes[0]
+    assert ax.name == "3d" and ax.get_zlabel().startswith("PC3")
+    (curve,) = _lines(ax, "manifold")
+    assert len(curve.get_data_3d()[0]) == 51  # a ring is drawn closed
+    assert len(_lines(ax, "trajectory")) == trials.inputs.shape[0]
+    with pytest.raises(ValueError, match="n_components"):
+        rl.plot.state_space(traj, n_components=4)
+    with pytest.raises(ValueError, match="conditions"):
+        rl.plot.state_space(traj, conditions=np.zeros(3))
+
+
+# ------------------------------------------------------------------------------ spectra
+
+
+def test_eigenspectra_continuous_boundary_and_counts():
+    fp = flipflop_fixed_points()
+    fig = rl.plot.eigenspectra(fp)
+    ax = fig.axes[0]
+    (boundary,) = _lines(ax, "boundary")
+    assert list(boundary.get_xdata()) == [0, 0]  # Re = 0 for a continuous-time model
+    n = fp.n_states
+    for kind, count in STABILITY_COUNTS.items():
+        (coll,) = _collections(ax, f"eigenvalues_{kind}")
+        pts = coll.get_offsets()
+        assert len(pts) == count * n
+        assert _hex(coll.get_edgecolors()[0]) == STABILITY_COLORS[kind]
+    # analytic eigenvalues: (-1 + G (1 - tanh^2 x)) / tau at x in {0, +-X_STAR}
+    (stable,) = _collections(ax, "eigenvalues_stable")
+    want = (-1 + 2 * (1 - np.tanh(X_STAR) ** 2)) / 100.0
+    np.testing.assert_allclose(np.asarray(stable.get_offsets())[:, 0], want, rtol=1e-6)
+    (unstable,) = _collections(ax, "eigenvalues_unstable")
+    np.testing.assert_allclose(np.asarray(unstable.get_offsets())[:, 0], 1 / 100.0, rtol=1e-6)
+    assert ax.get_xlabel() == r"Re $\lambda$" and ax.get_ylabel() == r"Im $\lambda$"
+
+
+def test_eigenspectra_map_has_unit_circle():
+    # h <- tanh(2 h) per unit: fixed points 0 (|mu| = 2) and +-0.9575 (|mu| < 1)
+    model = rl.VanillaRNN.from_weights(2.0 * np.eye(2), np.zeros((2, 1)), np.eye(2))
+    cand = np.array([[0.96, 0.96], [0.0, 0.96], [0.0, 0.0]])
+    from rnnlab.analysis import find_fixed_points
+
+    fp = find_fixed_points(model, np.zeros(1), cand, max_iters=0)  # Newton from near roots
+    assert not fp.is_continuous and sorted(fp.stability) == ["saddle", "stable", "unstable"]
+    ax = rl.plot.eigenspectra(fp).axes[0]
+    (circle,) = _lines(ax, "boundary")
+    x, y = circle.get_xdata(), circle.get_ydata()
+    np.testing.assert_allclose(x**2 + y**2, 1.0, rtol=1e-12)
+    (unstable,) = _collections(ax, "eigenvalues_unstable")
+    np.testing.assert_allclose(np.asarray(unstable.get_offsets())[:, 0], 2.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="which"):
+        rl.plot.eigenspectra(fp, which=[99])
+
+
+# ------------------------------------------------------------------------------ topology
+
+
+def _graph_from(fp):
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for i, s in enumerate(fp.stability):
+        g.add_node(i, stability=s)
+    stable = [i for i, s in enumerate(fp.stability) if s == "stable"]
+    states = np.asarray(fp.states)
+    for i, s in enumerate(fp.stability):
+        if s == "saddle" and int(np.asarray(fp.n_unstable)[i]) == 1:
+            # a 1-saddle sits between the two corners it separates
+            d = np.linalg.norm(states[stable] - states[i], axis=1)
+            for j in np.asarray(stable)[np.argsort(d)[:2]]:
+                g.add_edge(i, int(j), probability=0.5)
+        if s == "stable":
+            g.add_edge(i, i, probability=1.0)
+    return g
+
+
+def test_topology_graph_nodes_edges_and_colours():
+    fp = flipflop_fixed_points()
+    g = _graph_from(fp)
+    ax = rl.plot.topology(g, fixed_points=fp).axes[0]
+    arrows = [t for t in ax.texts if t.get_gid() == "edge"]
+    assert len(arrows) == sum(1 for u, v in g.edges if u != v) == 24  # self-loops not drawn
+    for kind, n in STABILITY_COUNTS.items():
+        (coll,) = _collections(ax, f"nodes_{kind}")
+        assert len(coll.get_offsets()) == n
+        assert _hex(coll.get_edgecolors()[0]) == STABILITY_COLORS[kind]
+    assert ax.get_xlabel() == "PC1 of fixed points"
+    with pytest.raises(TypeError, match="DiGraph"):
+        rl.plot.topology({"not": "a graph"})
+
+
+def test_save_figure_writes_png_and_svg(tmp_path):
+    task, model = flipflop_network()
+    paths = rl.plot.save_figure(rl.plot.connectivity(model), tmp_path / "conn")
+    assert [p.name for p in paths] == ["conn.png", "conn.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import xml.etree.ElementTree as ET
+
+    assert ET.parse(paths[1]).getroot().tag.endswith("svg")
