@@ -19,5 +19,7 @@ from .models import VanillaRNN as VanillaRNN
 from .training import TrainingDiverged as TrainingDiverged
 from .training import TrainResult as TrainResult
 from .training import train as train
+from .training import EnsembleResult as EnsembleResult
+from .training import train_ensemble as train_ensemble
 from .training import ForceResult as ForceResult
 from .training import train_force as train_force

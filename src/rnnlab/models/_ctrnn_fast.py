@@ -200,11 +200,13 @@ def _noise_terms(model, inputs_tm, key, noise_std, input_noise_std):
     if key is None:
         return inputs_tm, None
     k_in, k_rec = jax.random.split(key)
+    # float32 draws (cast afterwards), so the noise stream does not depend on x64 mode
+    dtype = inputs_tm.dtype
     if _nonzero(input_noise_std):
-        inputs_tm = inputs_tm + input_noise_std * normal(k_in, inputs_tm.shape, inputs_tm.dtype)
+        inputs_tm = inputs_tm + input_noise_std * normal(k_in, inputs_tm.shape).astype(dtype)
     if _nonzero(noise_std):
         t, b = inputs_tm.shape[:2]
-        xi_rec = normal(k_rec, (t, b, model.n_hidden), inputs_tm.dtype)
+        xi_rec = normal(k_rec, (t, b, model.n_hidden)).astype(dtype)
     return inputs_tm, xi_rec
 
 
@@ -239,7 +241,12 @@ def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std):
     add = None
     if xi_rec is not None:
         add = (jnp.sqrt(2.0 * alpha) * noise_std) * xi_rec
-    proj = u @ w["w_in"].T + w["b_rec"]
+    # 2-D products: autodiff of a 3-D `u @ W.T` contracts over two axes, which XLA's CPU
+    # backend runs several times slower than the same product on flattened rows
+    t_len = u.shape[0]
+    proj = (u.reshape(-1, model.n_in) @ w["w_in"].T + w["b_rec"]).reshape(
+        t_len, batch, model.n_hidden
+    )
     return w, alpha, proj, add, h0
 
 

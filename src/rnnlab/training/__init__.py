@@ -1,5 +1,7 @@
-"""Training: losses, the BPTT trainer, checkpoints."""
+"""Training: losses, the BPTT trainer, ensembles, checkpoints."""
 
+from ._ensemble import EnsembleResult as EnsembleResult
+from ._ensemble import train_ensemble as train_ensemble
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import TrainResult as TrainResult
 from ._train import batch_loss as batch_loss

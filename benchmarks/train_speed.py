@@ -1,0 +1,348 @@
+"""Training-step speed: rnnlab's fast CT-RNN path vs plain autodiff through `lax.scan` vs a
+PyTorch for-loop CT-RNN (written the way trainRNNbrain / pyrnn write it), plus a matmul probe of
+the machine's attainable GFLOP/s at the same shapes, and ensemble vs sequential throughput.
+
+All three implementations run the same model and the same step, measured side by side in one
+process: Euler CT-RNN (potential form), sqrt(2 alpha)-scaled recurrent noise (sigma 0.05),
+masked MSE + 1e-3 L2 on rates, gradient clipping at 1, Adam; fixed random inputs and targets.
+
+Run:  .venv/bin/python benchmarks/train_speed.py            (all sizes; writes RESULTS.md)
+      .venv/bin/python benchmarks/train_speed.py --quick    (small sizes, fewer repeats)
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+import rnnlab as rl  # noqa: E402
+from rnnlab.models._ctrnn_fast import plain_unroll_batch  # noqa: E402
+
+N_IN, N_OUT = 4, 2
+DT, TAU, SIGMA, L2_RATES = 10.0, 100.0, 0.05, 1e-3
+
+SIZES = [  # (hidden, batch, time, activation)
+    (64, 64, 100, "relu"),
+    (100, 128, 200, "tanh"),
+    (128, 128, 300, "relu"),
+    (256, 256, 500, "relu"),
+]
+QUICK_SIZES = [(64, 64, 100, "relu"), (100, 128, 200, "tanh")]
+
+
+def median_time(fn, repeats: int, min_time: float = 0.0) -> float:
+    """Median seconds of ``fn()`` (which must block) over ``repeats`` calls after one warm-up."""
+    fn()
+    times = []
+    t_start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - t_start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 5 * repeats:
+            break
+    return float(np.median(times))
+
+
+def data(n, b, t, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((b, t, N_IN)).astype(np.float32)
+    targets = rng.standard_normal((b, t, N_OUT)).astype(np.float32)
+    mask = (rng.random((b, t, N_OUT)) < 0.8).astype(np.float32)
+    return inputs, targets, mask
+
+
+# ------------------------------------------------------------------------------ JAX
+
+
+def jax_step(model, unroll, inputs, targets, mask):
+    """A jitted (params, opt_state, key) -> (params, opt_state, loss) step and its state."""
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    params, static = eqx.partition(model, model.trainable_filter())
+    opt_state = opt.init(params)
+    inputs, targets, mask = map(jnp.asarray, (inputs, targets, mask))
+
+    def loss_fn(p, key):
+        m = eqx.combine(p, static)
+        states = unroll(m, inputs, m.initial_state(), key=key)
+        out = m.readout_all(states)
+        mse = jnp.sum(mask * (out - targets) ** 2) / jnp.sum(mask)
+        return mse + L2_RATES * jnp.mean(m.rates_all(states) ** 2)
+
+    @jax.jit
+    def step(p, o, key):
+        loss, g = jax.value_and_grad(loss_fn)(p, key)
+        updates, o = opt.update(g, o, p)
+        return eqx.apply_updates(p, updates), o, loss
+
+    return step, params, opt_state
+
+
+def fast_unroll(m, inputs, h0, *, key):
+    return m.unroll_batch(inputs, h0, key=key)
+
+
+def time_jax(n, b, t, act, unroll, repeats):
+    model = rl.CTRNN(N_IN, n, N_OUT, key=jax.random.PRNGKey(0), activation=act, dt=DT,
+                     tau=TAU, noise_std=SIGMA)
+    step, p, o = jax_step(model, unroll, *data(n, b, t))
+    key = jax.random.PRNGKey(1)
+    t0 = time.perf_counter()
+    compiled = step.lower(p, o, key).compile()
+    compile_s = time.perf_counter() - t0
+    state = {"p": p, "o": o, "i": 0}
+
+    def run():
+        k = jax.random.fold_in(key, state["i"])
+        state["i"] += 1
+        state["p"], state["o"], loss = compiled(state["p"], state["o"], k)
+        jax.block_until_ready(loss)
+
+    return median_time(run, repeats), compile_s
+
+
+# ------------------------------------------------------------------------------ PyTorch
+
+
+def time_torch(n, b, t, act, repeats):
+    """A CT-RNN written the way trainRNNbrain / pyrnn write it: a Python for-loop over time."""
+    import torch
+
+    torch.manual_seed(0)
+    f = {"relu": torch.relu, "tanh": torch.tanh}[act]
+    alpha = DT / TAU
+    gain = 0.9 if act == "relu" else 1.5
+    w_rec = torch.nn.Parameter(torch.randn(n, n) * gain / math.sqrt(n))
+    w_in = torch.nn.Parameter(torch.randn(n, N_IN) / math.sqrt(N_IN))
+    w_out = torch.nn.Parameter(torch.randn(N_OUT, n) / math.sqrt(n))
+    b_rec = torch.nn.Parameter(torch.zeros(n))
+    b_out = torch.nn.Parameter(torch.zeros(N_OUT))
+    params = [w_rec, w_in, w_out, b_rec, b_out]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    inputs, targets, mask = (torch.from_numpy(a) for a in data(n, b, t))
+    noise_scale = math.sqrt(2 * alpha) * SIGMA
+
+    def run():
+        opt.zero_grad()
+        x = torch.zeros(b, n)
+        states = []
+        for k in range(t):
+            r = f(x)
+            x = x + alpha * (-x + r @ w_rec.T + inputs[:, k] @ w_in.T + b_rec)
+            x = x + noise_scale * torch.randn(b, n)
+            states.append(x)
+        rates = f(torch.stack(states, dim=1))
+        out = rates @ w_out.T + b_out
+        loss = (mask * (out - targets) ** 2).sum() / mask.sum() + L2_RATES * (rates**2).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return float(loss)
+
+    return median_time(run, repeats)
+
+
+# ------------------------------------------------------------------------------ matmul probe
+
+
+def step_flops(n, b, t) -> float:
+    """Matmul FLOPs of one training step: forward (recurrent + input + readout) times 3
+    (the backward pass does two products of the forward's size per product)."""
+    forward = 2.0 * b * t * (n * n + N_IN * n + n * N_OUT)
+    return 3.0 * forward
+
+
+def matmul_probe(n, b, t, repeats) -> dict[str, float]:
+    """GFLOP/s this machine reaches for the step's matmul shapes.
+
+    ``chain``: T dependent [B, N] @ [N, N] products in a jitted ``lax.scan`` (the recurrence's
+    shape and dependency, nothing else); ``numpy``: the same product in a NumPy loop;
+    ``big``: the weight-gradient product [N, T*B] @ [T*B, N]. ``attainable`` is the best of
+    chain and numpy at the recurrent shape, weighted with ``big`` as the step weights them
+    (two thirds recurrent-shaped products, one third the big product).
+    """
+    key = jax.random.PRNGKey(0)
+    w = jax.random.normal(key, (n, n)) / math.sqrt(n)
+    x0 = jax.random.normal(key, (b, n))
+
+    @jax.jit
+    def chain(x, w):
+        def body(x, _):
+            return x @ w, None
+
+        return jax.lax.scan(body, x, None, length=t)[0]
+
+    chain_s = median_time(lambda: jax.block_until_ready(chain(x0, w)), repeats)
+    wn, xn = np.asarray(w), np.asarray(x0)
+
+    def np_loop():
+        x = xn
+        for _ in range(t):
+            x = x @ wn
+        return x
+
+    np_s = median_time(np_loop, repeats)
+    big_a = jax.random.normal(key, (t * b, n))
+
+    @jax.jit
+    def big(a):
+        return a.T @ a
+
+    big_s = median_time(lambda: jax.block_until_ready(big(big_a)), repeats)
+    flop_chain = 2.0 * b * n * n * t
+    rec = max(flop_chain / chain_s, flop_chain / np_s)
+    big_rate = flop_chain / big_s
+    # harmonic weighting: time = (2/3 F) / rec + (1/3 F) / big
+    attainable = 1.0 / ((2.0 / 3.0) / rec + (1.0 / 3.0) / big_rate)
+    return {
+        "chain": flop_chain / chain_s / 1e9,
+        "numpy": flop_chain / np_s / 1e9,
+        "big": big_rate / 1e9,
+        "attainable": attainable / 1e9,
+    }
+
+
+# ------------------------------------------------------------------------------ ensembles
+
+
+def ensemble_bench(n_nets, n_hidden, steps, batch, quick) -> dict[str, float]:
+    """Throughput of `rl.train_ensemble` on FlipFlop vs training the nets one after another
+    with `rl.train` (same settings, no early stopping, no evaluation inside the timed steps)."""
+    task = rl.tasks.make("flipflop")
+    keys = jax.random.split(jax.random.PRNGKey(0), n_nets)
+    models = [
+        rl.CTRNN(task.n_in, n_hidden, task.n_out, key=k, dt=task.dt, noise_std=SIGMA)
+        for k in keys
+    ]
+    common = dict(steps=steps, batch_size=batch, learning_rate=1e-2, eval_every=steps,
+                  eval_batch_size=64, progress=False)
+    t0 = time.perf_counter()
+    ens = rl.train_ensemble(models, task, key=jax.random.PRNGKey(1), **common)
+    ens_total = time.perf_counter() - t0
+    n_seq = 2 if quick else 4
+    t0 = time.perf_counter()
+    seq_compile = 0.0
+    for i in range(n_seq):
+        t1 = time.perf_counter()
+        rl.train(models[i], task, key=jax.random.PRNGKey(2 + i), steps=1, batch_size=batch,
+                 learning_rate=1e-2, eval_every=1, eval_batch_size=64, progress=False)
+        seq_compile += time.perf_counter() - t1
+    seq_compile /= n_seq
+    t0 = time.perf_counter()
+    for i in range(n_seq):
+        rl.train(models[i], task, key=jax.random.PRNGKey(2 + i), **common)
+    seq_per_net = (time.perf_counter() - t0) / n_seq
+    ens_run = ens.run_time
+    return {
+        "n_nets": n_nets, "n_hidden": n_hidden, "steps": steps, "batch": batch,
+        "ens_compile": ens.compile_time, "ens_run": ens_run, "ens_total": ens_total,
+        "ens_net_steps_per_s": n_nets * steps / ens_run,
+        "seq_net_steps_per_s": steps / seq_per_net,
+        "seq_first_call": seq_compile,
+    }
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    args = ap.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    have_torch = not args.no_torch
+    if have_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
+        except ImportError:
+            have_torch = False
+            print("torch not installed: skipping the PyTorch baseline (pip install '.[bench]')")
+
+    rows = []
+    for n, b, t, act in sizes:
+        big = n * b * t > 5e6
+        reps = 3 if (args.quick or big) else 7
+        fast_s, fast_c = time_jax(n, b, t, act, fast_unroll, reps)
+        plain_s, plain_c = time_jax(n, b, t, act, plain_unroll_batch, reps)
+        torch_s = time_torch(n, b, t, act, max(2, reps // 2)) if have_torch else float("nan")
+        probe = matmul_probe(n, b, t, reps)
+        flops = step_flops(n, b, t)
+        row = {
+            "size": (n, b, t, act), "fast": fast_s, "fast_compile": fast_c, "plain": plain_s,
+            "plain_compile": plain_c, "torch": torch_s, "probe": probe,
+            "gflops": flops / fast_s / 1e9, "floor": flops / (probe["attainable"] * 1e9),
+        }
+        rows.append(row)
+        print(
+            f"N={n} B={b} T={t} {act}: fast {fast_s*1e3:.1f} ms (compile {fast_c:.2f} s), "
+            f"plain scan {plain_s*1e3:.1f} ms, torch loop {torch_s*1e3:.1f} ms; "
+            f"{row['gflops']:.1f} GFLOP/s of {probe['attainable']:.1f} attainable "
+            f"(chain {probe['chain']:.1f}, numpy {probe['numpy']:.1f}, big {probe['big']:.1f})",
+            flush=True,
+        )
+
+    ens = ensemble_bench(32, 64, 50 if args.quick else 200, 64, args.quick)
+    speedup = ens["ens_net_steps_per_s"] / ens["seq_net_steps_per_s"]
+    print(f"ensemble 32 x 64: {ens['ens_net_steps_per_s']:.0f} net-steps/s vs sequential "
+          f"{ens['seq_net_steps_per_s']:.0f} ({speedup:.1f}x); compile {ens['ens_compile']:.2f} s")
+
+    lines = [
+        "Machine shared with other engineers while measured: absolute times are noisy; the "
+        "ratios come from runs side by side in one process. Step = forward + backward + Adam "
+        "(clip 1), Euler CT-RNN, recurrent noise 0.05, masked MSE + L2 on rates, fixed data; "
+        "medians.",
+        "",
+        "| (N, B, T, act) | rnnlab (ms) | plain lax.scan (ms) | PyTorch loop (ms) | vs torch | "
+        "vs plain | GFLOP/s | probe GFLOP/s (chain / numpy / big) | fraction of probe | "
+        "compile rnnlab / plain (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        n, b, t, act = r["size"]
+        p = r["probe"]
+        lines.append(
+            f"| {n}, {b}, {t}, {act} | {r['fast']*1e3:.1f} | {r['plain']*1e3:.1f} | "
+            f"{r['torch']*1e3:.1f} | {r['torch']/r['fast']:.2f}x | {r['plain']/r['fast']:.2f}x | "
+            f"{r['gflops']:.1f} | {p['attainable']:.1f} ({p['chain']:.1f} / {p['numpy']:.1f} / "
+            f"{p['big']:.1f}) | {r['floor']/r['fast']*100:.0f}% | "
+            f"{r['fast_compile']:.2f} / {r['plain_compile']:.2f} |"
+        )
+    lines += [
+        "",
+        "FLOPs counted: 3 x the forward's matmul FLOPs (recurrent + input + readout). "
+        "`probe` = the attainable rate, weighting the recurrent-shaped [B,N]@[N,N] rate (best of "
+        "a jitted scan chain and a NumPy loop) 2:1 with the big [N,TB]@[TB,N] weight-gradient "
+        "product, as the step does.",
+        "",
+        f"Ensemble: {ens['n_nets']} CT-RNNs x {ens['n_hidden']} units on flipflop, batch "
+        f"{ens['batch']}, {ens['steps']} steps: `rl.train_ensemble` "
+        f"{ens['ens_net_steps_per_s']:.0f} network-steps/s vs `rl.train` one after another "
+        f"{ens['seq_net_steps_per_s']:.0f} network-steps/s: **{speedup:.1f}x**. Ensemble "
+        f"compile {ens['ens_compile']:.2f} s, run {ens['ens_run']:.2f} s; a single `rl.train` "
+        f"first call (compile + 1 step + eval) {ens['seq_first_call']:.2f} s.",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write and not args.quick:
+        from _results import write_section
+
+        write_section("train_speed", body)
+
+
+if __name__ == "__main__":
+    main()
