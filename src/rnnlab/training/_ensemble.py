@@ -260,8 +260,8 @@ def train_ensemble(
     train_keys, eval_keys = split[:, 0], split[:, 1]
 
     adam = optax.inject_hyperparams(optax.adam)
-    template = models[0]
-    filt = template.trainable_filter()
+    # (with per-network noise, `rest` carries placeholder noise levels: build from it)
+    filt = eqx.combine(_index(stacked, 0), rest).trainable_filter()
 
     def make_opt(lr):
         inner = adam(learning_rate=lr)
@@ -407,6 +407,7 @@ def train_ensemble(
 
 def _restore(original: AbstractRNN, trained: AbstractRNN) -> AbstractRNN:
     """The trained arrays in the original member's own (static) configuration."""
-    arrays = eqx.filter(trained, eqx.is_array)
+    leaves = jax.tree.leaves(eqx.filter(trained, eqx.is_array))
+    arrays = jax.tree.unflatten(jax.tree.structure(eqx.filter(original, eqx.is_array)), leaves)
     return eqx.combine(arrays, eqx.filter(original, eqx.is_array, inverse=True))
 
