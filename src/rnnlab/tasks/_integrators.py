@@ -94,7 +94,7 @@ class AngularIntegrator(ScoredTask):
 
     n_steps: int = 100
     cue: float = 100.0
-    velocity_std: float = 0.1
+    velocity_std: float = 0.05
     velocity_tau: float = 200.0
     output: str = "sincos"
     angle_tolerance: float = 0.3927
