@@ -28,13 +28,6 @@ def find_chromium() -> str | None:
     return None
 
 
-def _to_fds_3_4(read_end, write_end):
-    """In the child: the browser reads commands on fd 3 and writes replies on fd 4."""
-    a, b = os.dup(read_end), os.dup(write_end)  # above 3 and 4, whatever the pipes' numbers
-    os.dup2(a, 3, inheritable=True)
-    os.dup2(b, 4, inheritable=True)
-
-
 class _Pipe:
     """CDP over fds 3 (to the browser) and 4 (from it), NUL-delimited JSON."""
 
@@ -42,12 +35,14 @@ class _Pipe:
         self.profile = tempfile.mkdtemp(prefix="rnnlab-chromium-", dir=url_dir)
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
-        # os.pipe fds are close-on-exec; the dup2 copies at 3 and 4 are the only ones inherited.
+        # The browser reads commands on fd 3 and writes replies on fd 4; a shell moves the pipe
+        # ends there (bash, since dash takes one-digit fds only; no preexec_fn, so no fork).
+        redirect = f'exec "$0" "$@" 3<&{to_r} 4>&{from_w}'
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            close_fds=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [shutil.which("bash") or "/bin/bash", "-c", redirect, binary, *FLAGS,
+             f"--user-data-dir={self.profile}", "about:blank"],
+            pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: _to_fds_3_4(to_r, from_w),
         )
         os.close(to_r)
         os.close(from_w)

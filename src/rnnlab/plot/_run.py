@@ -147,4 +147,7 @@ def load_run(
             data.notes.append(f"the analysis could not be run: {why}")
     if (path / "analysis").is_dir():
         _load_analysis(data)
+    elif analyze is False:
+        data.notes.append(f"no fixed points ({path / 'analysis'} is missing; "
+                          "run `rnnlab analyze RUN` to make it)")
     return data
