@@ -7,123 +7,98 @@ import scipy.optimize
 from ._style import format_condition, new_figure, paper_style
 
 
-def psychometric_points(
-    model, task, *, key, n_trials: int = 2000, condition: str = "signed_coherence",
-    choice: int = 1, by: str | None = None,
-) -> dict:
-    """Choice fractions per condition value, from fresh trials of ``task`` run through ``model``.
+def psychometric_data(model, task, *, key, n_trials: int = 2000, x: str | None = None,
+                     by: str | None = None, bins: int | None = None) -> dict:
+    """`rnnlab.tasks.psychometric` (the choice fractions), with its argument checks."""
+    from ..tasks import psychometric as task_psychometric
 
-    Trials are sampled from ``key`` and run with the model's own noise; ``task.decisions``
-    gives each trial's decision. Trials whose decision is 0 (no choice / kept fixating) are
-    left out of the fractions and counted in ``n_no_choice``.
-
-    Returns a dict: ``groups`` (one per value of ``by``, or a single group ``None``), each
-    ``{"x": [K] condition values, "p": [K] fraction choosing ``choice``, "n": [K] trials with a
-    choice}``, and ``n_no_choice``.
-    """
-    from .._simulate import simulate
-
-    if not hasattr(task, "decisions"):
+    if not (hasattr(task, "choices") or hasattr(task, "decisions")):
         raise TypeError(
-            f"psychometric curves need a decision task with a decisions() method (e.g. "
-            f"perceptual_decision_making); {type(task).__name__} has none"
+            f"psychometric curves need a decision task (with choices() or decisions(), e.g. "
+            f"perceptual_decision_making); {type(task).__name__} is not one"
         )
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 2:
         raise ValueError(f"n_trials must be an integer >= 2, got {n_trials!r}")
-    k_trials, k_net = jax.random.split(key)
-    batch = task.sample_batch(k_trials, n_trials)
-    for name in (condition, by):
-        if name is not None and name not in batch.conditions:
-            raise ValueError(
-                f"{name!r} is not a condition of {type(task).__name__}; it has "
-                f"{sorted(batch.conditions)}"
-            )
-    outputs = simulate(model, batch.inputs, key=k_net).outputs
-    dec = np.asarray(task.decisions(outputs))
-    x = np.round(np.asarray(batch.conditions[condition], float), 6)
-    group_of = (np.zeros(len(x)) if by is None
-                else np.round(np.asarray(batch.conditions[by], float), 6))
-    made = dec != 0
-    groups = {}
-    for g in np.unique(group_of):
-        sel = (group_of == g) & made
-        xs = np.unique(x[group_of == g])
-        n = np.array([np.sum(sel & (x == v)) for v in xs])
-        k = np.array([np.sum(sel & (x == v) & (dec == choice)) for v in xs])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-        groups[None if by is None else g.item()] = {"x": xs, "p": p, "n": n}
-    return {"groups": groups, "n_no_choice": int(np.sum(~made))}
+    return task_psychometric(model, task, key=key, n_trials=n_trials, x=x, by=by, bins=bins)
 
 
 def fit_logistic(x, p, n) -> tuple[float, float]:
     """Maximum-likelihood logistic P(x) = 1 / (1 + exp(-(x - bias) / scale)).
 
-    Returns (bias, scale); binomial likelihood with ``n`` trials per point.
+    Binomial likelihood with ``n`` trials per point; ``scale`` is negative for a decreasing
+    curve. Returns (bias, scale).
     """
     x, p, n = (np.asarray(a, float) for a in (x, p, n))
     ok = np.isfinite(p) & (n > 0)
     x, k, n = x[ok], p[ok] * n[ok], n[ok]
-    span = max(np.ptp(x), 1e-6) if len(x) else 1.0
+    span = max(float(np.ptp(x)), 1e-6) if len(x) else 1.0
+    direction = 1.0 if np.corrcoef(x, k / n)[0, 1] >= 0 or len(x) < 3 else -1.0
 
     def nll(theta):
-        bias, log_scale = theta
-        z = (x - bias) / np.exp(log_scale)
+        bias, slope = theta
+        z = (x - bias) * slope
         # -log p = log(1 + e^-z), -log(1-p) = log(1 + e^z)
         return float(np.sum(k * np.logaddexp(0, -z) + (n - k) * np.logaddexp(0, z)))
 
-    res = scipy.optimize.minimize(nll, x0=[0.0, np.log(span / 8)], method="Nelder-Mead",
-                                  options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-    return float(res.x[0]), float(np.exp(res.x[1]))
+    res = scipy.optimize.minimize(nll, x0=[0.0, direction * 8.0 / span], method="Nelder-Mead",
+                                  options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 4000})
+    bias, slope = res.x
+    return float(bias), float(1.0 / slope) if slope != 0 else float("inf")
 
 
 def psychometric(
-    model, task, *, key=None, n_trials: int = 2000, condition: str = "signed_coherence",
-    choice: int = 1, by: str | None = None,
+    model, task, *, key=None, n_trials: int = 2000, x: str | None = None, by: str | None = None,
+    bins: int | None = None,
 ):
-    """Psychometric curve: the fraction of choices for option ``choice`` against ``condition``.
+    """Psychometric curve: the fraction of trials with choice 1 against a condition.
 
-    Points are the fractions (with binomial standard errors) over ``n_trials`` fresh trials;
-    the curve is the maximum-likelihood logistic fit. With ``by`` (e.g. ``"context"``) one
-    curve per value of that condition.
+    The fractions come from `rnnlab.tasks.psychometric` (``n_trials`` fresh trials, the
+    network's own noise on): points with binomial standard errors, and the maximum-likelihood
+    logistic fit as a curve. One curve per value of ``by`` (e.g. the context of the
+    context-dependent task). Which choice is "1" is the task's convention (for
+    perceptual_decision_making, ``choices = decisions - 1``: choice 1 is output channel 2, so
+    the curve falls with ``signed_coherence``, which is positive toward channel 1).
 
     Args:
-        model: a trained network; task: a decision task with ``decisions(outputs)``.
+        model: a trained network; task: a decision task.
         key: PRNG key for the trials and the network noise (default ``PRNGKey(0)``).
         n_trials: number of fresh trials. Default 2000.
-        condition: the signed evidence condition on the x axis (percent coherence).
-        choice: the decision value counted as "option 1" (1 for perceptual_decision_making,
-            whose channel 1 is the positive-coherence side).
+        x, by, bins: the condition on the x axis, the one that splits curves (defaults: the
+            task's ``psychometric_x`` / ``psychometric_by``), equal-count bins for continuous x.
 
     Returns: the matplotlib Figure.
     """
     if key is None:
         key = jax.random.PRNGKey(0)
-    data = psychometric_points(model, task, key=key, n_trials=n_trials, condition=condition,
-                               choice=choice, by=by)
+    data = psychometric_data(model, task, key=key, n_trials=n_trials, x=x, by=by, bins=bins)
+    x_name = x or getattr(task, "psychometric_x", "signed_coherence")
+    by_name = by if by is not None else getattr(task, "psychometric_by", None)
+    levels = np.asarray(data["x"], float)
     with paper_style():
-        fig, axes = new_figure(1, 1, figsize=(3.4, 2.8))
+        fig, axes = new_figure(1, 1, figsize=(3.6, 2.9))
         ax = axes[0, 0]
-        for i, (g, d) in enumerate(data["groups"].items()):
-            color = "k" if g is None else f"C{i}"
-            label = None if g is None else f"{by} {format_condition(g)}"
-            x, p, n = d["x"], d["p"], d["n"]
+        groups = np.asarray(data["groups"])
+        for i, g in enumerate(groups):
+            color = "k" if len(groups) == 1 else f"C{i}"
+            label = None if by_name is None else f"{by_name} {format_condition(g.item())}"
+            p, n = np.asarray(data["p_choice"])[i], np.asarray(data["n"])[i]
             se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
-            ax.errorbar(x, p, yerr=se, fmt="o", color=color, ms=4, capsize=2, lw=1,
-                        label=label)
-            ok = np.isfinite(p)
+            ax.errorbar(levels, p, yerr=se, fmt="o", color=color, ms=4, capsize=2, lw=1,
+                        label=label, gid="points")
+            ok = np.isfinite(p) & (n > 0)
             if ok.sum() >= 2 and 0 < np.nanmean(p) < 1:
-                bias, scale = fit_logistic(x, p, n)
-                xs = np.linspace(x.min(), x.max(), 300)
+                bias, scale = fit_logistic(levels, p, n)
+                xs = np.linspace(levels[ok].min(), levels[ok].max(), 300)
                 ax.plot(xs, 1 / (1 + np.exp(-(xs - bias) / scale)), color=color, lw=1.4,
                         gid="fit")
         ax.axhline(0.5, color="0.8", lw=0.6, zorder=0)
-        ax.axvline(0.0, color="0.8", lw=0.6, zorder=0)
+        if levels.min() < 0 < levels.max():
+            ax.axvline(0.0, color="0.8", lw=0.6, zorder=0)
         ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(f"{condition.replace('_', ' ')} (%)" if "coherence" in condition
-                      else condition.replace("_", " "))
-        ax.set_ylabel(f"P(choice {choice})")
+        label = x_name.replace("_", " ")
+        ax.set_xlabel(f"{label} (%)" if "coherence" in x_name else label)
+        ax.set_ylabel("P(choice 1)")
         ax.set_title("psychometric curve")
-        if by is not None:
-            ax.legend(loc="upper left")
+        if by_name is not None:
+            ax.legend(loc="best")
     return fig

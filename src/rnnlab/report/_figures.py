@@ -331,28 +331,37 @@ def topology_figure(graph, fp):
 
 
 def psychometric_figure(model, task, *, key=None, n_trials: int = 2000):
-    from ..plot._psychometric import fit_logistic, psychometric_points
+    from ..plot._psychometric import fit_logistic, psychometric_data
 
     go = _go()
-    data = psychometric_points(model, task, key=key if key is not None else jax.random.PRNGKey(0),
-                               n_trials=n_trials)
+    data = psychometric_data(model, task, key=key if key is not None else jax.random.PRNGKey(0),
+                             n_trials=n_trials)
+    x_name = getattr(task, "psychometric_x", "signed_coherence")
+    by_name = getattr(task, "psychometric_by", None)
+    levels = np.asarray(data["x"], float)
+    palette = ["#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     fig = go.Figure()
-    for d in data["groups"].values():
-        x, p, n = d["x"], d["p"], d["n"]
+    for i, g in enumerate(np.asarray(data["groups"])):
+        color = palette[i % len(palette)]
+        name = "data" if by_name is None else f"{by_name} {format_condition(g.item())}"
+        p, n = np.asarray(data["p_choice"])[i], np.asarray(data["n"])[i]
         se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
-        fig.add_trace(go.Scatter(x=x, y=p, mode="markers", name="data",
+        fig.add_trace(go.Scatter(x=levels, y=p, mode="markers", name=name, legendgroup=name,
                                  error_y={"type": "data", "array": se},
-                                 marker={"color": "black", "size": 9},
+                                 marker={"color": color, "size": 9},
                                  hovertext=[f"{int(k)} trials" for k in n]))
-        if np.isfinite(p).sum() >= 2 and 0 < np.nanmean(p) < 1:
-            bias, scale = fit_logistic(x, p, n)
-            xs = np.linspace(x.min(), x.max(), 300)
+        ok = np.isfinite(p) & (n > 0)
+        if ok.sum() >= 2 and 0 < np.nanmean(p) < 1:
+            bias, scale = fit_logistic(levels, p, n)
+            xs = np.linspace(levels[ok].min(), levels[ok].max(), 300)
             fig.add_trace(go.Scatter(x=xs, y=1 / (1 + np.exp(-(xs - bias) / scale)),
-                                     mode="lines", name="logistic fit",
-                                     line={"color": "black"}))
-    fig.update_xaxes(title_text="signed coherence (%)")
+                                     mode="lines", name=f"{name}: logistic fit",
+                                     legendgroup=name, showlegend=False,
+                                     line={"color": color}))
+    label = x_name.replace("_", " ")
+    fig.update_xaxes(title_text=f"{label} (%)" if "coherence" in x_name else label)
     fig.update_yaxes(title_text="P(choice 1)", range=[-0.03, 1.03])
-    fig.update_layout(height=400, width=560, **_LAYOUT)
+    fig.update_layout(height=400, width=600, **_LAYOUT)
     return fig
 
 
