@@ -339,6 +339,30 @@ def test_state_space_3d_and_manifolds():
         rl.plot.state_space(traj, conditions=np.zeros(3))
 
 
+def test_line_attractor_is_drawn_as_a_curve_and_flip_flop_has_none():
+    from rnnlab.analysis import find_fixed_points
+    from rnnlab.plot._run import continuous_attractors
+
+    # linear CT-RNN, dx/dt = (0, -y / 2) / tau: every point of y = 0 is a (marginal) fixed point
+    model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.zeros((2, 1)), np.eye(2),
+                                  activation="linear", dt=10.0, tau=100.0)
+    cand = np.stack([np.linspace(-2, 2, 40), np.full(40, 0.3)], 1)
+    fp = find_fixed_points(model, np.zeros(1), cand)
+    (line,) = continuous_attractors(fp)
+    assert line.kind == "line"
+    traj = rl.simulate(model, np.zeros((4, 30, 1)),
+                       initial_state=np.array([[-1.5, 1.0], [-0.5, -1.0], [0.5, 1.0],
+                                               [1.5, -1.0]]))
+    ax = rl.plot.state_space(traj, fixed_points=fp, manifolds=[line]).axes[0]
+    (curve,) = _lines(ax, "manifold")
+    assert len(curve.get_xdata()) == len(line.states)
+    (marginal,) = _collections(ax, "fixed_points_marginal")
+    assert len(marginal.get_offsets()) == len(fp)
+    assert _hex(marginal.get_facecolors()[0]) == "#ffffff"  # hollow diamonds
+    # the flip-flop's isolated fixed points are no continuous attractor
+    assert continuous_attractors(flipflop_fixed_points()) == []
+
+
 # ------------------------------------------------------------------------------ spectra
 
 
@@ -384,31 +408,25 @@ def test_eigenspectra_map_has_unit_circle():
 # ------------------------------------------------------------------------------ topology
 
 
-def _graph_from(fp):
-    import networkx as nx
-
-    g = nx.DiGraph()
-    for i, s in enumerate(fp.stability):
-        g.add_node(i, stability=s)
-    stable = [i for i, s in enumerate(fp.stability) if s == "stable"]
-    states = np.asarray(fp.states)
-    for i, s in enumerate(fp.stability):
-        if s == "saddle" and int(np.asarray(fp.n_unstable)[i]) == 1:
-            # a 1-saddle sits between the two corners it separates
-            d = np.linalg.norm(states[stable] - states[i], axis=1)
-            for j in np.asarray(stable)[np.argsort(d)[:2]]:
-                g.add_edge(i, int(j), probability=0.5)
-        if s == "stable":
-            g.add_edge(i, i, probability=1.0)
-    return g
-
-
 def test_topology_graph_nodes_edges_and_colours():
+    from rnnlab.analysis import topology
+
+    task, model = flipflop_network()
     fp = flipflop_fixed_points()
-    g = _graph_from(fp)
+    g = topology(model, fp, key=jax.random.PRNGKey(0))
+    # the analytic answer: corners keep their neighbourhood, the origin and every saddle flow
+    # out to corners only
+    stable = {i for i, s in enumerate(fp.stability) if s == "stable"}
+    for u, v, d in g.edges(data=True):
+        assert (u == v) == (u in stable) and v in stable
     ax = rl.plot.topology(g, fixed_points=fp).axes[0]
     arrows = [t for t in ax.texts if t.get_gid() == "edge"]
-    assert len(arrows) == sum(1 for u, v in g.edges if u != v) == 24  # self-loops not drawn
+    non_self = [(u, v) for u, v in g.edges if u != v]
+    assert len(arrows) == len(non_self) >= 12 * 2 + 6 * 4  # self-loops are not drawn
+    # arrow width grows with the transition probability
+    probs = [g.edges[u, v]["probability"] for u, v in non_self]
+    widths = [a.arrow_patch.get_linewidth() for a in arrows]
+    assert np.all(np.diff(np.array(widths)[np.argsort(probs)]) >= -1e-12)
     for kind, n in STABILITY_COUNTS.items():
         (coll,) = _collections(ax, f"nodes_{kind}")
         assert len(coll.get_offsets()) == n

@@ -83,29 +83,47 @@ def run_analysis(run: Path) -> str | None:
     return msg[-1] if msg else f"exit code {rc}"
 
 
-def _load_analysis(data: RunData) -> None:
+def continuous_attractors(fixed_points) -> list:
+    """The attractor manifolds among ``fixed_points`` that are continuous attractors: curves or
+    surfaces of points whose flow along the manifold is (nearly) zero. Separate fixed points
+    that merely lie close together (the corners and saddles of a flip-flop) are not kept."""
+    from ..analysis import attractor_manifolds
+
+    try:
+        found = attractor_manifolds(fixed_points)
+    except ValueError:
+        return []
+    return [m for m in found if getattr(m, "near_zero_tangent", False)]
+
+
+def _load_analysis(data: RunData, *, seed: int) -> None:
+    """Fixed points from ``RUN/analysis/fixed_points.safetensors``; the topology graph from
+    ``topology.json`` (node-link JSON) when the analysis wrote one, else computed here
+    (`rnnlab.analysis.topology`, ``PRNGKey(seed)``); continuous attractors among the points."""
     adir = data.path / "analysis"
     fp_path = adir / "fixed_points.safetensors"
-    if fp_path.is_file():
-        from ..analysis import FixedPoints
-
-        data.fixed_points = FixedPoints.load(fp_path)
-    else:
+    if not fp_path.is_file():
         data.notes.append(f"no fixed points ({fp_path} is missing)")
         return
-    try:
-        from .. import analysis
-    except ImportError:  # pragma: no cover
+    from .. import analysis
+
+    data.fixed_points = analysis.FixedPoints.load(fp_path)
+    if len(data.fixed_points) == 0:
+        data.notes.append("the analysis found no fixed points")
         return
     topo_file = adir / "topology.json"
     if topo_file.is_file():
         import networkx as nx
 
-        data.topology = nx.node_link_graph(_read_json(topo_file), directed=True, edges="edges")
-    manifold_file = adir / "manifolds.safetensors"
-    loader = getattr(analysis, "load_manifolds", None)
-    if manifold_file.is_file() and loader is not None:
-        data.manifolds = loader(manifold_file)
+        try:
+            data.topology = nx.node_link_graph(_read_json(topo_file), directed=True,
+                                               edges="edges")
+        except (KeyError, TypeError, nx.NetworkXError) as e:
+            data.notes.append(f"{topo_file} could not be read ({e})")
+    elif getattr(data.fixed_points, "n_states", None) == data.model.state_size:
+        data.topology = analysis.topology(data.model, data.fixed_points,
+                                          key=jax.random.PRNGKey(seed))
+    data.manifolds = continuous_attractors(data.fixed_points)
 
 
 def load_run(
@@ -146,7 +164,7 @@ def load_run(
         if why is not None:
             data.notes.append(f"the analysis could not be run: {why}")
     if (path / "analysis").is_dir():
-        _load_analysis(data)
+        _load_analysis(data, seed=seed)
     elif analyze is False:
         data.notes.append(f"no fixed points ({path / 'analysis'} is missing; "
                           "run `rnnlab analyze RUN` to make it)")

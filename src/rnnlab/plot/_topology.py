@@ -35,21 +35,29 @@ def node_stability(graph, node, fixed_points) -> str:
 def graph_layout(graph, fixed_points=None, *, pca: Any = None) -> tuple[dict, bool]:
     """(node -> (x, y), whether the positions are principal components).
 
-    The fixed points' first two PCs when ``fixed_points`` is given and the nodes are its
-    indices (so the graph sits like the state space), else a spring layout."""
+    With ``fixed_points``, nodes that are its indices sit at the points' first two principal
+    components (so the graph looks like the state space) and other nodes (``"unsettled"``) in
+    a column to the right; else a spring layout.
+    """
     import networkx as nx
 
     nodes = list(graph.nodes)
-    if (fixed_points is not None and nodes
-            and all(isinstance(n, (int, np.integer)) for n in nodes)):
+    idx = [n for n in nodes if isinstance(n, (int, np.integer))]
+    if fixed_points is not None and idx:
         x = np.asarray(fixed_points.states, float)
-        if max(nodes) < len(x) and len(x) >= 2:
-            proj = fit_projection(x, 2, pca=pca)
-            z = proj(x)
+        if max(idx) < len(x) and len(x) >= 2:
+            z = fit_projection(x, 2, pca=pca)(x)
             if np.ptp(z[:, 1]) < 1e-9 * max(np.ptp(z[:, 0]), 1e-12):
                 z[:, 1] = 0.0
-            if np.ptp(z[list(nodes)], axis=0).max() > 0:
-                return {n: tuple(z[int(n)]) for n in nodes}, True
+            pts = z[idx]
+            span = np.ptp(pts, axis=0)
+            if span.max() > 0:
+                pos = {n: tuple(z[int(n)]) for n in idx}
+                others = [n for n in nodes if n not in pos]
+                for k, n in enumerate(others):
+                    pos[n] = (pts[:, 0].max() + 0.25 * span.max(),
+                              pts[:, 1].max() - 0.2 * k * span.max())
+                return pos, True
     return nx.spring_layout(graph, seed=0), False
 
 
