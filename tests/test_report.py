@@ -92,7 +92,7 @@ def test_report_is_one_self_contained_file(run_dir, report):
 def test_report_sections_and_state_space_content(report):
     _, page = report
     for section in ("summary", "training", "trials", "state-space", "spectra",
-                    "connectivity"):
+                    "connectivity", "topology"):
         assert f'id="{section}"' in page
     figs = _plotly_figures(page)
     data, layout = figs["fig-state-space"]
@@ -120,6 +120,11 @@ def test_report_sections_and_state_space_content(report):
     assert any(s.get("x0") == 0 and s.get("x1") == 0 for s in slayout.get("shapes", []))
     n_eigs = sum(len(_arr(t["x"])) for t in sdata if t.get("mode") == "markers")
     assert n_eigs == 27 * 3
+    # topology graph (rl.analysis.topology run by the report): 27 nodes by stability
+    tdata, tlayout = figs["fig-topology"]
+    nodes = {t["name"]: len(_arr(t["x"])) for t in tdata}
+    assert nodes == STABILITY_COUNTS
+    assert len(tlayout["annotations"]) >= 12 * 2 + 6 * 4  # arrows saddle -> corner
 
 
 def test_report_without_analysis_says_why_and_still_shows_the_run(tmp_path):
