@@ -19,6 +19,8 @@ class Trial(eqx.Module):
         inputs: [T, n_in] float32.
         targets: [T, n_out] float32 (one-hot class codes for cross-entropy tasks).
         mask: [T, n_out] float32 in {0, 1}: which targets the loss and the accuracy count.
+            Some tasks put loss weights here instead (the Yang et al. 2019 rules use 0, 1, 2,
+            5 and 10, as Yang's code does); 0 always means "not counted".
             Cross-entropy tasks use ``mask[..., 0]`` as the per-step weight.
         conditions: dict of scalar arrays describing the trial (coherence, choice, ...).
     """
