@@ -2,12 +2,15 @@
 
 __version__ = "0.1.0"
 
+from . import analysis as analysis
 from . import models as models
 from . import plot as plot
 from . import report as report
 from . import tasks as tasks
 from ._simulate import Trajectory as Trajectory
 from ._simulate import simulate as simulate
+from .analysis import FixedPoints as FixedPoints
+from .analysis import find_fixed_points as find_fixed_points
 from .io import load as load
 from .io import save as save
 from .models import AbstractRNN as AbstractRNN

@@ -1,0 +1,598 @@
+"""Fixed and slow points of recurrent networks: search, linearisation, stability."""
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
+
+from ..io._safe import read_safetensors, write_safetensors
+from ..models._base import AbstractRNN
+from . import _solvers
+
+STABILITY_LABELS = ("stable", "saddle", "unstable", "marginal")
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def to_float64(model: AbstractRNN) -> AbstractRNN:
+    """``model`` with every floating-point array leaf cast to float64.
+
+    Call it inside ``jax.enable_x64(True)``; outside that context JAX would silently keep float32.
+    """
+    return jax.tree.map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model
+    )
+
+
+def map_scale(model: AbstractRNN) -> float:
+    """``dt`` for continuous-time models (F scaled to the Euler-map residual), 1 for maps."""
+    if model.is_continuous:
+        dt = getattr(model, "dt", None)
+        return float(dt) if dt is not None else 1.0
+    return 1.0
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, AbstractRNN):
+        raise TypeError(
+            f"model must be an rnnlab model (AbstractRNN), got {type(model).__name__}"
+        )
+
+
+def _as_inputs(model, inputs, k: int, name: str = "inputs") -> np.ndarray:
+    u = np.asarray(inputs, dtype=np.float64)
+    if u.ndim == 0:
+        u = np.full((model.n_in,), float(u))
+    if u.ndim == 1:
+        if u.shape[0] != model.n_in:
+            raise ValueError(
+                f"{name} must have n_in={model.n_in} entries (or shape [K, {model.n_in}]), "
+                f"got shape {u.shape}"
+            )
+        u = np.broadcast_to(u, (k, model.n_in))
+    elif u.ndim == 2:
+        if u.shape != (k, model.n_in):
+            raise ValueError(
+                f"{name} must have shape ({model.n_in},) or ({k}, {model.n_in}) (one per "
+                f"initial state), got {u.shape}"
+            )
+    else:
+        raise ValueError(f"{name} must be a vector [n_in] or a matrix [K, n_in], got {u.shape}")
+    if not np.all(np.isfinite(u)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.ascontiguousarray(u)
+
+
+def _as_states(model, states, name: str = "initial_states") -> np.ndarray:
+    x = np.asarray(states, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != model.state_size or x.shape[0] < 1:
+        raise ValueError(
+            f"{name} must have shape [K, {model.state_size}] (K >= 1), got {np.shape(states)}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _positive(name, value, *, allow_none=False):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def unique_indices(states: np.ndarray, order: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy deduplication: walk ``order`` and keep a state unless it lies within ``tol``
+    (Euclidean) of one already kept. Returns (kept indices, for every state the kept index it
+    was merged into)."""
+    kept: list[int] = []
+    owner = np.full(states.shape[0], -1)
+    for i in order:
+        if kept:
+            d = np.linalg.norm(states[kept] - states[i], axis=1)
+            j = int(np.argmin(d))
+            if d[j] <= tol:
+                owner[i] = kept[j]
+                continue
+        kept.append(int(i))
+        owner[i] = i
+    return np.asarray(kept, dtype=int), owner
+
+
+def classify(
+    eigenvalues: np.ndarray, is_continuous: bool, marginal_tol: float
+) -> tuple[np.ndarray, list[str]]:
+    """Unstable-mode counts and stability labels from eigenvalues [K, N].
+
+    Continuous time: a mode is unstable when Re(lambda) > marginal_tol, marginal when
+    |Re(lambda)| <= marginal_tol. Maps: unstable when |mu| > 1 + marginal_tol, marginal when
+    ||mu| - 1| <= marginal_tol. Labels: ``stable`` (every mode decays), ``saddle`` (some but not
+    all modes unstable), ``unstable`` (all unstable), ``marginal`` (none unstable, some marginal).
+    """
+    growth = eigenvalues.real if is_continuous else np.abs(eigenvalues) - 1.0
+    n_unstable = np.sum(growth > marginal_tol, axis=-1).astype(np.int64)
+    n_marginal = np.sum(np.abs(growth) <= marginal_tol, axis=-1)
+    n = eigenvalues.shape[-1]
+    labels = []
+    for nu, nm in zip(n_unstable, n_marginal):
+        if nu == n:
+            labels.append("unstable")
+        elif nu > 0:
+            labels.append("saddle")
+        elif nm > 0:
+            labels.append("marginal")
+        else:
+            labels.append("stable")
+    return n_unstable, labels
+
+
+def eigendecompose(jacobians: np.ndarray):
+    """Eigenvalues sorted by real part (largest first), right eigenvectors (columns) and left
+    eigenvectors (rows of the inverse of the right ones, so ``L @ R = I``), in float64/complex128."""
+    k, n = jacobians.shape[0], jacobians.shape[-1]
+    vals = np.zeros((k, n), np.complex128)
+    right = np.zeros((k, n, n), np.complex128)
+    left = np.zeros((k, n, n), np.complex128)
+    for i in range(k):
+        w, r = np.linalg.eig(jacobians[i])
+        order = np.lexsort((-w.imag, -w.real))
+        w, r = w[order], r[:, order]
+        try:
+            lft = np.linalg.inv(r)
+        except np.linalg.LinAlgError:  # defective matrix: best effort
+            lft = np.linalg.pinv(r)
+        vals[i], right[i], left[i] = w, r, lft
+    return vals, right, left
+
+
+@eqx.filter_jit
+def _point_quantities(model, xs, us):
+    def one(x, u):
+        f = model.vector_field(x, u)
+        jac = model.jacobian(x, u)
+        jin = model.input_jacobian(x, u)
+        if not model.is_continuous:  # the map h -> h + F(h): report its Jacobians
+            jac = jac + jnp.eye(jac.shape[0], dtype=jac.dtype)
+        return f, jac, jin, model.readout(x)
+
+    return jax.vmap(one)(xs, us)
+
+
+# --------------------------------------------------------------------------------- FixedPoints
+
+
+class FixedPoints(eqx.Module):
+    """Fixed (and optionally slow) points of one network, with their linearisation.
+
+    Array fields (K points, N = state size, float64 / complex128):
+        states [K, N]; speeds [K] = |F(x*)| (for a CT-RNN in state units per time unit of ``dt``,
+        i.e. 1/ms); q [K] = 1/2 speeds^2; converged [K] (speed <= the search's ``tol``);
+        n_iters [K] (Newton/LM iterations) and n_adam_iters [K] (stage-1 iterations);
+        counts [K] (how many candidates ended at the point);
+        inputs [K, n_in]; outputs [K, n_out] (readout at the point);
+        jacobians [K, N, N]: dF/dx for continuous-time models, the map Jacobian dG/dh for maps;
+        input_jacobians [K, N, n_in]: dF/du;
+        eigenvalues [K, N] of ``jacobians``, sorted by real part, largest first;
+        right_eigenvectors [K, N, N] (columns, ``J R = R diag(lambda)``);
+        left_eigenvectors [K, N, N] (rows, ``L J = diag(lambda) L``, ``L R = I``);
+        n_unstable [K].
+    Static fields: ``stability`` (K labels among ``stable``, ``saddle``, ``unstable``,
+    ``marginal``), ``is_continuous``, ``dt`` (the model's Euler step, or None),
+    ``marginal_tol``.
+
+    Points are ordered by speed (slowest first). `map_eigenvalues` gives ``mu = 1 + dt lambda``
+    (the Euler map's view of a continuous-time model), `time_constants` the decay time of each
+    mode.
+    """
+
+    states: Float[Array, "K N"]
+    speeds: Float[Array, " K"]
+    q: Float[Array, " K"]
+    converged: Bool[Array, " K"]
+    n_iters: Int[Array, " K"]
+    n_adam_iters: Int[Array, " K"]
+    counts: Int[Array, " K"]
+    inputs: Float[Array, "K n_in"]
+    outputs: Float[Array, "K n_out"]
+    jacobians: Float[Array, "K N N"]
+    input_jacobians: Float[Array, "K N n_in"]
+    eigenvalues: Complex[Array, "K N"]
+    right_eigenvectors: Complex[Array, "K N N"]
+    left_eigenvectors: Complex[Array, "K N N"]
+    n_unstable: Int[Array, " K"]
+    stability: tuple[str, ...] = eqx.field(static=True)
+    is_continuous: bool = eqx.field(static=True)
+    dt: float | None = eqx.field(static=True)
+    marginal_tol: float = eqx.field(static=True)
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    @property
+    def n_states(self) -> int:
+        return int(self.states.shape[1])
+
+    @property
+    def map_eigenvalues(self) -> Complex[Array, "K N"]:
+        """Eigenvalues of the discrete map: for a continuous-time model with Euler step ``dt``,
+        ``mu = 1 + dt * lambda`` (with scalar tau, ``1 + alpha * lambda'``, lambda' of tau J);
+        for maps, `eigenvalues` themselves."""
+        if not self.is_continuous:
+            return self.eigenvalues
+        if self.dt is None:
+            raise ValueError("this model has no dt, so it has no Euler map")
+        return 1.0 + self.dt * self.eigenvalues
+
+    @property
+    def map_stability(self) -> tuple[str, ...]:
+        """Stability labels of the Euler map (|mu| < 1), the discrete view FixedPointFinder uses."""
+        _, labels = classify(np.asarray(self.map_eigenvalues), False, self.marginal_tol)
+        return tuple(labels)
+
+    @property
+    def time_constants(self) -> Float[Array, "K N"]:
+        """Per-mode time constants: ``-1 / Re(lambda)`` (time units) for continuous-time models,
+        ``-1 / log|mu|`` (steps) for maps. Positive: decay time; negative: growth time."""
+        with np.errstate(divide="ignore"):
+            if self.is_continuous:
+                return -1.0 / np.asarray(self.eigenvalues).real
+            return -1.0 / np.log(np.abs(np.asarray(self.eigenvalues)))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by stability: ``n_points``, ``stable``, ``saddle``, ``unstable``, ``marginal``,
+        ``saddles_by_index`` ({number of unstable modes: count}), ``converged``, ``slow``
+        (kept but not converged), ``max_speed``."""
+        labels = Counter(self.stability)
+        by_index = Counter(
+            int(n) for n, s in zip(np.asarray(self.n_unstable), self.stability) if s == "saddle"
+        )
+        conv = np.asarray(self.converged)
+        return {
+            "n_points": len(self),
+            **{lab: labels.get(lab, 0) for lab in STABILITY_LABELS},
+            "saddles_by_index": {str(k): v for k, v in sorted(by_index.items())},
+            "converged": int(conv.sum()),
+            "slow": int((~conv).sum()),
+            "max_speed": float(np.max(np.asarray(self.speeds))) if len(self) else 0.0,
+            "is_continuous": self.is_continuous,
+        }
+
+    def __getitem__(self, index) -> "FixedPoints":
+        """Select points (an integer array, a boolean mask or a slice)."""
+        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(idx)
+        arrays = {
+            f: np.asarray(getattr(self, f))[idx] for f in _ARRAY_FIELDS
+        }
+        return FixedPoints(
+            **arrays,
+            stability=tuple(self.stability[i] for i in idx),
+            is_continuous=self.is_continuous, dt=self.dt, marginal_tol=self.marginal_tol,
+        )
+
+    def with_speed_below(self, tol: float) -> "FixedPoints":
+        """The points whose speed |F| is at most ``tol`` (one level of a tolerance sweep)."""
+        return self[np.asarray(self.speeds) <= tol]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["FixedPoints"]) -> "FixedPoints":
+        """Join results of searches at several inputs into one (same model)."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("parts must hold at least one FixedPoints")
+        first = parts[0]
+        for p in parts[1:]:
+            if (p.is_continuous, p.dt, p.n_states) != (first.is_continuous, first.dt,
+                                                       first.n_states):
+                raise ValueError("cannot concatenate fixed points of different models")
+        arrays = {
+            f: np.concatenate([np.asarray(getattr(p, f)) for p in parts])
+            for f in _ARRAY_FIELDS
+        }
+        return cls(
+            **arrays, stability=tuple(s for p in parts for s in p.stability),
+            is_continuous=first.is_continuous, dt=first.dt, marginal_tol=first.marginal_tol,
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to one ``.safetensors`` file (arrays; labels and flags as JSON metadata),
+        atomically and checksummed. Complex arrays are stored as real and imaginary parts."""
+        tensors = {}
+        for f in _ARRAY_FIELDS:
+            a = np.asarray(getattr(self, f))
+            if np.iscomplexobj(a):
+                tensors[f + ".real"] = np.ascontiguousarray(a.real)
+                tensors[f + ".imag"] = np.ascontiguousarray(a.imag)
+            else:
+                tensors[f] = a.astype(np.uint8) if a.dtype == bool else a
+        meta = {
+            "kind": "fixed_points",
+            "stability": list(self.stability),
+            "is_continuous": self.is_continuous,
+            "dt": self.dt,
+            "marginal_tol": self.marginal_tol,
+            "n_points": len(self),
+        }
+        write_safetensors(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FixedPoints":
+        """Read a file written by `save` (checksum verified)."""
+        tensors, meta = read_safetensors(path, kind="fixed_points")
+        arrays = {}
+        for f in _ARRAY_FIELDS:
+            if f in tensors:
+                a = tensors[f]
+            elif f + ".real" in tensors:
+                a = tensors[f + ".real"] + 1j * tensors[f + ".imag"]
+            else:
+                raise ValueError(f"{path}: missing array {f!r}")
+            if f == "converged":
+                a = a.astype(bool)
+            arrays[f] = a
+        # Keep float64 / complex128 as stored (jnp would truncate them without x64).
+        return cls(
+            **arrays, stability=tuple(meta["stability"]), is_continuous=bool(meta["is_continuous"]),
+            dt=meta["dt"], marginal_tol=float(meta["marginal_tol"]),
+        )
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (
+            f"FixedPoints({s['n_points']} points: {s['stable']} stable, {s['saddle']} saddle, "
+            f"{s['unstable']} unstable, {s['marginal']} marginal; "
+            f"{'continuous-time' if self.is_continuous else 'map'})"
+        )
+
+
+_ARRAY_FIELDS = (
+    "states", "speeds", "q", "converged", "n_iters", "n_adam_iters", "counts", "inputs",
+    "outputs", "jacobians", "input_jacobians", "eigenvalues", "right_eigenvectors",
+    "left_eigenvectors", "n_unstable",
+)
+
+
+# --------------------------------------------------------------------------------- search
+
+
+def _search(
+    model, x0, u, *, tol, slow_tol, tol_q, tol_dq, max_iters, handoff_speed, newton_iters,
+):
+    """Both stages for every candidate; returns per-candidate arrays (no filtering)."""
+    scale = map_scale(model)
+    hp = dict(_solvers.FPF_DEFAULTS, tol_q=tol_q, tol_dq=tol_dq, max_iters=max_iters)
+    stop_speed = handoff_speed if slow_tol is None else max(handoff_speed, slow_tol)
+    q_stop = 0.5 * (scale * stop_speed) ** 2
+    if max_iters > 0:
+        xs32 = jnp.asarray(x0, jnp.float32)
+        us32 = jnp.asarray(u, jnp.float32)
+        st1 = _solvers.adam_stage(model, xs32, us32, scale, hp, q_stop)
+        x1 = np.asarray(st1.x, np.float64)
+        it1 = np.asarray(st1.n_iter)
+    else:
+        x1, it1 = x0, np.zeros(x0.shape[0], np.int64)
+    with jax.enable_x64(True):
+        m64 = to_float64(model)
+        u64 = jnp.asarray(u, jnp.float64)
+        st2 = _solvers.lm_stage(m64, jnp.asarray(x1, jnp.float64), u64, scale, tol, newton_iters)
+        x2 = np.asarray(st2.x)
+        speed2 = np.asarray(st2.speed)
+        conv = np.asarray(st2.converged)
+        it2 = np.asarray(st2.n_iter)
+        speed1 = None
+        if slow_tol is not None:
+            f1 = jax.vmap(m64.vector_field)(jnp.asarray(x1, jnp.float64), u64)
+            speed1 = np.asarray(jnp.linalg.norm(f1, axis=-1))
+    return x1, speed1, it1, x2, speed2, conv, it2
+
+
+def find_fixed_points(
+    model: AbstractRNN,
+    inputs: ArrayLike,
+    initial_states: ArrayLike,
+    *,
+    tol: float = 1e-10,
+    slow_tol: float | None = None,
+    tol_unique: float = 1e-3,
+    outlier_distance_scale: float | None = 10.0,
+    tol_q: float = 1e-12,
+    tol_dq: float = 1e-20,
+    max_iters: int = 5000,
+    handoff_speed: float | None = None,
+    newton_iters: int = 50,
+    marginal_tol: float = 1e-8,
+    exclude_unconverged: bool = True,
+) -> FixedPoints:
+    """Find the fixed points (and, on request, slow points) of ``model`` at constant input.
+
+    The object is the model's `vector_field` F: dx/dt for continuous-time models (a CT-RNN's
+    ``(-x + W f(x) + W_in u + b) / tau``, per unit time of ``dt``), ``step(h) - h`` for maps, so
+    every model family goes through the same code.
+
+    Stage 1 (float32, jitted, all candidates at once): FixedPointFinder's algorithm and defaults
+    on q = 1/2 |s F|^2 with s = dt for continuous-time models (the Euler-map residual that
+    FixedPointFinder minimises): Adam (epsilon 0.01), adaptive learning rate (start 1.0, x0.95
+    after 5 worsening steps, x1/0.95 after 5 improving ones, floor 1e-3), adaptive clipping at
+    the 95th percentile of the last 128 gradient norms, stop at ``tol_q``, ``tol_dq * lr`` or
+    ``max_iters``. One difference: each candidate has its own learning rate and stops on its
+    own (FixedPointFinder shares one over the batch mean), and a candidate also stops once its
+    speed is below ``handoff_speed``, where stage 2 takes over.
+
+    Stage 2 (float64, inside ``jax.enable_x64``; the caller's global config is untouched):
+    Levenberg-Marquardt with damping ``theta |r|^2`` (quadratically convergent even on
+    continua of roots), taking the plain Newton step whenever it does better, using the model's
+    analytic `jacobian`; each candidate stops at ``|F| <= tol``, on stalling, or after
+    ``newton_iters``. Unfinished candidates are compacted between compiled chunks so that
+    stragglers do not keep the whole batch iterating.
+
+    Then: slow points (with ``slow_tol``), exclusion of outliers, deduplication, ordering by
+    speed, Jacobians, eigen-decomposition (numpy, float64) of the unique points only, stability.
+
+    Args:
+        model: any rnnlab model.
+        inputs: the constant input u*, [n_in] (shared) or [K, n_in] (one per initial state).
+        initial_states: candidates [K, state_size], e.g. from `sample_states`.
+        tol: speed |F| at which a point counts as a root (converged). Default 1e-10.
+        slow_tol: also keep slow points, candidates whose speed is at most ``slow_tol`` without
+            being roots; stage 1 then stops each candidate as soon as it is that slow, so slow
+            points spread along line and ring attractors (the polished roots are kept too).
+        tol_unique: points closer than this (Euclidean) are one point. Default 1e-3.
+        outlier_distance_scale: drop points farther from the centroid of the initial states than
+            this many times the initial states' mean distance to it (FixedPointFinder's rule,
+            default 10); None keeps all.
+        tol_q, tol_dq, max_iters: stage-1 stopping rules (FixedPointFinder defaults);
+            ``max_iters=0`` skips stage 1.
+        handoff_speed: stage-1 hand-off level of |F|; default ``1e-2 / s`` (|s F| = 1e-2).
+        newton_iters: iteration cap of stage 2. Default 50.
+        marginal_tol: |Re(lambda)| (continuous) or ||mu| - 1| (maps) at or below which a mode
+            counts as marginal. Default 1e-8.
+        exclude_unconverged: drop candidates that are neither roots nor slow points (default).
+            With False every candidate's end point is kept (speeds tell them apart).
+
+    Returns: a `FixedPoints`, slowest first.
+    """
+    _check_model(model)
+    x0 = _as_states(model, initial_states)
+    k = x0.shape[0]
+    u = _as_inputs(model, inputs, k)
+    tol = _positive("tol", tol)
+    slow_tol = _positive("slow_tol", slow_tol, allow_none=True)
+    if slow_tol is not None and slow_tol < tol:
+        raise ValueError(f"slow_tol ({slow_tol}) must be >= tol ({tol})")
+    tol_unique = _positive("tol_unique", tol_unique)
+    outlier_distance_scale = _positive(
+        "outlier_distance_scale", outlier_distance_scale, allow_none=True
+    )
+    tol_q = _positive("tol_q", tol_q)
+    tol_dq = _positive("tol_dq", tol_dq)
+    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 0:
+        raise ValueError(f"max_iters must be a non-negative integer, got {max_iters!r}")
+    newton_iters = _positive_int("newton_iters", newton_iters)
+    marginal_tol = _positive("marginal_tol", marginal_tol)
+    scale = map_scale(model)
+    if handoff_speed is None:
+        handoff_speed = 1e-2 / scale
+    handoff_speed = _positive("handoff_speed", handoff_speed)
+
+    x1, speed1, it1, x2, speed2, conv, it2 = _search(
+        model, x0, u, tol=tol, slow_tol=slow_tol, tol_q=tol_q, tol_dq=tol_dq,
+        max_iters=int(max_iters), handoff_speed=handoff_speed, newton_iters=newton_iters,
+    )
+
+    # Pool the end points: polished roots, plus stage-1 points slow enough to be slow points.
+    xs, sp, cv, i1, i2, us = [x2], [speed2], [conv], [it1], [it2], [u]
+    if slow_tol is not None:
+        xs.append(x1)
+        sp.append(speed1)
+        cv.append(speed1 <= tol)
+        i1.append(it1)
+        i2.append(np.zeros_like(it2))
+        us.append(u)
+    xs, sp, cv = np.concatenate(xs), np.concatenate(sp), np.concatenate(cv)
+    i1, i2, us = np.concatenate(i1), np.concatenate(i2), np.concatenate(us)
+    keep = np.isfinite(sp)
+    if exclude_unconverged:
+        keep &= cv | (sp <= (slow_tol if slow_tol is not None else tol))
+    if outlier_distance_scale is not None:
+        centre = x0.mean(axis=0)
+        avg = np.mean(np.linalg.norm(x0 - centre, axis=1))
+        dist = np.linalg.norm(xs - centre, axis=1)
+        keep &= dist <= outlier_distance_scale * max(avg, 1e-12)
+    idx = np.nonzero(keep)[0]
+
+    # Deduplicate within groups of equal input, slowest first.
+    kept, owner_count = [], Counter()
+    if idx.size:
+        _, group = np.unique(us[idx], axis=0, return_inverse=True)
+        group = np.asarray(group).reshape(-1)
+        for g in np.unique(group):
+            members = idx[group == g]
+            order = members[np.argsort(sp[members], kind="stable")]
+            local_kept, owner = unique_indices(xs, order, tol_unique)
+            kept.extend(local_kept.tolist())
+            for m in members:
+                owner_count[int(owner[m])] += 1
+    kept = np.asarray(sorted(kept, key=lambda i: (sp[i], i)), dtype=int)
+    return _assemble(
+        model, xs[kept], us[kept], sp[kept], cv[kept], i2[kept], i1[kept],
+        np.asarray([owner_count[int(i)] for i in kept], dtype=np.int64), marginal_tol,
+    )
+
+
+def _assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts, marginal_tol):
+    n, n_in, n_out = model.state_size, model.n_in, model.n_out
+    k = states.shape[0]
+    if k:
+        with jax.enable_x64(True):
+            m64 = to_float64(model)
+            f, jac, jin, out = _point_quantities(
+                m64, jnp.asarray(states, jnp.float64), jnp.asarray(inputs, jnp.float64)
+            )
+            f, jac, jin, out = (np.asarray(a) for a in (f, jac, jin, out))
+        speeds = np.linalg.norm(f, axis=1)
+    else:
+        jac = np.zeros((0, n, n))
+        jin = np.zeros((0, n, n_in))
+        out = np.zeros((0, n_out))
+    vals, right, left = eigendecompose(jac)
+    n_unstable, labels = classify(vals, model.is_continuous, marginal_tol)
+    dt = getattr(model, "dt", None)
+    return FixedPoints(
+        states=np.asarray(states, np.float64),
+        speeds=np.asarray(speeds, np.float64),
+        q=0.5 * np.asarray(speeds, np.float64) ** 2,
+        converged=np.asarray(converged, bool),
+        n_iters=np.asarray(n_iters, np.int64),
+        n_adam_iters=np.asarray(n_adam, np.int64),
+        counts=np.asarray(counts, np.int64),
+        inputs=np.asarray(inputs, np.float64),
+        outputs=np.asarray(out, np.float64),
+        jacobians=np.asarray(jac, np.float64),
+        input_jacobians=np.asarray(jin, np.float64),
+        eigenvalues=vals,
+        right_eigenvectors=right,
+        left_eigenvectors=left,
+        n_unstable=n_unstable,
+        stability=tuple(labels),
+        is_continuous=bool(model.is_continuous),
+        dt=None if dt is None else float(dt),
+        marginal_tol=float(marginal_tol),
+    )
+
+
+def tolerance_sweep(
+    model: AbstractRNN,
+    inputs: ArrayLike,
+    initial_states: ArrayLike,
+    tolerances: Sequence[float],
+    **kwargs,
+) -> dict[float, FixedPoints]:
+    """Fixed and slow points at several speed tolerances in one search.
+
+    Runs `find_fixed_points` once with ``slow_tol = max(tolerances)`` and returns
+    ``{tol: points with speed <= tol}`` for each tolerance (loose tolerances reveal slow points
+    along line and ring attractors; tight ones only the roots). Keyword arguments are those of
+    `find_fixed_points`.
+    """
+    tols = [_positive("tolerances", t) for t in tolerances]
+    if not tols:
+        raise ValueError("tolerances must hold at least one positive number")
+    fps = find_fixed_points(model, inputs, initial_states, slow_tol=max(tols), **kwargs)
+    return {t: fps.with_speed_below(t) for t in tols}

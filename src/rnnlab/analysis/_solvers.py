@@ -1,0 +1,322 @@
+"""The two numerical stages of the fixed-point search (private).
+
+Stage 1 (`adam_stage`) is the FixedPointFinder algorithm (Golub & Sussillo 2018): Adam on
+``q = 1/2 |F|^2`` with an adaptive learning rate and adaptive gradient-norm clipping, run for all
+candidates at once in one compiled loop. Stage 2 (`lm_stage`) is a Levenberg-Marquardt /
+Newton iteration in float64 that polishes the candidates to machine precision.
+
+Both work on the *map-scaled* residual ``r = s F`` (``s = dt`` for continuous-time models, 1 for
+maps): for a CT-RNN this is the residual of the Euler map, exactly the objective
+FixedPointFinder minimises for the same network, so its defaults (``tol_q``, Adam's epsilon)
+keep their meaning. Roots are the same for any ``s``.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# FixedPointFinder's published defaults (FixedPointFinder.py, AdaptiveLearningRate.py,
+# AdaptiveGradNormClip.py).
+FPF_DEFAULTS = {
+    "tol_q": 1e-12,
+    "tol_dq": 1e-20,
+    "max_iters": 5000,
+    "lr_init": 1.0,
+    "lr_min": 1e-3,
+    "lr_patience": 5,  # min_steps_per_increase = min_steps_per_decrease
+    "lr_decrease": 0.95,
+    "lr_increase": 1.0 / 0.95,
+    "adam_eps": 0.01,
+    "adam_b1": 0.9,
+    "adam_b2": 0.999,
+    "clip_window": 128,
+    "clip_percentile": 95.0,
+}
+
+
+def _residual(model, x, u, scale):
+    return scale * model.vector_field(x, u)
+
+
+# ------------------------------------------------------------------------------ stage 1: Adam
+
+
+class AdamState(eqx.Module):
+    x: jax.Array
+    m: jax.Array
+    v: jax.Array
+    lr: jax.Array
+    q_log: jax.Array  # the last lr_patience + 1 values of q, newest last
+    last_update: jax.Array
+    norms: jax.Array  # ring buffer of gradient norms
+    q: jax.Array
+    dq: jax.Array
+    n_iter: jax.Array
+    done: jax.Array
+
+
+def adam_init(x, hp):
+    dtype = x.dtype
+    n = hp["lr_patience"] + 1
+    return AdamState(
+        x=x,
+        m=jnp.zeros_like(x),
+        v=jnp.zeros_like(x),
+        lr=jnp.asarray(hp["lr_init"], dtype),
+        q_log=jnp.full((n,), jnp.inf, dtype),
+        last_update=jnp.asarray(0, jnp.int32),
+        norms=jnp.full((hp["clip_window"],), jnp.nan, dtype),
+        q=jnp.asarray(jnp.inf, dtype),
+        dq=jnp.asarray(jnp.inf, dtype),
+        n_iter=jnp.asarray(0, jnp.int32),
+        done=jnp.asarray(False),
+    )
+
+
+def _adam_one(model, u, scale, s: AdamState, hp, q_stop) -> AdamState:
+    """One FixedPointFinder iteration for one candidate (a no-op once it is done)."""
+
+    def q_fn(x):
+        r = _residual(model, x, u, scale)
+        return 0.5 * jnp.sum(r * r)
+
+    q, g = jax.value_and_grad(q_fn)(s.x)
+    dq = jnp.abs(q - s.q)
+    it = s.n_iter
+    # Stop test at the current point (FixedPointFinder: after the first iterations, stop when
+    # dq < tol_dq * lr or q < tol_q); q_stop is the hand-off / slow-point level.
+    done = ((it > 1) & (dq < hp["tol_dq"] * s.lr)) | (q < hp["tol_q"]) | (q < q_stop)
+    done = done | (it >= hp["max_iters"]) | ~jnp.isfinite(q)
+
+    # Adaptive gradient-norm clipping: the 95th percentile of the recent norms.
+    gnorm = jnp.linalg.norm(g)
+    have = jnp.any(jnp.isfinite(s.norms))
+    clip = jnp.where(have, jnp.nanpercentile(s.norms, hp["clip_percentile"]), jnp.inf)
+    g = g * jnp.minimum(1.0, clip / jnp.maximum(gnorm, 1e-30))
+
+    # Adam (TF defaults, FixedPointFinder's epsilon 0.01), bias-corrected.
+    t = (it + 1).astype(s.x.dtype)
+    m = hp["adam_b1"] * s.m + (1 - hp["adam_b1"]) * g
+    v = hp["adam_b2"] * s.v + (1 - hp["adam_b2"]) * g * g
+    mhat = m / (1 - hp["adam_b1"] ** t)
+    vhat = v / (1 - hp["adam_b2"] ** t)
+    x = s.x - s.lr * mhat / (jnp.sqrt(vhat) + hp["adam_eps"])
+
+    # Adaptive learning rate (AdaptiveLearningRate.update with this iteration's q).
+    q_log = jnp.concatenate([s.q_log[1:], q[None]])
+    step = it + 1
+    may = step >= s.last_update + hp["lr_patience"]
+    inc = may & jnp.all(q_log[1:] < q_log[:-1])
+    dec = may & ~inc & jnp.all(q_log[-1] > q_log[:-1])
+    lr = jnp.where(inc, s.lr * hp["lr_increase"], jnp.where(dec, s.lr * hp["lr_decrease"], s.lr))
+    lr = jnp.maximum(lr, hp["lr_min"])
+    last_update = jnp.where(inc | dec, step, s.last_update)
+    norms = s.norms.at[it % hp["clip_window"]].set(gnorm)
+
+    new = AdamState(x, m, v, lr, q_log, last_update, norms, q, dq, step, done)
+    # A finished candidate keeps its state (and the q measured at it).
+    keep = jax.tree.map(lambda a, b: jnp.where(done, a, b), s, new)
+    return eqx.tree_at(lambda st: (st.q, st.dq, st.done), keep, (q, dq, done))
+
+
+@eqx.filter_jit
+def _adam_chunk(model, us, scale, state, hp, q_stop, n_steps):
+    def cond(c):
+        i, st = c
+        return (i < n_steps) & ~jnp.all(st.done)
+
+    def body(c):
+        i, st = c
+        st = jax.vmap(lambda u, s: _adam_one(model, u, scale, s, hp, q_stop))(us, st)
+        return i + 1, st
+
+    _, state = jax.lax.while_loop(cond, body, (jnp.asarray(0), state))
+    return state
+
+
+def _bucket(n: int, full: int) -> int:
+    # Powers of 8 (few distinct shapes, so few compilations), never above the full batch.
+    return min(full, max(8, 8 ** math.ceil(math.log(max(n, 1), 8) - 1e-9)))
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda a: a[idx], tree)
+
+
+def _put(tree, idx, values):
+    return jax.tree.map(lambda a, b: a.at[idx].set(b), tree, values)
+
+
+def run_compacted(chunk_fn, us, state, n_total, *, chunk):
+    """Run ``chunk_fn`` on the unfinished candidates, ``chunk`` iterations at a time, compacting
+    them into power-of-two buckets between chunks so stragglers do not drag the whole batch."""
+    k = us.shape[0]
+    active = np.arange(k)
+    while active.size:
+        size = _bucket(active.size, k)
+        idx = np.concatenate([active, np.full(size - active.size, active[0])])
+        sub = chunk_fn(us[idx], _take(state, idx), chunk)
+        sub = _take(sub, np.arange(active.size))
+        state = _put(state, active, sub)
+        done = np.asarray(state.done)
+        if n_total is not None and np.all(np.asarray(state.n_iter)[active] >= n_total):
+            break
+        active = np.nonzero(~done)[0]
+    return state
+
+
+def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=500):
+    """Stage 1 for all candidates. Returns the final AdamState (batched)."""
+    state = jax.vmap(lambda x: adam_init(x, hp))(xs)
+
+    def chunk_fn(u, st, n):
+        return _adam_chunk(model, u, scale, st, hp, q_stop, n)
+
+    return run_compacted(chunk_fn, us, state, None, chunk=chunk)
+
+
+# ------------------------------------------------------------------ stage 2: Levenberg-Marquardt
+
+
+class LMState(eqx.Module):
+    x: jax.Array  # the best point so far (smallest residual)
+    r: jax.Array  # map-scaled residual at x
+    z: jax.Array  # the current iterate (may be worse than x: non-monotone Newton)
+    rz: jax.Array  # residual at z
+    theta: jax.Array  # damping factor: mu = theta * |r|^2
+    speed: jax.Array  # |F| (vector-field units) at x
+    since_gain: jax.Array  # iterations since the best residual last shrank by 10%
+    n_iter: jax.Array
+    done: jax.Array
+    converged: jax.Array
+
+
+def lm_init(model, x, u, scale):
+    r = _residual(model, x, u, scale)
+    speed = jnp.linalg.norm(r) / scale
+    return LMState(
+        x=x, r=r, z=x, rz=r, theta=jnp.asarray(1.0, x.dtype), speed=speed,
+        since_gain=jnp.asarray(0, jnp.int32), n_iter=jnp.asarray(0, jnp.int32),
+        done=jnp.asarray(False), converged=jnp.asarray(False),
+    )
+
+
+def _finish(s: LMState, z, rz, theta, scale, tol, max_iters, patience):
+    nz = jnp.sum(rz * rz)
+    best = jnp.sum(s.r * s.r)
+    better = nz < best
+    x = jnp.where(better, z, s.x)
+    r = jnp.where(better, rz, s.r)
+    gain = nz < 0.81 * best  # |r| shrank by 10%
+    since_gain = jnp.where(gain, 0, s.since_gain + 1)
+    speed = jnp.linalg.norm(r) / scale
+    it = s.n_iter + 1
+    converged = speed <= tol
+    done = converged | (since_gain >= patience) | (it >= max_iters) | (theta > 1e30)
+    new = LMState(x, r, z, rz, theta, speed, since_gain, it, done, converged)
+    return jax.tree.map(lambda a, b: jnp.where(s.done, a, b), s, new)
+
+
+_BACKTRACK = (0.5, 0.25, 0.125, 0.0625)
+
+
+def _newton_one(model, u, scale, s: LMState, tol, max_iters, patience=10) -> LMState:
+    """One Newton step with the model's analytic Jacobian, safeguarded by backtracking.
+
+    The full step is taken unless it is non-finite or multiplies |r| by more than 10 (plain
+    Newton finds more roots from trajectory candidates than monotone damped variants);
+    otherwise the best of the step fractions 1/2 ... 1/16 that lowers |r|. The best point seen
+    is kept; a candidate stops when |F| <= tol, when its best residual has not shrunk by 10%
+    for ``patience`` iterations, or after ``max_iters``.
+    """
+    jac = scale * model.jacobian(s.z, u)
+    rr = jnp.sum(s.rz * s.rz)
+    dn = -jnp.linalg.solve(jac, s.rz)
+    finite = jnp.all(jnp.isfinite(dn))
+    dn = jnp.where(finite, dn, 0.0)
+    ts = jnp.asarray((1.0,) + _BACKTRACK, s.z.dtype)
+    zs = s.z[None, :] + ts[:, None] * dn[None, :]
+    rs = jax.vmap(lambda z: _residual(model, z, u, scale))(zs)
+    ns = jnp.sum(rs * rs, axis=1)
+    ns = jnp.where(jnp.isfinite(ns) & finite, ns, jnp.inf)
+    full_ok = ns[0] < 100.0 * rr
+    j = jnp.argmin(ns[1:]) + 1
+    part_ok = ns[j] < rr
+    pick = jnp.where(full_ok, 0, jnp.where(part_ok, j, -1))
+    z = jnp.where(pick >= 0, zs[pick], s.z)
+    rz = jnp.where(pick >= 0, rs[pick], s.rz)
+    theta = jnp.where(pick >= 0, s.theta, jnp.inf)  # no move possible: stop
+    return _finish(s, z, rz, theta, scale, tol, max_iters, patience)
+
+
+def _lm_one(model, u, scale, s: LMState, tol, max_iters, patience=10) -> LMState:
+    """One Levenberg-Marquardt step on 1/2 |r|^2 with damping ``theta |r|^2``
+    (Yamashita-Fukushima: quadratic convergence even on continua of roots; at a local minimum
+    of q that is not a root it settles on that slow point)."""
+    jac = scale * model.jacobian(s.z, u)
+    rr = jnp.sum(s.rz * s.rz)
+    eye = jnp.eye(s.z.shape[0], dtype=jac.dtype)
+    dx = -jnp.linalg.solve(jac.T @ jac + (s.theta * rr + 1e-300) * eye, jac.T @ s.rz)
+    z_lm = s.z + dx
+    r_lm = _residual(model, z_lm, u, scale)
+    n_lm = jnp.sum(r_lm * r_lm)
+    ok = jnp.isfinite(n_lm) & (n_lm < rr)
+    z = jnp.where(ok, z_lm, s.z)
+    rz = jnp.where(ok, r_lm, s.rz)
+    theta = jnp.where(ok, jnp.maximum(s.theta * 0.1, 1e-12), s.theta * 10.0)
+    return _finish(s, z, rz, theta, scale, tol, max_iters, patience)
+
+
+@eqx.filter_jit
+def _polish_chunk(model, us, scale, state, tol, max_iters, n_steps, method):
+    step_fn = _newton_one if method == "newton" else _lm_one
+
+    def cond(c):
+        i, st = c
+        return (i < n_steps) & ~jnp.all(st.done)
+
+    def body(c):
+        i, st = c
+        st = jax.vmap(lambda u, s: step_fn(model, u, scale, s, tol, max_iters))(us, st)
+        return i + 1, st
+
+    _, state = jax.lax.while_loop(cond, body, (jnp.asarray(0), state))
+    return state
+
+
+@eqx.filter_jit
+def _lm_start(model, xs, us, scale, tol):
+    st = jax.vmap(lambda x, u: lm_init(model, x, u, scale))(xs, us)
+    return eqx.tree_at(lambda s: (s.done, s.converged), st,
+                       (st.speed <= tol, st.speed <= tol))
+
+
+def lm_stage(model, xs, us, scale, tol, max_iters, *, chunk=6, lm_fallback=True):
+    """Stage 2 for all candidates (call under float64): Newton with backtracking, then
+    Levenberg-Marquardt from the best point for the candidates Newton left unconverged.
+    Returns the final LMState (n_iter counts both passes)."""
+    state = _lm_start(model, xs, us, scale, tol)
+
+    def newton_fn(u, st, n):
+        return _polish_chunk(model, u, scale, st, tol, max_iters, n, "newton")
+
+    state = run_compacted(newton_fn, us, state, None, chunk=chunk)
+    left = ~np.asarray(state.converged)
+    if lm_fallback and left.any():
+        idx = np.nonzero(left)[0]
+        sub = _take(state, idx)
+        used = sub.n_iter
+        sub = LMState(sub.x, sub.r, sub.x, sub.r, jnp.ones_like(sub.theta), sub.speed,
+                      jnp.zeros_like(sub.since_gain), jnp.zeros_like(sub.n_iter),
+                      jnp.zeros_like(sub.done), sub.converged)
+
+        def lm_fn(u, st, n):
+            return _polish_chunk(model, u, scale, st, tol, max_iters, n, "lm")
+
+        sub = run_compacted(lm_fn, us[idx], sub, None, chunk=chunk)
+        sub = eqx.tree_at(lambda s: s.n_iter, sub, sub.n_iter + used)
+        state = _put(state, idx, sub)
+    return state
