@@ -51,6 +51,7 @@ def test_shapes_dtypes_jit_vmap_reproducible(name):
     a, one, acc, loss = run(KEY)
     b = run(KEY)[0]
     c = run(jax.random.PRNGKey(1))[0]
+    assert run._cache_size() == 1  # a new key does not recompile
     assert a.inputs.shape == (8, task.n_steps, task.n_in) and a.inputs.dtype == jnp.float32
     assert a.targets.shape == (8, task.n_steps, task.n_out) and a.targets.dtype == jnp.float32
     assert a.mask.shape == (8, task.n_steps, task.n_out) and a.mask.dtype == jnp.float32
