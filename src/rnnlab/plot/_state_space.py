@@ -142,8 +142,9 @@ def _draw_trajectories(ax, z, values) -> list:
             ax.plot(*zi.T, color="0.45", lw=0.8, alpha=0.8, gid="trajectory")
         return []
     labels, index, colors = condition_colors(values)
+    alpha = 0.8 if len(z) <= 16 else max(0.35, 0.8 * np.sqrt(16 / len(z)))
     for zi, g in zip(z, index):
-        ax.plot(*zi.T, color=colors[g], lw=0.8, alpha=0.8, gid="trajectory")
+        ax.plot(*zi.T, color=colors[g], lw=0.8, alpha=alpha, gid="trajectory")
         ax.plot(*zi[:1].T, marker=".", ms=3, color=colors[g], ls="none", gid="trajectory_start")
     if len(labels) > 16:
         return []

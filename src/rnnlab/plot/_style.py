@@ -132,10 +132,10 @@ def _sort_key(k):
 
 
 def format_condition(value: Any) -> str:
-    """Short text for a condition value: 12.8, 'choice 1', '+-+' for a ±1 vector."""
+    """Short text for a condition value: 12.8, 'choice 1', '+-+' for a ±1 vector ('0' for 0)."""
     if isinstance(value, tuple):
-        if value and all(v in (1, -1) for v in value):
-            return "".join("+" if v > 0 else "-" for v in value)
+        if value and all(v in (1, -1, 0) for v in value):  # flip-flop bits; 0: never set
+            return "".join("+" if v > 0 else "-" if v < 0 else "0" for v in value)
         return "(" + ", ".join(format_condition(v) for v in value) + ")"
     if isinstance(value, float):
         return f"{value:g}"

@@ -15,6 +15,9 @@ from ._style import (
 )
 
 
+MAX_LABELLED_EDGES = 20
+
+
 def edge_weight(data: dict) -> float:
     """The transition probability stored on an edge (``probability``, ``weight`` or ``p``)."""
     for k in ("probability", "weight", "p"):
@@ -65,10 +68,11 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
     """The fixed-point topology graph (`rnnlab.analysis.topology`).
 
     Nodes are fixed points, coloured and shaped by stability (as in `state_space`) and
-    numbered; a directed edge i -> j (i != j) means that trajectories started near i end near j,
-    its width and label the transition probability. Self-transitions are not drawn (they are
-    the probability of staying, one minus the outgoing ones). Nodes sit at the fixed points'
-    first two principal components when ``fixed_points`` is given, else on a spring layout.
+    numbered; a directed edge i -> j (i != j) means that trajectories started near i end near
+    j; its width (and, with at most 20 edges, a label) is the transition probability.
+    Self-transitions are not drawn (the probability of staying is one minus the outgoing ones).
+    Nodes sit at the fixed points' first two principal components when ``fixed_points`` is
+    given, else on a spring layout.
 
     Args:
         graph: a ``networkx.DiGraph`` whose nodes are fixed-point indices; node attribute
@@ -99,6 +103,8 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
                             "shrinkA": 9, "shrinkB": 9, "mutation_scale": 10,
                             "connectionstyle": "arc3,rad=0.12", "alpha": 0.8},
             )
+            if len(edges) > MAX_LABELLED_EDGES:  # widths alone; numbers would overlap
+                continue
             mid = (np.asarray(pos[u]) + np.asarray(pos[v])) / 2
             normal = np.array([-(pos[v][1] - pos[u][1]), pos[v][0] - pos[u][0]])
             nrm = np.linalg.norm(normal)
