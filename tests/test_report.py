@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("plotly")
 
 import rnnlab as rl  # noqa: E402
-from _plot_fixtures import STABILITY_COUNTS, make_run_dir  # noqa: E402
+from _plot_fixtures import STABILITY_COUNTS, flipflop_network, make_run_dir  # noqa: E402
 from rnnlab.cli import main  # noqa: E402
 
 
@@ -120,6 +120,17 @@ def test_report_sections_and_state_space_content(report):
     assert any(s.get("x0") == 0 and s.get("x1") == 0 for s in slayout.get("shapes", []))
     n_eigs = sum(len(_arr(t["x"])) for t in sdata if t.get("mode") == "markers")
     assert n_eigs == 27 * 3
+    # sample trials: one grey band per run of mask-0 steps, per trial and output channel
+    import jax
+
+    from rnnlab.plot._trials import sample_trials
+
+    task, _ = flipflop_network()
+    few = sample_trials(task, key=jax.random.PRNGKey(1), n_trials=3)
+    off = np.asarray(few.mask) == 0  # [3, T, 3]
+    runs = int(np.sum(off[:, 1:] & ~off[:, :-1]) + np.sum(off[:, 0]))
+    _, trlayout = figs["fig-trials"]
+    assert len(trlayout["shapes"]) == runs > 0
     # topology graph (rl.analysis.topology run by the report): 27 nodes by stability
     tdata, tlayout = figs["fig-topology"]
     nodes = {t["name"]: len(_arr(t["x"])) for t in tdata}

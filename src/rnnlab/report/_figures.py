@@ -86,6 +86,7 @@ def trials_figure(task, model, trials):
                         vertical_spacing=0.05, horizontal_spacing=0.04)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf"]
+    bands = []  # mask-0 spans, added after the traces (plotly skips shapes on empty subplots)
     for c in range(n_trials):
         for j in range(inputs.shape[-1]):
             fig.add_trace(go.Scatter(x=t, y=inputs[c, :, j], mode="lines",
@@ -96,9 +97,7 @@ def trials_figure(task, model, trials):
             off = np.all(mask[c][:, chans] == 0, axis=-1)
             edges = np.flatnonzero(np.diff(np.concatenate([[0], off.astype(int), [0]])))
             for a, b in zip(edges[::2], edges[1::2]):
-                fig.add_vrect(x0=t[a] - task.dt / 2, x1=t[b - 1] + task.dt / 2,
-                              fillcolor="#d9d9d9", opacity=0.6, line_width=0, layer="below",
-                              row=r, col=c + 1)
+                bands.append((t[a] - task.dt / 2, t[b - 1] + task.dt / 2, r, c + 1))
             for j in chans:
                 color = palette[j % 10]
                 fig.add_trace(go.Scatter(x=t, y=targets[c, :, j], mode="lines",
@@ -109,6 +108,9 @@ def trials_figure(task, model, trials):
                                          line={"color": color, "width": 2},
                                          name=f"output {j + 1}", legendgroup=f"o{j}",
                                          showlegend=c == 0), r, c + 1)
+    for x0, x1, row, col in bands:
+        fig.add_vrect(x0=x0, x1=x1, fillcolor="#d9d9d9", opacity=0.6, line_width=0,
+                      layer="below", row=row, col=col)
     for c in range(n_trials):
         fig.update_xaxes(title_text="time (ms)", row=1 + len(groups), col=c + 1)
     fig.update_yaxes(title_text="input", row=1, col=1)
@@ -160,11 +162,12 @@ def state_space_figure(states, condition_values, condition_name, fixed_points=No
                               line={"color": "#777777", "width": 2}, hoverinfo="skip"))
     else:
         labels, index, colors = condition_colors(condition_values)
+        opacity = 0.8 if len(z) <= 16 else max(0.35, 0.8 * np.sqrt(16 / len(z)))
         for g, (lab, color) in enumerate(zip(labels, colors)):
             members = [z[i] for i in np.flatnonzero(index == g)]
             fig.add_trace(Scatter(**xyz(joined(members)), mode="lines",
                                   name=f"{condition_name} {lab}", legendgroup=f"cond{g}",
-                                  line={"color": color, "width": 2.5}, opacity=0.8,
+                                  line={"color": color, "width": 2}, opacity=opacity,
                                   hoverinfo="name"))
     if manifolds:
         for k, m in enumerate(manifolds):
@@ -182,7 +185,7 @@ def state_space_figure(states, condition_values, condition_name, fixed_points=No
             sel = [i for i, lab in enumerate(labels) if lab == kind]
             color = STABILITY_COLORS.get(kind, "#000000")
             symbols = SYMBOLS_3D if n_components == 3 else SYMBOLS_2D
-            marker = {"color": color, "size": 7 if n_components == 3 else 12,
+            marker = {"color": color, "size": 9 if n_components == 3 else 12,
                       "symbol": symbols.get(kind, "square"), "line": {"color": color, "width": 2}}
             fig.add_trace(Scatter(**xyz(pts[sel]), mode="markers", marker=marker,
                                   name=f"{kind} fixed points ({len(sel)})",
@@ -308,7 +311,8 @@ def topology_figure(graph, fp):
     by_kind: dict[str, list] = {}
     for node in graph.nodes:
         by_kind.setdefault(node_stability(graph, node, fp), []).append(node)
-    for kind, nodes in by_kind.items():
+    for kind in _kinds(list(by_kind)):
+        nodes = by_kind[kind]
         color = STABILITY_COLORS.get(kind, "#000000")
         out = {n: [(v, edge_weight(d)) for _, v, d in graph.out_edges(n, data=True)]
                for n in nodes}
