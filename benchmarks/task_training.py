@@ -45,7 +45,9 @@ def summarise(name: str, run: Path) -> dict:
     hist = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
     first = next((h for h in hist if h["accuracy"] >= thr), None)
     ev = rnnlab("evaluate", str(run), "--json")
-    fresh = json.loads(ev.stdout.strip().splitlines()[-1])["accuracy"] if ev.returncode == 0 else None
+    fresh = None
+    if ev.returncode == 0:
+        fresh = json.loads(ev.stdout.strip().splitlines()[-1])["accuracy"]
     return {
         "task": name, "threshold": thr,
         "steps_to_threshold": first["step"] if first else None,

@@ -112,7 +112,8 @@ def test_curriculum_is_the_composition_of_its_stages(tmp_path):
     out = tmp_path / "run"
     summary = json.loads((out / "curriculum.json").read_text())
     assert [s["passed"] for s in summary["stages"]] == [True, True]
-    assert (out / "stage_0" / "config.json").exists() and (out / "stage_1" / "history.jsonl").exists()
+    assert (out / "stage_0" / "config.json").exists()
+    assert (out / "stage_1" / "history.jsonl").exists()
     loaded = rl.load(out / "model.safetensors")
     u = jnp.ones((5, 1))
     np.testing.assert_array_equal(np.asarray(rl.simulate(loaded, u).outputs),

@@ -1,7 +1,6 @@
 """The task library (integrators, decisions, memory tasks): hand-computed trials, scoring,
 duration specs, jit/vmap/reproducibility, shapes and dtypes, bad parameters, psychometrics."""
 
-import math
 
 import jax
 import jax.numpy as jnp
