@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
+from threadpoolctl import threadpool_limits
 
 from ..io._safe import read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
@@ -150,16 +151,23 @@ def eigendecompose(jacobians: np.ndarray):
     vals = np.zeros((k, n), np.complex128)
     right = np.zeros((k, n, n), np.complex128)
     left = np.zeros((k, n, n), np.complex128)
-    for i in range(k):
-        w, r = np.linalg.eig(jacobians[i])
-        order = np.lexsort((-w.imag, -w.real))
-        w, r = w[order], r[:, order]
-        try:
-            lft = np.linalg.inv(r)
-        except np.linalg.LinAlgError:  # defective matrix: best effort
-            lft = np.linalg.pinv(r)
-        vals[i], right[i], left[i] = w, r, lft
+    # One BLAS thread: OpenBLAS threading makes many small eigenproblems 10x slower on a busy
+    # few-core machine (measured), and there is no gain at these sizes.
+    with threadpool_limits(1, user_api="blas"):
+        for i in range(k):
+            vals[i], right[i], left[i] = _eig_one(jacobians[i])
     return vals, right, left
+
+
+def _eig_one(jac):
+    w, r = np.linalg.eig(jac)
+    order = np.lexsort((-w.imag, -w.real))
+    w, r = w[order], r[:, order]
+    try:
+        lft = np.linalg.inv(r)
+    except np.linalg.LinAlgError:  # defective matrix: best effort
+        lft = np.linalg.pinv(r)
+    return w, r, lft
 
 
 @eqx.filter_jit
@@ -374,6 +382,7 @@ _ARRAY_FIELDS = (
 
 def _search(
     model, x0, u, *, tol, slow_tol, tol_q, tol_dq, max_iters, handoff_speed, newton_iters,
+    tol_unique,
 ):
     """Both stages for every candidate; returns per-candidate arrays (no filtering)."""
     scale = map_scale(model)
@@ -388,14 +397,28 @@ def _search(
         it1 = np.asarray(st1.n_iter)
     else:
         x1, it1 = x0, np.zeros(x0.shape[0], np.int64)
+    # Candidates that stage 1 brought within tol_unique of one another would be merged at the
+    # end anyway: polish one representative of each group (the lowest q) and share its result.
+    q1 = np.asarray(st1.q) if max_iters > 0 else np.zeros(x0.shape[0])
+    rep_of = np.empty(x0.shape[0], dtype=int)
+    _, group = np.unique(u, axis=0, return_inverse=True)
+    group = np.asarray(group).reshape(-1)
+    for g in np.unique(group):
+        members = np.nonzero(group == g)[0]
+        order = members[np.argsort(np.nan_to_num(q1[members], nan=np.inf), kind="stable")]
+        _, owner = unique_indices(x1, order, tol_unique)
+        rep_of[members] = owner[members]
+    reps, inverse = np.unique(rep_of, return_inverse=True)
     with jax.enable_x64(True):
         m64 = to_float64(model)
         u64 = jnp.asarray(u, jnp.float64)
-        st2 = _solvers.lm_stage(m64, jnp.asarray(x1, jnp.float64), u64, scale, tol, newton_iters)
-        x2 = np.asarray(st2.x)
-        speed2 = np.asarray(st2.speed)
-        conv = np.asarray(st2.converged)
-        it2 = np.asarray(st2.n_iter)
+        st2 = _solvers.lm_stage(
+            m64, jnp.asarray(x1[reps], jnp.float64), u64[reps], scale, tol, newton_iters
+        )
+        x2 = np.asarray(st2.x)[inverse]
+        speed2 = np.asarray(st2.speed)[inverse]
+        conv = np.asarray(st2.converged)[inverse]
+        it2 = np.asarray(st2.n_iter)[inverse]
         speed1 = None
         if slow_tol is not None:
             f1 = jax.vmap(m64.vector_field)(jnp.asarray(x1, jnp.float64), u64)
@@ -494,6 +517,7 @@ def find_fixed_points(
     x1, speed1, it1, x2, speed2, conv, it2 = _search(
         model, x0, u, tol=tol, slow_tol=slow_tol, tol_q=tol_q, tol_dq=tol_dq,
         max_iters=int(max_iters), handoff_speed=handoff_speed, newton_iters=newton_iters,
+        tol_unique=tol_unique,
     )
 
     # Pool the end points: polished roots, plus stage-1 points slow enough to be slow points.

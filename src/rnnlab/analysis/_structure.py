@@ -215,8 +215,11 @@ def attractor_manifolds(
     nearest-neighbour distance); each connected group of at least ``min_points`` points is a
     manifold. Its dimension is the median local PCA dimension (``n_neighbours`` neighbours,
     ``variance`` explained). Curves are ordered along the longest path of their minimum
-    spanning tree and called a ``ring`` when the two ends meet, else a ``line``. With a
-    `FixedPoints` (Jacobians available) each member's eigenvalue along the tangent is measured.
+    spanning tree and called a ``ring`` when the two ends meet, else a ``line``. A group must
+    be dense (its diameter at least 4 x its median neighbour spacing) and, with a `FixedPoints`
+    (Jacobians available), most members must have a slow mode (smallest |eigenvalue| at most
+    ``zero_tol`` x the largest, growth rates mu - 1 for maps); then each member's eigenvalue
+    along the tangent is measured.
 
     Args:
         points: a `FixedPoints` (typically from a loose ``slow_tol``) or states [K, N].
@@ -255,6 +258,19 @@ def attractor_manifolds(
         if members.size < min_points:
             continue
         xm = x[members]
+        dm = cdist(xm, xm)
+        np.fill_diagonal(dm, np.inf)
+        spacing = float(np.median(dm.min(axis=1)))
+        np.fill_diagonal(dm, 0.0)
+        if dm.max() < 4.0 * spacing:
+            continue  # a small cluster of isolated points, not a dense manifold
+        if vals is not None:
+            # A continuous attractor has a (nearly) zero mode at its points: skip groups whose
+            # members mostly have none (e.g. the isolated corners and saddles of a flip-flop).
+            mags = np.abs(vals[members])
+            slow_mode = mags.min(axis=1) <= zero_tol * np.maximum(mags.max(axis=1), 1e-300)
+            if np.mean(slow_mode) < 0.5:
+                continue
         dim = _local_dimension(xm, n_neighbours, variance)
         if dim <= 1:
             order, closed, gap = _order_curve(xm)

@@ -16,6 +16,7 @@ from . import _train  # noqa: F401, E402
 from . import _models  # noqa: F401, E402  (--model vanilla / gru / lstm)
 from . import _plot  # noqa: F401, E402  (rnnlab plot)
 from . import _report  # noqa: F401, E402  (rnnlab report)
+from . import _analyze  # noqa: F401, E402  (rnnlab analyze)
 
 
 def _describe_click_error(e) -> str:
