@@ -27,10 +27,10 @@ def to64(model):
 
 
 def reference_states(model, inputs, key):
-    """Independent Euler loop: x <- (1-a) x + a drive + sqrt(2a) sigma xi (time-major noise)."""
+    """Independent Euler loop: x <- (1-a) x + a drive + sqrt(2a) sigma xi (noise [B, T, .])."""
     w = model.effective_weights()
     alpha, f = model.alpha, model.activation
-    u = jnp.swapaxes(inputs, 0, 1)
+    u = inputs
     xi = jnp.zeros(u.shape[:2] + (model.n_hidden,), u.dtype)
     if key is not None:
         k_in, k_rec = jax.random.split(key)
@@ -48,8 +48,10 @@ def reference_states(model, inputs, key):
         new = (1 - alpha) * x + alpha * drive + jnp.sqrt(2 * alpha) * model.noise_std * xi_t
         return new, new
 
+    # noise is drawn batch-major [B, T, .]; the loop runs over time
     h0 = jnp.broadcast_to(model.initial_state(), (inputs.shape[0], model.n_hidden))
-    return jnp.swapaxes(jax.lax.scan(body, h0, (u, xi))[1], 0, 1)
+    xs = (jnp.swapaxes(u, 0, 1), jnp.swapaxes(xi, 0, 1))
+    return jnp.swapaxes(jax.lax.scan(body, h0, xs)[1], 0, 1)
 
 
 def loss_with(unroll, params, static, inputs, targets, key):

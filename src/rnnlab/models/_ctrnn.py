@@ -625,8 +625,8 @@ class CTRNN(AbstractRNN):
         """Batched unroll with a hand-written reverse pass (see `ctrnn_unroll_batch`).
 
         Same equations as `step`; gradients equal autodiff through the scan to float rounding.
-        The noise for the whole batch is drawn from ``key`` at once (time-major), so the stream
-        differs from vmapping `unroll` over split keys.
+        The noise for the whole batch is drawn from ``key`` at once (batch-major [B, T, N]),
+        so the stream differs from vmapping `unroll` over split keys.
         """
         from ._ctrnn_fast import ctrnn_unroll_batch
 
@@ -635,8 +635,10 @@ class CTRNN(AbstractRNN):
     def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
         w = self.effective_weights()
         r = self.activation(states) if self.form == "potential" else states
-        # flattened rows: one 2-D product (and a 2-D weight gradient), faster on XLA's CPU
-        flat = r.reshape(-1, self.n_hidden) @ w["w_out"].T + w["b_out"]
+        from ._ctrnn_fast import affine_rows
+
+        # flattened rows, products shaped for speed (see `affine_rows`); exact gradients
+        flat = affine_rows(r.reshape(-1, self.n_hidden), w["w_out"].T, w["b_out"])
         return flat.reshape(*states.shape[:-1], self.n_out)
 
     def rates_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:

@@ -94,7 +94,60 @@ def normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype=jnp.float32) -> Arra
     return np.float32(np.sqrt(2)) * jax.lax.erf_inv(u)
 
 
+# ------------------------------------------------------------------------------ row products
+
+_SMALL = 8  # contractions this short run as fused multiply-adds instead of library GEMMs
+
+
+def _mm(a: Array, b: Array) -> Array:
+    """a @ b for 2-D arrays; a short contraction becomes a fused broadcast multiply-add."""
+    k = a.shape[1]
+    if k > _SMALL:
+        return a @ b
+    out = a[:, 0:1] * b[0]
+    for i in range(1, k):
+        out = out + a[:, i : i + 1] * b[i]
+    return out
+
+
+def _row_sum(g: Array) -> Array:
+    """Sum over rows in two stages (a single long reduction is slower on XLA's CPU backend)."""
+    rows = g.shape[0]
+    for block in (256, 128, 64, 32, 16):
+        if rows % block == 0 and rows > block:
+            return jnp.sum(jnp.sum(g.reshape(rows // block, block, -1), axis=1), axis=0)
+    return jnp.sum(g, axis=0)
+
+
+@jax.custom_vjp
+def affine_rows(x: Array, w_t: Array, b: Array) -> Array:
+    """``x @ w_t + b`` for x [rows, k], w_t [k, m], b [m], with products shaped for speed.
+
+    The network's input projection (k = n_in, often 1-10) and readout (m = n_out) are
+    skinny products over all (batch x time) rows; a library GEMM handles those poorly on a CPU,
+    so short contractions run as fused multiply-adds. Gradients are the exact ones.
+    """
+    return _mm(x, w_t) + b
+
+
+def _affine_fwd(x, w_t, b):
+    return affine_rows(x, w_t, b), (x, w_t)
+
+
+def _affine_bwd(res, g):
+    x, w_t = res
+    return _mm(g, w_t.T), x.T @ g, _row_sum(g)
+
+
+affine_rows.defvjp(_affine_fwd, _affine_bwd)
+
+
 # ------------------------------------------------------------------------------ scans
+#
+# All arrays are batch-major, [B, T, N], as the loss consumes them: a time-major scan output
+# swapped to batch-major makes XLA's CPU backend assign a transposed layout that downstream
+# reductions (the loss, a rate penalty) then run over 20x slower. So the time loops are
+# `fori_loop`s that read and write one time slice of a [B, T, N] buffer in place.
 
 
 def _act_and_slope(act, x: Array) -> tuple[Array, Array]:
@@ -102,16 +155,29 @@ def _act_and_slope(act, x: Array) -> tuple[Array, Array]:
     return jax.jvp(act, (x,), (jnp.ones_like(x),))
 
 
+def _slice(buf: Array, t) -> Array:
+    return jax.lax.dynamic_index_in_dim(buf, t, axis=1, keepdims=False)
+
+
+def _put(buf: Array, value: Array, t) -> Array:
+    return jax.lax.dynamic_update_index_in_dim(buf, value, t, axis=1)
+
+
+def _shift_in(first: Array, seq: Array) -> Array:
+    """[first, seq[:, 0], ..., seq[:, T-2]]: the value entering each step."""
+    return jnp.concatenate([first[:, None], seq[:, :-1]], axis=1)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _potential_scan(act, wa_t, decay, z, x0):
-    """x[t+1] = decay * x[t] + f(x[t]) @ wa_t + z[t]; returns x[1..T] as [T, B, N]."""
+    """x[t+1] = decay * x[t] + f(x[t]) @ wa_t + z[t]; z [B, T, N]; returns x[1..T] [B, T, N]."""
 
-    def body(x, zt):
-        new = decay * x + act(x) @ wa_t + zt
-        return new, new
+    def body(t, carry):
+        x, buf = carry  # buf holds z[:, t:] and the states written so far
+        new = decay * x + act(x) @ wa_t + _slice(buf, t)
+        return new, _put(buf, new, t)
 
-    _, xs = jax.lax.scan(body, x0, z)
-    return xs
+    return jax.lax.fori_loop(0, z.shape[1], body, (x0, z))[1]
 
 
 def _potential_fwd(act, wa_t, decay, z, x0):
@@ -121,22 +187,25 @@ def _potential_fwd(act, wa_t, decay, z, x0):
 
 def _potential_bwd(act, res, g):
     wa_t, decay, x0, xs = res
-    states = jnp.concatenate([x0[None], xs], axis=0)  # [T+1, B, N]
-    f_all, df_all = _act_and_slope(act, states)
+    n_steps = xs.shape[1]
+    f_xs, df_xs = _act_and_slope(act, xs)
+    f0, df0 = _act_and_slope(act, x0)
     wa = wa_t.T
 
-    # lam[t] = dL/dxs[t] in total: g[t] + decay * lam[t+1] + f'(xs[t]) * (lam[t+1] @ wa)
-    def body(lam_next, inp):
-        g_t, df_t = inp
-        lam = g_t + decay * lam_next + df_t * (lam_next @ wa)
-        return lam, lam
+    # lam[t] = dL/dxs[t] in total = g[t] + decay * lam[t+1] + f'(xs[t]) * (lam[t+1] @ wa)
+    def body(i, carry):
+        lam_next, buf = carry  # buf holds g[:, :t+1] and lam[:, t+1:]
+        t = n_steps - 1 - i
+        lam = _slice(buf, t) + decay * lam_next + _slice(df_xs, t) * (lam_next @ wa)
+        return lam, _put(buf, lam, t)
 
-    _, lam = jax.lax.scan(body, jnp.zeros_like(x0), (g, df_all[1:]), reverse=True)
+    lam0, lam = jax.lax.fori_loop(0, n_steps, body, (jnp.zeros_like(x0), g))
     n = x0.shape[-1]
-    f_prev = f_all[:-1].reshape(-1, n)
-    d_wa_t = f_prev.T @ lam.reshape(-1, n)
-    d_decay = jnp.sum(lam * states[:-1], axis=(0, 1))
-    d_x0 = decay * lam[0] + df_all[0] * (lam[0] @ wa)
+    f_prev = _shift_in(f0, f_xs)
+    # the recurrent weight gradient: one product over all (batch x time) rows
+    d_wa_t = f_prev.reshape(-1, n).T @ lam.reshape(-1, n)
+    d_decay = jnp.sum(lam * _shift_in(x0, xs), axis=(0, 1))
+    d_x0 = decay * lam0 + df0 * (lam0 @ wa)
     return d_wa_t, d_decay, lam, d_x0
 
 
@@ -144,19 +213,21 @@ _potential_scan.defvjp(_potential_fwd, _potential_bwd)
 
 
 def _rate_forward(act, w_t, alpha, decay, p, a, r0):
-    def body(r, inp):
-        p_t, a_t = inp
-        v = r @ w_t + p_t
-        new = decay * r + alpha * act(v) + a_t
-        return new, (new, v)
+    """r[t+1] = decay * r[t] + alpha * f(v[t]) + a[t], v[t] = r[t] @ w_t + p[t]."""
 
-    _, (rs, vs) = jax.lax.scan(body, r0, (p, a))
+    def body(t, carry):
+        r, r_buf, v_buf = carry  # r_buf holds a[:, t:], v_buf holds p[:, t:]
+        v = r @ w_t + _slice(v_buf, t)
+        new = decay * r + alpha * act(v) + _slice(r_buf, t)
+        return new, _put(r_buf, new, t), _put(v_buf, v, t)
+
+    _, rs, vs = jax.lax.fori_loop(0, p.shape[1], body, (r0, a, p))
     return rs, vs
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _rate_scan(act, w_t, alpha, decay, p, a, r0):
-    """r[t+1] = decay * r[t] + alpha * f(r[t] @ w_t + p[t]) + a[t]; returns r[1..T]."""
+    """The rate-form Euler loop; p, a [B, T, N]; returns r[1..T] [B, T, N]."""
     return _rate_forward(act, w_t, alpha, decay, p, a, r0)[0]
 
 
@@ -167,24 +238,27 @@ def _rate_fwd(act, w_t, alpha, decay, p, a, r0):
 
 def _rate_bwd(act, res, g):
     w_t, alpha, decay, r0, rs, vs = res
+    n_steps = rs.shape[1]
     f_v, df_v = _act_and_slope(act, vs)
     w = w_t.T
-    # cotangent of v[t+1] is alpha * lam[t+1] * f'(v[t+1]); shift f'(v) so step t sees t+1
-    df_next = jnp.concatenate([df_v[1:], jnp.zeros_like(df_v[:1])], axis=0)
 
-    def body(lam_next, inp):
-        g_t, df_t = inp
-        lam = g_t + decay * lam_next + (alpha * lam_next * df_t) @ w
-        return lam, lam
+    # lam[t] = g[t] + decay * lam[t+1] + mu[t+1] @ w, with mu[t] = alpha lam[t] f'(v[t])
+    def body(i, carry):
+        lam_next, mu_next, buf = carry
+        t = n_steps - 1 - i
+        lam = _slice(buf, t) + decay * lam_next + mu_next @ w
+        mu = alpha * lam * _slice(df_v, t)
+        return lam, mu, _put(buf, lam, t)
 
-    _, lam = jax.lax.scan(body, jnp.zeros_like(r0), (g, df_next), reverse=True)
-    mu = alpha * lam * df_v  # dL/dv[t]
+    zeros = jnp.zeros_like(r0)
+    lam0, mu0, lam = jax.lax.fori_loop(0, n_steps, body, (zeros, zeros, g))
+    mu = alpha * lam * df_v  # dL/dv
     n = r0.shape[-1]
-    r_prev = jnp.concatenate([r0[None], rs[:-1]], axis=0)
+    r_prev = _shift_in(r0, rs)
     d_w_t = r_prev.reshape(-1, n).T @ mu.reshape(-1, n)
     d_alpha = jnp.sum(lam * f_v, axis=(0, 1))
     d_decay = jnp.sum(lam * r_prev, axis=(0, 1))
-    d_r0 = decay * lam[0] + mu[0] @ w
+    d_r0 = decay * lam0 + mu0 @ w
     return d_w_t, d_alpha, d_decay, mu, lam, d_r0
 
 
@@ -194,20 +268,19 @@ _rate_scan.defvjp(_rate_fwd, _rate_bwd)
 # ------------------------------------------------------------------------------ public entry
 
 
-def _noise_terms(model, inputs_tm, key, noise_std, input_noise_std):
-    """Noisy inputs [T, B, n_in] and the unscaled recurrent noise [T, B, N] (or None)."""
+def _noise_terms(model, inputs, key, noise_std, input_noise_std):
+    """Noisy inputs [B, T, n_in] and the unscaled recurrent noise [B, T, N] (or None)."""
     xi_rec = None
     if key is None:
-        return inputs_tm, None
+        return inputs, None
     k_in, k_rec = jax.random.split(key)
     # float32 draws (cast afterwards), so the noise stream does not depend on x64 mode
-    dtype = inputs_tm.dtype
+    dtype = inputs.dtype
     if _nonzero(input_noise_std):
-        inputs_tm = inputs_tm + input_noise_std * normal(k_in, inputs_tm.shape).astype(dtype)
+        inputs = inputs + input_noise_std * normal(k_in, inputs.shape).astype(dtype)
     if _nonzero(noise_std):
-        t, b = inputs_tm.shape[:2]
-        xi_rec = normal(k_rec, (t, b, model.n_hidden)).astype(dtype)
-    return inputs_tm, xi_rec
+        xi_rec = normal(k_rec, inputs.shape[:2] + (model.n_hidden,)).astype(dtype)
+    return inputs, xi_rec
 
 
 def _nonzero(value) -> bool:
@@ -234,18 +307,16 @@ def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std):
             f"initial_state must have shape [{model.n_hidden}] or [{batch}, {model.n_hidden}], "
             f"got {h0.shape}"
         )
-    u = jnp.swapaxes(inputs, 0, 1)  # time-major [T, B, n_in]
-    u, xi_rec = _noise_terms(model, u, key, noise_std, input_noise_std)
+    u, xi_rec = _noise_terms(model, inputs, key, noise_std, input_noise_std)
     w = model.effective_weights()
     alpha = model.alpha.astype(inputs.dtype)
     add = None
     if xi_rec is not None:
         add = (jnp.sqrt(2.0 * alpha) * noise_std) * xi_rec
-    # 2-D products: autodiff of a 3-D `u @ W.T` contracts over two axes, which XLA's CPU
-    # backend runs several times slower than the same product on flattened rows
-    t_len = u.shape[0]
-    proj = (u.reshape(-1, model.n_in) @ w["w_in"].T + w["b_rec"]).reshape(
-        t_len, batch, model.n_hidden
+    # 2-D products over flattened rows (autodiff of a 3-D `u @ W.T` contracts over two axes,
+    # which XLA's CPU backend runs several times slower)
+    proj = affine_rows(u.reshape(-1, model.n_in), w["w_in"].T, w["b_rec"]).reshape(
+        batch, u.shape[1], model.n_hidden
     )
     return w, alpha, proj, add, h0
 
@@ -263,9 +334,9 @@ def ctrnn_unroll_batch(
 
     The equations are those of `CTRNN.step` (Euler, ``sqrt(2 alpha)``-scaled recurrent noise,
     additive input noise). The noise for the whole batch is drawn from ``key`` at once:
-    ``k_in, k_rec = split(key)``, input noise ``normal(k_in, [T, B, n_in])`` and recurrent noise
-    ``normal(k_rec, [T, B, n_hidden])`` (time-major), so the stream differs from unrolling the
-    trials one by one with split keys.
+    ``k_in, k_rec = split(key)``, input noise ``normal(k_in, [B, T, n_in])`` and recurrent noise
+    ``normal(k_rec, [B, T, n_hidden])`` (float32 draws, equal to ``jax.random.normal``), so the
+    stream differs from unrolling the trials one by one with split keys.
 
     Args:
         model: a `CTRNN`.
@@ -290,7 +361,7 @@ def ctrnn_unroll_batch(
     else:
         a = jnp.zeros_like(proj) if add is None else add
         xs = _rate_scan(model.activation, w_t, alpha, decay, proj, a, h0)
-    return jnp.swapaxes(xs, 0, 1)
+    return xs
 
 
 def plain_unroll_batch(
@@ -321,5 +392,6 @@ def plain_unroll_batch(
         new = (1.0 - alpha) * x + alpha * drive + a
         return new, new
 
-    _, xs = jax.lax.scan(body, h0, (proj, add))
+    time_major = (jnp.swapaxes(proj, 0, 1), jnp.swapaxes(add, 0, 1))
+    _, xs = jax.lax.scan(body, h0, time_major)
     return jnp.swapaxes(xs, 0, 1)
