@@ -30,7 +30,8 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
 
         emit("trials", trials(data.task, data.model, key=jax.random.PRNGKey(seed + 1)))
         kw = {"conditions": data.condition_values, "condition_name": data.condition,
-              "fixed_points": data.fixed_points, "manifolds": data.manifolds}
+              "fixed_points": data.fixed_points, "manifolds": data.manifolds,
+              "pca": data.pca}
         emit("state_space", state_space(data.trajectory, **kw))
         emit("state_space_3d", state_space(data.trajectory, n_components=3, **kw))
         if hasattr(data.task, "decisions"):

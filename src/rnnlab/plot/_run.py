@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._project import Projection
 from ._style import primary_condition
 
 
@@ -22,7 +23,8 @@ class RunData:
     ``model``; ``task`` (None when the task is not a registered one); ``trials`` (a batch of
     fresh trials, noise as the task makes it), ``trajectory`` (the model run on them without
     recurrent noise); ``condition`` (the name of the condition trajectories are coloured by);
-    ``fixed_points``, ``topology``, ``manifolds`` (from ``RUN/analysis/``, None when absent);
+    ``fixed_points``, ``topology``, ``manifolds``, ``pca`` (the analysis' principal components,
+    a `Projection` with at least 3 axes) from ``RUN/analysis/``, None when absent;
     ``notes``: what could not be loaded, one line each.
     """
 
@@ -37,6 +39,7 @@ class RunData:
     fixed_points: Any = None
     topology: Any = None
     manifolds: Any = None
+    pca: Any = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -124,6 +127,18 @@ def _load_analysis(data: RunData, *, seed: int) -> None:
         data.topology = analysis.topology(data.model, data.fixed_points,
                                           key=jax.random.PRNGKey(seed))
     data.manifolds = continuous_attractors(data.fixed_points)
+    pca_file = adir / "pca.safetensors"
+    if pca_file.is_file():
+        from ..io._safe import read_safetensors
+
+        try:
+            t, _ = read_safetensors(pca_file, kind="pca")
+            if t["components"].shape[0] >= 3 and t["mean"].shape[0] == data.model.state_size:
+                data.pca = Projection(np.asarray(t["mean"], float),
+                                      np.asarray(t["components"], float),
+                                      np.asarray(t["explained_variance_ratio"], float))
+        except (KeyError, ValueError) as e:
+            data.notes.append(f"{pca_file} could not be read ({e})")
 
 
 def load_run(

@@ -131,17 +131,18 @@ def fixed_point_hover(fp, i: int, n_eigs: int = 6) -> str:
     eig = ", ".join(f"{z.real:.3g}{z.imag:+.3g}i" if abs(z.imag) > 0 else f"{z.real:.3g}"
                     for z in lam)
     out = ", ".join(f"{v:.3g}" for v in np.asarray(fp.outputs)[i])
+    inp = ", ".join(f"{v:.3g}" for v in np.asarray(fp.inputs)[i])
     return (f"<b>fixed point {i}</b><br>stability: {lab} ({int(np.asarray(fp.n_unstable)[i])} "
             f"unstable modes)<br>speed |F|: {float(np.asarray(fp.speeds)[i]):.2e}<br>"
-            f"eigenvalues (largest Re): {eig}<br>readout: [{out}]")
+            f"eigenvalues (largest Re): {eig}<br>readout: [{out}]<br>at input: [{inp}]")
 
 
 def state_space_figure(states, condition_values, condition_name, fixed_points=None,
-                       manifolds=None, *, n_components: int = 3):
+                       manifolds=None, *, n_components: int = 3, pca=None):
     """Interactive 2-D/3-D state space; a legend entry per condition toggles its trajectories."""
     go = _go()
     traj = np.asarray(states, float)
-    proj = fit_projection(traj, n_components)
+    proj = fit_projection(traj, n_components, pca=pca)
     z = proj(traj)
     extent = float(np.max(np.ptp(z.reshape(-1, n_components), axis=0))) or 1.0
     Scatter = go.Scatter3d if n_components == 3 else go.Scatter

@@ -123,7 +123,7 @@ def build_report_html(data: RunData) -> str:
     if data.trajectory is not None:
         fig3 = F.state_space_figure(
             np.asarray(data.trajectory.states), data.condition_values, data.condition or "",
-            data.fixed_points, data.manifolds, n_components=3)
+            data.fixed_points, data.manifolds, n_components=3, pca=data.pca)
         hint = ("Drag to rotate, scroll to zoom. Hover a fixed point for its stability, speed, "
                 "eigenvalues and readout. Click a legend entry to hide or show the trajectories "
                 "of that condition (double-click: show only it).")
