@@ -43,13 +43,14 @@ def summarise(name: str, run: Path) -> dict:
     if not hist_path.exists():
         return {"task": name, "threshold": thr, "error": "no run"}
     hist = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
+    lr = json.loads((run / "config.json").read_text())["training"]["learning_rate"]
     first = next((h for h in hist if h["accuracy"] >= thr), None)
     ev = rnnlab("evaluate", str(run), "--json")
     fresh = None
     if ev.returncode == 0:
         fresh = json.loads(ev.stdout.strip().splitlines()[-1])["accuracy"]
     return {
-        "task": name, "threshold": thr,
+        "task": name, "threshold": thr, "learning_rate": lr,
         "steps_to_threshold": first["step"] if first else None,
         "seconds_to_threshold": round(first["wall_time"], 1) if first else None,
         "stopped_at": hist[-1]["step"], "seconds_total": round(hist[-1]["wall_time"], 1),
@@ -60,18 +61,19 @@ def summarise(name: str, run: Path) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| task | threshold | steps to threshold | seconds to threshold | stopped at step "
+        "| task | threshold | lr | steps to threshold | seconds to threshold | stopped at step "
         "| accuracy on 512 fresh trials | reached |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| `{r['task']}` | {r['threshold']} | - | - | - | - | not run |")
+            lines.append(f"| `{r['task']}` | {r['threshold']} | - | - | - | - | - | not run |")
             continue
         ok = (r["fresh_accuracy"] is not None and r["fresh_accuracy"] >= r["threshold"])
         st = r["steps_to_threshold"]
         lines.append(
-            f"| `{r['task']}` | {r['threshold']} | {st if st is not None else 'not reached'} | "
+            f"| `{r['task']}` | {r['threshold']} | {r['learning_rate']:g} | "
+            f"{st if st is not None else 'not reached'} | "
             f"{r['seconds_to_threshold'] if st is not None else '-'} | {r['stopped_at']} "
             f"({r['seconds_total']} s) | {r['fresh_accuracy']} | {'yes' if ok else '**no**'} |"
         )

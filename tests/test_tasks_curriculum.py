@@ -167,3 +167,19 @@ def test_cli_tasks_details_and_plot(tmp_path, capsys):
     assert (tmp_path / "trials.svg").exists()
     assert main(["tasks", "yang19.dm1"]) == 0
     assert "inputs 85, outputs 33" in capsys.readouterr().out
+
+
+def test_cli_uses_the_tasks_recommended_learning_rate(tmp_path, capsys):
+    assert T.make("memory_anti_angle").recommended_learning_rate == 5e-3
+    assert T.make("integrator").recommended_learning_rate is None
+    args = ["--steps", "1", "--hidden", "4", "--eval-every", "1", "--no-progress"]
+    for name, extra, want in (("memory_anti_angle", [], 5e-3),
+                              ("memory_anti_angle", ["--lr", "0.02"], 0.02),
+                              ("integrator", [], 1e-2)):
+        out = tmp_path / f"{name}{len(extra)}"
+        assert main(["train", name, "--out", str(out), *args, *extra]) == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["training"]["learning_rate"] == want
+    capsys.readouterr()
+    assert main(["tasks", "angular_integrator"]) == 0
+    assert "recommended learning rate: 0.005" in capsys.readouterr().out

@@ -19,6 +19,9 @@ def show_task_details(task) -> None:
         conds = []
     if conds:
         typer.echo(f"  conditions: {', '.join(conds)}")
+    lr = getattr(task, "recommended_learning_rate", None)
+    if lr:
+        typer.echo(f"  recommended learning rate: {lr:g} (`rnnlab train` uses it unless --lr)")
     doc = inspect.getdoc(type(task)) or ""
     para = doc.split("\n\n")
     if len(para) > 1:

@@ -77,8 +77,9 @@ def train_cmd(
     hidden: int = typer.Option(64, "--hidden", help="Number of hidden units."),
     steps: int = typer.Option(3000, "--steps", help="Maximum optimiser steps."),
     batch_size: int = typer.Option(64, "--batch-size", help="Trials per step."),
-    lr: float = typer.Option(
-        1e-2, "--lr", help="Adam learning rate (1e-2: flipflop reaches 99% in ~150 steps)."
+    lr: Optional[float] = typer.Option(
+        None, "--lr", help="Adam learning rate (default 1e-2: flipflop reaches 99% in ~150 "
+        "steps; tasks that need a smaller one say so, see `rnnlab tasks NAME`)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, trials, noise)."),
     activation: str = typer.Option("tanh", "--activation", help="Activation function."),
@@ -117,6 +118,8 @@ def train_cmd(
         raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
     task_kwargs = _parse_task_params(task_param)
     the_task = tasks_mod.make(task, **task_kwargs)
+    if lr is None:
+        lr = getattr(the_task, "recommended_learning_rate", None) or 1e-2
     out = Path(out) if out is not None else Path("runs") / task
     target_accuracy_given = target_accuracy is not None
     if target_accuracy is None:

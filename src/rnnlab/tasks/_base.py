@@ -88,6 +88,9 @@ class AbstractTask(eqx.Module):
 
     description: ClassVar[str] = ""
     target_accuracy: ClassVar[float] = 0.9
+    # The Adam learning rate `rnnlab train` uses for this task when --lr is not given
+    # (None: the CLI's default). Set by tasks that a default network only learns more slowly.
+    recommended_learning_rate: ClassVar[float | None] = None
     tolerance: ClassVar[float] = 0.25
 
     n_in: eqx.AbstractVar[int]
