@@ -290,7 +290,8 @@ def test_save_load_round_trip(kind, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kind", ["gru", pytest.param("vanilla", marks=pytest.mark.slow),
+    "kind", [pytest.param("gru", marks=pytest.mark.slow),  # default: test_models_fixed_points
+             pytest.param("vanilla", marks=pytest.mark.slow),
              pytest.param("lstm", marks=pytest.mark.slow)])
 def test_trains_on_flipflop(kind):
     """A short BPTT run through `rl.train` learns the 2-bit flip-flop."""
