@@ -193,7 +193,8 @@ class FixedPoints(eqx.Module):
         states [K, N]; speeds [K] = |F(x*)| (for a CT-RNN in state units per time unit of ``dt``,
         i.e. 1/ms); q [K] = 1/2 speeds^2; converged [K] (speed <= the search's ``tol``);
         n_iters [K] (Newton/LM iterations) and n_adam_iters [K] (stage-1 iterations);
-        counts [K] (how many candidates ended at the point);
+        counts [K] (how many initial states' polished stage-1 end points merged into the
+        point: a basin-size estimate);
         inputs [K, n_in]; outputs [K, n_out] (readout at the point);
         jacobians [K, N, N]: dF/dx for continuous-time models, the map Jacobian dG/dh for maps;
         input_jacobians [K, N, n_in]: dF/du;
@@ -382,48 +383,67 @@ _ARRAY_FIELDS = (
 
 def _search(
     model, x0, u, *, tol, slow_tol, tol_q, tol_dq, max_iters, handoff_speed, newton_iters,
-    tol_unique,
+    tol_unique, polish_initial,
 ):
-    """Both stages for every candidate; returns per-candidate arrays (no filtering)."""
+    """Both stages. Returns pooled end points (states, speeds, converged, stage-1 and stage-2
+    iteration counts, inputs): the polished stage-1 points, the polished initial states (with
+    ``polish_initial``) and, with ``slow_tol``, the stage-1 points themselves."""
+    k = x0.shape[0]
     scale = map_scale(model)
     hp = dict(_solvers.FPF_DEFAULTS, tol_q=tol_q, tol_dq=tol_dq, max_iters=max_iters)
     stop_speed = handoff_speed if slow_tol is None else max(handoff_speed, slow_tol)
     q_stop = 0.5 * (scale * stop_speed) ** 2
     if max_iters > 0:
-        xs32 = jnp.asarray(x0, jnp.float32)
-        us32 = jnp.asarray(u, jnp.float32)
-        st1 = _solvers.adam_stage(model, xs32, us32, scale, hp, q_stop)
+        st1 = _solvers.adam_stage(
+            model, jnp.asarray(x0, jnp.float32), jnp.asarray(u, jnp.float32), scale, hp, q_stop
+        )
         x1 = np.asarray(st1.x, np.float64)
-        it1 = np.asarray(st1.n_iter)
+        it1 = np.asarray(st1.n_iter, np.int64)
+        q1 = np.asarray(st1.q, np.float64)
     else:
-        x1, it1 = x0, np.zeros(x0.shape[0], np.int64)
-    # Candidates that stage 1 brought within tol_unique of one another would be merged at the
-    # end anyway: polish one representative of each group (the lowest q) and share its result.
-    q1 = np.asarray(st1.q) if max_iters > 0 else np.zeros(x0.shape[0])
-    rep_of = np.empty(x0.shape[0], dtype=int)
-    _, group = np.unique(u, axis=0, return_inverse=True)
+        x1, it1, q1 = x0, np.zeros(k, np.int64), np.zeros(k)
+    # Stage 2 starts from the stage-1 points and (by default) from the initial states too:
+    # Newton reaches roots whose basins Adam's descent on q leaves (checked against scipy).
+    starts, start_u, start_it1, prio = [x1], [u], [it1], [q1]
+    if polish_initial and max_iters > 0:
+        starts.append(x0)
+        start_u.append(u)
+        start_it1.append(np.zeros(k, np.int64))
+        prio.append(np.full(k, np.inf))
+    starts, start_u = np.concatenate(starts), np.concatenate(start_u)
+    start_it1, prio = np.concatenate(start_it1), np.concatenate(prio)
+    # Starts within tol_unique of one another would be merged at the end anyway: polish one
+    # representative of each group (the lowest q) and share its result.
+    rep_of = np.empty(starts.shape[0], dtype=int)
+    _, group = np.unique(start_u, axis=0, return_inverse=True)
     group = np.asarray(group).reshape(-1)
     for g in np.unique(group):
         members = np.nonzero(group == g)[0]
-        order = members[np.argsort(np.nan_to_num(q1[members], nan=np.inf), kind="stable")]
-        _, owner = unique_indices(x1, order, tol_unique)
+        order = members[np.argsort(np.nan_to_num(prio[members], nan=np.inf), kind="stable")]
+        _, owner = unique_indices(starts, order, tol_unique)
         rep_of[members] = owner[members]
     reps, inverse = np.unique(rep_of, return_inverse=True)
     with jax.enable_x64(True):
         m64 = to_float64(model)
-        u64 = jnp.asarray(u, jnp.float64)
+        u64 = jnp.asarray(start_u, jnp.float64)
         st2 = _solvers.lm_stage(
-            m64, jnp.asarray(x1[reps], jnp.float64), u64[reps], scale, tol, newton_iters
+            m64, jnp.asarray(starts[reps], jnp.float64), u64[reps], scale, tol, newton_iters
         )
-        x2 = np.asarray(st2.x)[inverse]
-        speed2 = np.asarray(st2.speed)[inverse]
-        conv = np.asarray(st2.converged)[inverse]
-        it2 = np.asarray(st2.n_iter)[inverse]
-        speed1 = None
+        xs = [np.asarray(st2.x)[inverse]]
+        sp = [np.asarray(st2.speed)[inverse]]
+        cv = [np.asarray(st2.converged)[inverse]]
+        i2 = [np.asarray(st2.n_iter, np.int64)[inverse]]
         if slow_tol is not None:
-            f1 = jax.vmap(m64.vector_field)(jnp.asarray(x1, jnp.float64), u64)
+            f1 = jax.vmap(m64.vector_field)(jnp.asarray(x1, jnp.float64), jnp.asarray(u))
             speed1 = np.asarray(jnp.linalg.norm(f1, axis=-1))
-    return x1, speed1, it1, x2, speed2, conv, it2
+            xs.append(x1)
+            sp.append(speed1)
+            cv.append(speed1 <= tol)
+            i2.append(np.zeros(k, np.int64))
+            start_it1 = np.concatenate([start_it1, it1])
+            start_u = np.concatenate([start_u, u])
+    return (np.concatenate(xs), np.concatenate(sp), np.concatenate(cv), start_it1,
+            np.concatenate(i2), start_u)
 
 
 def find_fixed_points(
@@ -442,6 +462,7 @@ def find_fixed_points(
     newton_iters: int = 50,
     marginal_tol: float = 1e-8,
     exclude_unconverged: bool = True,
+    polish_initial: bool = True,
 ) -> FixedPoints:
     """Find the fixed points (and, on request, slow points) of ``model`` at constant input.
 
@@ -488,6 +509,9 @@ def find_fixed_points(
             counts as marginal. Default 1e-8.
         exclude_unconverged: drop candidates that are neither roots nor slow points (default).
             With False every candidate's end point is kept (speeds tell them apart).
+        polish_initial: also run stage 2 directly from the initial states (default True):
+            Newton reaches roots whose basins the descent on q leaves, so nothing an
+            independent root finder finds from the same starts is missed.
 
     Returns: a `FixedPoints`, slowest first.
     """
@@ -514,23 +538,11 @@ def find_fixed_points(
         handoff_speed = 1e-2 / scale
     handoff_speed = _positive("handoff_speed", handoff_speed)
 
-    x1, speed1, it1, x2, speed2, conv, it2 = _search(
+    xs, sp, cv, i1, i2, us = _search(
         model, x0, u, tol=tol, slow_tol=slow_tol, tol_q=tol_q, tol_dq=tol_dq,
         max_iters=int(max_iters), handoff_speed=handoff_speed, newton_iters=newton_iters,
-        tol_unique=tol_unique,
+        tol_unique=tol_unique, polish_initial=polish_initial,
     )
-
-    # Pool the end points: polished roots, plus stage-1 points slow enough to be slow points.
-    xs, sp, cv, i1, i2, us = [x2], [speed2], [conv], [it1], [it2], [u]
-    if slow_tol is not None:
-        xs.append(x1)
-        sp.append(speed1)
-        cv.append(speed1 <= tol)
-        i1.append(it1)
-        i2.append(np.zeros_like(it2))
-        us.append(u)
-    xs, sp, cv = np.concatenate(xs), np.concatenate(sp), np.concatenate(cv)
-    i1, i2, us = np.concatenate(i1), np.concatenate(i2), np.concatenate(us)
     keep = np.isfinite(sp)
     if exclude_unconverged:
         keep &= cv | (sp <= (slow_tol if slow_tol is not None else tol))
@@ -552,7 +564,8 @@ def find_fixed_points(
             local_kept, owner = unique_indices(xs, order, tol_unique)
             kept.extend(local_kept.tolist())
             for m in members:
-                owner_count[int(owner[m])] += 1
+                if m < k:  # count each initial state once (its polished stage-1 end point)
+                    owner_count[int(owner[m])] += 1
     kept = np.asarray(sorted(kept, key=lambda i: (sp[i], i)), dtype=int)
     return _assemble(
         model, xs[kept], us[kept], sp[kept], cv[kept], i2[kept], i1[kept],
