@@ -168,3 +168,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "not a run directory" in err and "Traceback" not in err
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert main(["plot", str(tmp_path), "--n-trials", "0"]) == 2
+
+
+def test_report_runs_the_analysis_when_it_is_missing(tmp_path):
+    run = make_run_dir(tmp_path / "run", with_fixed_points=False, steps=20)
+    assert main(["report", str(run), "--n-trials", "16"]) == 0
+    # `rnnlab analyze` ran first and wrote RUN/analysis/; the report shows its fixed points
+    assert (run / "analysis" / "fixed_points.safetensors").is_file()
+    fp = rl.analysis.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
+    assert fp.stability.count("stable") == STABILITY_COUNTS["stable"]
+    page = (run / "report.html").read_text()
+    data, _ = _plotly_figures(page)["fig-state-space"]
+    stable = [t for t in data if t.get("name", "").startswith("stable fixed points")]
+    assert len(_arr(stable[0]["x"])) == STABILITY_COUNTS["stable"]
+    assert 'id="topology"' in page
