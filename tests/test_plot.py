@@ -444,3 +444,18 @@ def test_save_figure_writes_png_and_svg(tmp_path):
     import xml.etree.ElementTree as ET
 
     assert ET.parse(paths[1]).getroot().tag.endswith("svg")
+
+
+def test_import_is_lazy_and_missing_matplotlib_names_the_extra(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import sys, rnnlab; import rnnlab.plot, rnnlab.report; "
+            "print('matplotlib' in sys.modules, 'plotly' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"rnnlab\[viz\]"):
+        rl.plot.training_curves([{"step": 0, "loss": 1.0}])

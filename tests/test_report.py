@@ -182,3 +182,14 @@ def test_report_runs_the_analysis_when_it_is_missing(tmp_path):
     stable = [t for t in data if t.get("name", "").startswith("stable fixed points")]
     assert len(_arr(stable[0]["x"])) == STABILITY_COUNTS["stable"]
     assert 'id="topology"' in page
+
+
+def test_missing_plotly_names_the_extra(run_dir, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(ImportError, match=r"rnnlab\[viz\]"):
+        rl.report.write_report(run_dir, analyze=False)
+    assert main(["report", str(run_dir), "--no-analyze"]) == 2
+    assert "rnnlab[viz]" in capsys.readouterr().err

@@ -188,6 +188,7 @@ def write_report(
 
     Returns: the path written.
     """
+    require_plotly()  # fail before the (slower) loading and analysis
     data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze)
     page = build_report_html(data)
     target = Path(out) if out is not None else Path(run) / "report.html"
