@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import rnnlab as rl  # noqa: E402
-from rnnlab.models._ctrnn_fast import plain_unroll_batch  # noqa: E402
+from rnnlab.models import AbstractRNN  # noqa: E402
 
 N_IN, N_OUT = 4, 2
 DT, TAU, SIGMA, L2_RATES = 10.0, 100.0, 0.05, 1e-3
@@ -41,18 +41,18 @@ SIZES = [  # (hidden, batch, time, activation)
 QUICK_SIZES = [(64, 64, 100, "relu"), (100, 128, 200, "tanh")]
 
 
-def median_time(fn, repeats: int, min_time: float = 0.0) -> float:
-    """Median seconds of ``fn()`` (which must block) over ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    t_start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - t_start < min_time:
-        t = time.perf_counter()
+def interleaved(runners: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per runner, the runners called in turn (round-robin) after a warm-up, so
+    that they share the same machine load: their ratios stay meaningful on a busy machine."""
+    for fn in runners.values():
         fn()
-        times.append(time.perf_counter() - t)
-        if len(times) >= 5 * repeats:
-            break
-    return float(np.median(times))
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(v)) for name, v in times.items()}
 
 
 def data(n, b, t, seed=0):
@@ -90,10 +90,18 @@ def jax_step(model, unroll, inputs, targets, mask):
 
 
 def fast_unroll(m, inputs, h0, *, key):
+    """rnnlab's training path (`CTRNN.unroll_batch`: hand-written reverse pass)."""
     return m.unroll_batch(inputs, h0, key=key)
 
 
-def time_jax(n, b, t, act, unroll, repeats):
+def plain_unroll(m, inputs, h0, *, key):
+    """Plain autodiff through `lax.scan`: the generic contract (vmap of the per-trial
+    `CTRNN.unroll`, input projection hoisted, noise from `jax.random.normal`)."""
+    return AbstractRNN.unroll_batch(m, inputs, h0, key=key)
+
+
+def jax_runner(n, b, t, act, unroll):
+    """(a blocking one-step callable, compile seconds) for rnnlab's or the plain JAX step."""
     model = rl.CTRNN(N_IN, n, N_OUT, key=jax.random.PRNGKey(0), activation=act, dt=DT,
                      tau=TAU, noise_std=SIGMA)
     step, p, o = jax_step(model, unroll, *data(n, b, t))
@@ -109,13 +117,13 @@ def time_jax(n, b, t, act, unroll, repeats):
         state["p"], state["o"], loss = compiled(state["p"], state["o"], k)
         jax.block_until_ready(loss)
 
-    return median_time(run, repeats), compile_s
+    return run, compile_s
 
 
 # ------------------------------------------------------------------------------ PyTorch
 
 
-def time_torch(n, b, t, act, repeats):
+def torch_runner(n, b, t, act):
     """A CT-RNN written the way trainRNNbrain / pyrnn write it: a Python for-loop over time."""
     import torch
 
@@ -148,9 +156,9 @@ def time_torch(n, b, t, act, repeats):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
-    return median_time(run, repeats)
+    return run
 
 
 # ------------------------------------------------------------------------------ matmul probe
@@ -163,15 +171,8 @@ def step_flops(n, b, t) -> float:
     return 3.0 * forward
 
 
-def matmul_probe(n, b, t, repeats) -> dict[str, float]:
-    """GFLOP/s this machine reaches for the step's matmul shapes.
-
-    ``chain``: T dependent [B, N] @ [N, N] products in a jitted ``lax.scan`` (the recurrence's
-    shape and dependency, nothing else); ``numpy``: the same product in a NumPy loop;
-    ``big``: the weight-gradient product [N, T*B] @ [T*B, N]. ``attainable`` is the best of
-    chain and numpy at the recurrent shape, weighted with ``big`` as the step weights them
-    (two thirds recurrent-shaped products, one third the big product).
-    """
+def probe_runners(n, b, t) -> dict:
+    """Blocking callables that run the step's matmul shapes alone (see `probe_rates`)."""
     key = jax.random.PRNGKey(0)
     w = jax.random.normal(key, (n, n)) / math.sqrt(n)
     x0 = jax.random.normal(key, (b, n))
@@ -183,7 +184,6 @@ def matmul_probe(n, b, t, repeats) -> dict[str, float]:
 
         return jax.lax.scan(body, x, None, length=t)[0]
 
-    chain_s = median_time(lambda: jax.block_until_ready(chain(x0, w)), repeats)
     wn, xn = np.asarray(w), np.asarray(x0)
 
     def np_loop():
@@ -192,22 +192,35 @@ def matmul_probe(n, b, t, repeats) -> dict[str, float]:
             x = x @ wn
         return x
 
-    np_s = median_time(np_loop, repeats)
     big_a = jax.random.normal(key, (t * b, n))
 
     @jax.jit
     def big(a):
         return a.T @ a
 
-    big_s = median_time(lambda: jax.block_until_ready(big(big_a)), repeats)
+    return {
+        "chain": lambda: jax.block_until_ready(chain(x0, w)),
+        "numpy": np_loop,
+        "big": lambda: jax.block_until_ready(big(big_a)),
+    }
+
+
+def probe_rates(n, b, t, seconds: dict) -> dict[str, float]:
+    """GFLOP/s this machine reaches for the step's matmul shapes.
+
+    ``chain``: T dependent [B, N] @ [N, N] products in a jitted ``lax.scan`` (the recurrence's
+    shape and dependency, nothing else); ``numpy``: the same product in a NumPy loop;
+    ``big``: the weight-gradient product [N, T*B] @ [T*B, N]. ``attainable`` weights the best
+    of chain and numpy with ``big`` as the step does (two thirds recurrent-shaped products,
+    one third the big product).
+    """
     flop_chain = 2.0 * b * n * n * t
-    rec = max(flop_chain / chain_s, flop_chain / np_s)
-    big_rate = flop_chain / big_s
-    # harmonic weighting: time = (2/3 F) / rec + (1/3 F) / big
+    rec = max(flop_chain / seconds["chain"], flop_chain / seconds["numpy"])
+    big_rate = flop_chain / seconds["big"]
     attainable = 1.0 / ((2.0 / 3.0) / rec + (1.0 / 3.0) / big_rate)
     return {
-        "chain": flop_chain / chain_s / 1e9,
-        "numpy": flop_chain / np_s / 1e9,
+        "chain": flop_chain / seconds["chain"] / 1e9,
+        "numpy": flop_chain / seconds["numpy"] / 1e9,
         "big": big_rate / 1e9,
         "attainable": attainable / 1e9,
     }
@@ -276,11 +289,17 @@ def main(argv=None) -> None:
     rows = []
     for n, b, t, act in sizes:
         big = n * b * t > 5e6
-        reps = 3 if (args.quick or big) else 7
-        fast_s, fast_c = time_jax(n, b, t, act, fast_unroll, reps)
-        plain_s, plain_c = time_jax(n, b, t, act, plain_unroll_batch, reps)
-        torch_s = time_torch(n, b, t, act, max(2, reps // 2)) if have_torch else float("nan")
-        probe = matmul_probe(n, b, t, reps)
+        reps = 3 if (args.quick or big) else 9
+        fast_run, fast_c = jax_runner(n, b, t, act, fast_unroll)
+        plain_run, plain_c = jax_runner(n, b, t, act, plain_unroll)
+        runners = {"fast": fast_run, "plain": plain_run}
+        if have_torch:
+            runners["torch"] = torch_runner(n, b, t, act)
+        runners.update({"probe_" + k: v for k, v in probe_runners(n, b, t).items()})
+        med = interleaved(runners, reps)
+        fast_s, plain_s = med["fast"], med["plain"]
+        torch_s = med.get("torch", float("nan"))
+        probe = probe_rates(n, b, t, {k[6:]: v for k, v in med.items() if k.startswith("probe_")})
         flops = step_flops(n, b, t)
         row = {
             "size": (n, b, t, act), "fast": fast_s, "fast_compile": fast_c, "plain": plain_s,
@@ -302,10 +321,11 @@ def main(argv=None) -> None:
           f"{ens['seq_net_steps_per_s']:.0f} ({speedup:.1f}x); compile {ens['ens_compile']:.2f} s")
 
     lines = [
-        "Machine shared with other engineers while measured: absolute times are noisy; the "
-        "ratios come from runs side by side in one process. Step = forward + backward + Adam "
-        "(clip 1), Euler CT-RNN, recurrent noise 0.05, masked MSE + L2 on rates, fixed data; "
-        "medians.",
+        "Machine shared with other engineers while measured (load average 5-8 on 2 cores): "
+        "absolute times are noisy and inflated; the ratios come from the implementations run "
+        "in turn (round-robin, one process), so they share the load. Step = forward + "
+        "backward + Adam (clip 1), Euler CT-RNN, recurrent noise 0.05, masked MSE + L2 on "
+        "rates, fixed data; medians.",
         "",
         "| (N, B, T, act) | rnnlab (ms) | plain lax.scan (ms) | PyTorch loop (ms) | vs torch | "
         "vs plain | GFLOP/s | probe GFLOP/s (chain / numpy / big) | fraction of probe | "

@@ -77,8 +77,13 @@ def test_noise_levels_differ_per_member_and_divergence_stays_per_member(task):
         single = rl.train(m, task, key=keys[i], learning_rate=1e-2, **SETTINGS)
         assert ens[i].steps == single.steps == SETTINGS["steps"]
         assert ens[i].stopped == "steps"
-        # training (batches and noise) is identical; members keep their own noise level
+        # training and evaluation (batches and noise) are identical; members keep their own
+        # noise level
         assert_same_model(ens[i].model, single.model)
+        np.testing.assert_allclose(
+            [h["accuracy"] for h in ens[i].history], [h["accuracy"] for h in single.history],
+            atol=1e-4,
+        )
         assert ens[i].model.noise_std == m.noise_std
     assert ens[2].stopped == "diverged" and ens[2].steps == 0 and ens[2].history == []
     assert_same_model(ens[2].model, broken)

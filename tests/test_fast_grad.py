@@ -35,7 +35,8 @@ def reference_states(model, inputs, key):
     if key is not None:
         k_in, k_rec = jax.random.split(key)
         if model.input_noise_std > 0:
-            u = u + model.input_noise_std * jax.random.normal(k_in, u.shape, jnp.float32).astype(u.dtype)
+            noise_in = jax.random.normal(k_in, u.shape, jnp.float32).astype(u.dtype)
+            u = u + model.input_noise_std * noise_in
         if model.noise_std > 0:
             xi = jax.random.normal(k_rec, xi.shape, jnp.float32).astype(u.dtype)
 

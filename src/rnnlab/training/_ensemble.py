@@ -224,9 +224,7 @@ def train_ensemble(
     Network ``i`` is trained exactly as ``rl.train(models[i], task, key=keys[i], ...)`` with the
     same settings would train it (same batches, same noise, same evaluations, same stopping
     step; equal to float rounding), where ``keys = jax.random.split(key, n)`` or ``key`` is
-    already a stack of ``n`` keys. (When members differ in noise level the noise of their
-    evaluation trials is drawn batch-wise instead, so that one case matches ``rl.train`` in
-    training but not bit for bit in evaluation.)
+    already a stack of ``n`` keys.
 
     Args:
         models: the networks, a list of rnnlab models of one structure.
