@@ -175,6 +175,21 @@ def test_connectivity_shows_effective_weights_ei_blocks_and_spectrum():
     assert ax_eig.get_xlabel() == r"Re $\lambda$"
 
 
+def test_connectivity_of_a_gated_model_shows_one_block_per_gate():
+    model = rl.GRU(2, 6, 1, key=jax.random.PRNGKey(0))
+    w_rec = np.asarray(model.effective_weights()["w_rec"])
+    assert w_rec.shape == (18, 6)
+    fig = rl.plot.connectivity(model)
+    ax_rec, ax_eig = fig.axes[1], fig.axes[3]
+    assert sorted(ln.get_ydata()[0] for ln in ax_rec.get_lines()) == [5.5, 11.5]
+    assert len(ax_eig.collections) == 3
+    for k, coll in enumerate(ax_eig.collections):
+        got = coll.get_offsets()
+        want = np.linalg.eigvals(w_rec[6 * k:6 * (k + 1)].astype(np.float64))
+        np.testing.assert_allclose(np.sort_complex(got[:, 0] + 1j * got[:, 1]),
+                                   np.sort_complex(want), rtol=1e-5, atol=1e-6)
+
+
 def test_connectivity_without_dale_has_no_blocks_and_rejects_foreign_objects():
     model = rl.CTRNN(2, 10, 2, key=jax.random.PRNGKey(0), dt=10.0)
     fig = rl.plot.connectivity(model)

@@ -42,7 +42,7 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
         emit("topology", topology(data.topology, fixed_points=data.fixed_points))
     try:
         emit("connectivity", connectivity(data.model))
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         data.notes.append(str(e))
     for note in data.notes:
         typer.echo(f"note: {note}", err=True)

@@ -19,6 +19,15 @@ def model_weights(model) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in w.items() if k in ("w_rec", "w_in", "w_out")}
 
 
+def recurrent_blocks(w_rec: np.ndarray) -> list[np.ndarray]:
+    """The square [N, N] blocks of ``w_rec``: itself for a plain RNN, one block per gate for
+    gated models whose ``w_rec`` stacks the gates' matrices ([k N, N], e.g. a GRU's r, z, n)."""
+    rows, n = w_rec.shape
+    if rows % n:
+        raise ValueError(f"w_rec has shape {w_rec.shape}: neither square nor stacked blocks")
+    return [w_rec[i * n:(i + 1) * n] for i in range(rows // n)]
+
+
 def excitatory_count(model) -> int | None:
     """Number of excitatory units (the first ones) when the model obeys Dale's law, else None."""
     if getattr(model, "dale", False):
@@ -34,17 +43,20 @@ def connectivity(model):
     blue negative); with Dale's law the E and I blocks are separated by lines and labelled.
     The last panel shows the eigenvalues of ``W_rec`` in the complex plane with the unit circle
     and the spectral radius in the title (for a CT-RNN with f'(0) = 1 the zero state is
-    unstable when an eigenvalue has real part > 1, drawn dashed).
+    unstable when an eigenvalue has real part > 1, drawn dashed). Gated models (GRU, LSTM)
+    stack one [N, N] matrix per gate in ``W_rec``: the blocks are separated by lines and each
+    block's eigenvalues get their own colour.
 
     Returns: the matplotlib Figure.
     """
     w = model_weights(model)
     w_rec, w_in, w_out = w["w_rec"], w["w_in"], w["w_out"]
-    n = w_rec.shape[0]
+    n = w_rec.shape[1]
+    blocks = recurrent_blocks(w_rec)
     n_exc = excitatory_count(model)
     lim = symmetric_limit(w_rec, w_in, w_out, quantile=0.99)
-    eig = np.linalg.eigvals(w_rec.astype(np.float64))
-    radius = float(np.max(np.abs(eig)))
+    eigs = [np.linalg.eigvals(b.astype(np.float64)) for b in blocks]
+    radius = float(max(np.max(np.abs(e)) for e in eigs))
     with paper_style():
         fig, axes = new_figure(
             1, 4, figsize=(10.5, 3.0),
@@ -57,7 +69,10 @@ def connectivity(model):
         ax_in.set_title("$W_{in}$")
         ax_in.set_xlabel("input")
         ax_in.set_ylabel("unit")
-        im = ax_rec.imshow(w_rec, aspect="equal", **kw)
+        im = ax_rec.imshow(w_rec, aspect="equal" if len(blocks) == 1 else "auto", **kw)
+        for i in range(1, len(blocks)):  # gated models: one block per gate
+            for ax in (ax_rec, ax_in):
+                ax.axhline(i * n - 0.5, color="k", lw=1.0)
         ax_rec.set_title("$W_{rec}$")
         ax_rec.set_xlabel("presynaptic unit")
         ax_rec.set_ylabel("postsynaptic unit")
@@ -81,7 +96,9 @@ def connectivity(model):
         ax_eig.plot(np.cos(theta), np.sin(theta), color="0.5", lw=0.8, label="unit circle")
         if getattr(model, "is_continuous", False):
             ax_eig.axvline(1.0, color="0.5", lw=0.8, ls="--", label="Re = 1")
-        ax_eig.scatter(eig.real, eig.imag, s=9, color="k", lw=0, label="eigenvalues")
+        for i, eig in enumerate(eigs):
+            ax_eig.scatter(eig.real, eig.imag, s=9, color="k" if len(eigs) == 1 else f"C{i}",
+                           lw=0, label="eigenvalues" if len(eigs) == 1 else f"block {i + 1}")
         ax_eig.axhline(0, color="0.85", lw=0.6, zorder=0)
         ax_eig.axvline(0, color="0.85", lw=0.6, zorder=0)
         ax_eig.set_aspect("equal", adjustable="datalim")

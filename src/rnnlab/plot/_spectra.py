@@ -60,7 +60,8 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
             color = STABILITY_COLORS.get(kind, "k")
             ax.scatter(vals.real, vals.imag, s=16, marker=STABILITY_MARKERS.get(kind, "s"),
                        facecolors="white" if kind in HOLLOW else color, edgecolors=color,
-                       linewidths=0.9, alpha=0.85, zorder=3, gid=f"eigenvalues_{kind}",
+                       linewidths=0.9, alpha=0.85, zorder=4 if kind == "stable" else 3,
+                       gid=f"eigenvalues_{kind}",
                        label=f"{kind} ({len(sel)})")
         if not continuous:
             ax.set_aspect("equal", adjustable="datalim")

@@ -258,19 +258,20 @@ def spectra_figure(fp):
 def connectivity_figure(model):
     from plotly.subplots import make_subplots
 
-    from ..plot._connectivity import excitatory_count, model_weights
+    from ..plot._connectivity import excitatory_count, model_weights, recurrent_blocks
     from ..plot._style import symmetric_limit
 
     go = _go()
     w = model_weights(model)
     w_rec = w["w_rec"]
-    n = w_rec.shape[0]
+    n = w_rec.shape[1]
+    blocks = recurrent_blocks(w_rec)
     lim = symmetric_limit(w_rec, w["w_in"], w["w_out"], quantile=0.99)
-    eig = np.linalg.eigvals(w_rec.astype(np.float64))
+    eigs = [np.linalg.eigvals(b.astype(np.float64)) for b in blocks]
+    radius = max(np.max(np.abs(e)) for e in eigs)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45],
                         subplot_titles=("W_rec (row: post, column: pre)",
-                                        f"eigenvalues of W_rec (radius "
-                                        f"{np.max(np.abs(eig)):.2f})"))
+                                        f"eigenvalues of W_rec (radius {radius:.2f})"))
     fig.add_trace(go.Heatmap(z=w_rec, colorscale="RdBu", reversescale=True, zmin=-lim,
                              zmax=lim, zmid=0, colorbar={"title": "weight", "x": 0.5},
                              hovertemplate="post %{y}, pre %{x}: %{z:.3g}<extra></extra>"), 1, 1)
@@ -282,13 +283,19 @@ def connectivity_figure(model):
     th = np.linspace(0, 2 * np.pi, 200)
     fig.add_trace(go.Scatter(x=np.cos(th), y=np.sin(th), mode="lines", name="unit circle",
                              line={"color": "#888888"}), 1, 2)
-    fig.add_trace(go.Scatter(x=eig.real, y=eig.imag, mode="markers", name="eigenvalues",
-                             marker={"color": "black", "size": 5}), 1, 2)
+    for i, b in enumerate(blocks[1:], start=1):  # gated models: one block per gate
+        fig.add_shape(type="line", line={"color": "black", "width": 2}, row=1, col=1,
+                      x0=-0.5, x1=n - 0.5, y0=i * n - 0.5, y1=i * n - 0.5)
+    colors = ["black"] if len(eigs) == 1 else ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    for i, eig in enumerate(eigs):
+        fig.add_trace(go.Scatter(x=eig.real, y=eig.imag, mode="markers",
+                                 name="eigenvalues" if len(eigs) == 1 else f"block {i + 1}",
+                                 marker={"color": colors[i % len(colors)], "size": 5}), 1, 2)
     fig.update_yaxes(autorange="reversed", title_text="postsynaptic unit", row=1, col=1)
     fig.update_xaxes(title_text="presynaptic unit", row=1, col=1)
     fig.update_xaxes(title_text="Re λ", row=1, col=2)
     fig.update_yaxes(title_text="Im λ", row=1, col=2, scaleanchor="x2")
-    fig.update_layout(height=460, showlegend=False, **_LAYOUT)
+    fig.update_layout(height=460, showlegend=len(eigs) > 1, **_LAYOUT)
     return fig
 
 

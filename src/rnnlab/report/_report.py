@@ -134,7 +134,7 @@ def build_report_html(data: RunData) -> str:
                          _plot_div(F.spectra_figure(data.fixed_points), "fig-spectra")))
     try:
         conn = F.connectivity_figure(data.model)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         conn = None
         data.notes.append(str(e))
     if conn is not None:
