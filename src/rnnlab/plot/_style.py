@@ -91,8 +91,9 @@ def condition_colors(values: Any) -> tuple[list[str], np.ndarray, list[Any]]:
             label per distinct row).
 
     Returns: (labels of the groups, sorted; [B] group index per trial; colours per group as hex).
-    Numeric scalar conditions with more than 10 values get a sequential colormap (so colour
-    order follows value order); fewer get a categorical palette.
+    Numeric scalar conditions with 3 or more values get a colormap whose order follows the
+    values (diverging when they have both signs, e.g. signed coherence; else sequential);
+    vectors and two-valued conditions a categorical palette (sequential beyond 10 groups).
     """
     require_matplotlib()
     import matplotlib as mpl
@@ -107,7 +108,16 @@ def condition_colors(values: Any) -> tuple[list[str], np.ndarray, list[Any]]:
     labels = sorted(set(keys), key=_sort_key)
     index = np.array([labels.index(k) for k in keys], dtype=int)
     n = len(labels)
-    if n <= 10:
+    numeric = all(isinstance(k, (int, float)) for k in labels)
+    if numeric and n >= 3:
+        # ordered values (coherence, frequency): colour order follows value order; a diverging
+        # map when the values have both signs (signed coherence), sequential otherwise
+        diverging = labels[0] < 0 < labels[-1]
+        cmap = mpl.colormaps["coolwarm" if diverging else "viridis"]
+        colors = [mpl.colors.to_hex(cmap(0.05 + 0.9 * i / max(n - 1, 1))) for i in range(n)]
+        if diverging and 0 in labels:  # the map's pale centre would vanish on white
+            colors[labels.index(0)] = "#555555"
+    elif n <= 10:
         cmap = mpl.colormaps["tab10"]
         colors = [mpl.colors.to_hex(cmap(i)) for i in range(n)]
     else:
@@ -138,7 +148,7 @@ def format_condition(value: Any) -> str:
             return "".join("+" if v > 0 else "-" if v < 0 else "0" for v in value)
         return "(" + ", ".join(format_condition(v) for v in value) + ")"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value + 0.0:g}"  # + 0.0: no "-0"
     return str(value)
 
 

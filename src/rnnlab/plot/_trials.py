@@ -147,11 +147,16 @@ def trials(
                     if outputs is not None:
                         ax.plot(t, outputs[c, :, j], color=colors[j], lw=1.5,
                                 label=f"output {j + 1}")
+                if task.loss_type == "cross_entropy":
+                    ax.set_ylim(-0.05, 1.05)
                 if c == 0:
                     ax.set_ylabel(f"output {chans[0] + 1}" if separate else "output")
-                    if task.loss_type == "cross_entropy":
-                        ax.set_ylim(-0.05, 1.05)
             axes[-1, c].set_xlabel("time (ms)")
+        for row in axes:  # one y scale per row, so trials compare at a glance
+            lo = min(ax.get_ylim()[0] for ax in row)
+            hi = max(ax.get_ylim()[1] for ax in row)
+            for ax in row:
+                ax.set_ylim(lo, hi)
         handles = [
             _legend_line("output", "-"), _legend_line("target", "--"),
             _legend_patch("loss ignores (mask 0)"),
