@@ -199,9 +199,6 @@ def test_finder_newton_stage_matches_scipy_on_trained_gru(flipflop_gru):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "find_fixed_points with its default Adam stage keeps only 4 of the 8 stable points (and no "
-    "saddles) of this trained GRU from 200 trajectory candidates, while scipy and its own "
-    "max_iters=0 path find all 8; remove this mark once the stage-1 hand-off is fixed"))
 def test_finder_defaults_match_scipy_on_trained_gru(flipflop_gru):
+    """The finder with its default two stages finds the same 8 stable points as scipy."""
     _compare_finder(flipflop_gru)
