@@ -151,6 +151,8 @@ class SineWave(AbstractTask):
 
     description = "sine-wave generator: a constant input level sets the output frequency"
     target_accuracy = 0.9
+    # `rnnlab train sine_wave`: 0.87 after 3000 steps at lr 1e-2, 0.985 by step 1700 at 5e-3
+    recommended_learning_rate = 5e-3
     tolerance = 0.25
 
     def __check_init__(self):
