@@ -310,6 +310,29 @@ def test_state_space_marks_fixed_points_by_stability():
     assert ax.get_ylabel().startswith("PC2")
 
 
+def test_signed_coherence_colours_follow_the_value():
+    task = rl.tasks.make("perceptual_decision_making")
+    model = rl.CTRNN(3, 8, 3, key=jax.random.PRNGKey(0), dt=task.dt)
+    trials = task.sample_batch(jax.random.PRNGKey(1), 40)
+    traj = rl.simulate(model, trials.inputs)
+    ax = rl.plot.state_space(traj, conditions=trials.conditions).axes[0]
+    coh = np.asarray(trials.conditions["signed_coherence"])
+    rgb = np.array([mcolors.to_rgb(ln.get_color()) for ln in _lines(ax, "trajectory")])
+    red_minus_blue = rgb[:, 0] - rgb[:, 2]
+    assert np.all(red_minus_blue[coh > 0] > 0.2) and np.all(red_minus_blue[coh < 0] < -0.2)
+    assert np.all(np.ptp(rgb[coh == 0], axis=1) < 1e-6)  # zero coherence: grey
+    # colour order follows value order: red - blue strictly increases with the coherence
+    values = np.unique(coh[coh != 0])
+    per_value = [red_minus_blue[coh == v][0] for v in values]
+    assert np.all(np.diff(per_value) > 0)
+    legend = [t.get_text() for t in fig_legend_texts(ax.figure)]
+    assert legend[:3] == ["-51.2", "-25.6", "-12.8"]
+
+
+def fig_legend_texts(fig):
+    return [t for leg in fig.legends for t in leg.get_texts()]
+
+
 def test_saddles_show_their_unstable_directions_as_segments():
     fp = flipflop_fixed_points()
     _, traj = flipflop_trajectories()
