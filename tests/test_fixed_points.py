@@ -243,7 +243,7 @@ def _numpy_field(model):
     return f, jac
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_agrees_with_scipy_root(seed):
     n = 12
     model = rl.CTRNN(1, n, 1, key=jax.random.PRNGKey(seed), gain=2.0)

@@ -383,7 +383,7 @@ _ARRAY_FIELDS = (
 
 def _search(
     model, x0, u, *, tol, slow_tol, tol_q, tol_dq, max_iters, handoff_speed, newton_iters,
-    tol_unique, polish_initial,
+    tol_unique, polish_initial, cluster_radius,
 ):
     """Both stages. Returns pooled end points (states, speeds, converged, stage-1 and stage-2
     iteration counts, inputs): the polished stage-1 points, the polished initial states (with
@@ -412,23 +412,36 @@ def _search(
         prio.append(np.full(k, np.inf))
     starts, start_u = np.concatenate(starts), np.concatenate(start_u)
     start_it1, prio = np.concatenate(start_it1), np.concatenate(prio)
-    # Starts within tol_unique of one another would be merged at the end anyway: polish one
-    # representative of each group (the lowest q) and share its result.
+    # Polish one representative (the lowest q) of each group of starts closer than
+    # cluster_radius and share its result: trajectory states crowd around the attractors, so
+    # this shrinks the Newton batch several-fold; distinct roots closer than that are rare
+    # (and points closer than tol_unique are merged at the end anyway).
     rep_of = np.empty(starts.shape[0], dtype=int)
     _, group = np.unique(start_u, axis=0, return_inverse=True)
     group = np.asarray(group).reshape(-1)
     for g in np.unique(group):
         members = np.nonzero(group == g)[0]
         order = members[np.argsort(np.nan_to_num(prio[members], nan=np.inf), kind="stable")]
-        _, owner = unique_indices(starts, order, tol_unique)
+        _, owner = unique_indices(starts, order, cluster_radius)
         rep_of[members] = owner[members]
     reps, inverse = np.unique(rep_of, return_inverse=True)
     with jax.enable_x64(True):
         m64 = to_float64(model)
         u64 = jnp.asarray(start_u, jnp.float64)
-        st2 = _solvers.lm_stage(
-            m64, jnp.asarray(starts[reps], jnp.float64), u64[reps], scale, tol, newton_iters
-        )
+        # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
+        # states: plain (safeguarded) Newton only, its job being to reach roots in their basins.
+        first = reps < k
+        parts = []
+        for sel, fallback, cap in ((first, True, newton_iters),
+                                   (~first, False, min(newton_iters, 20))):
+            if sel.any():
+                parts.append(_solvers.lm_stage(
+                    m64, jnp.asarray(starts[reps[sel]], jnp.float64), u64[reps[sel]], scale,
+                    tol, cap, lm_fallback=fallback,
+                ))
+        st2 = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+        order = np.concatenate([np.nonzero(first)[0], np.nonzero(~first)[0]])
+        st2 = jax.tree.map(lambda a: a[np.argsort(order)], st2)
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]
         cv = [np.asarray(st2.converged)[inverse]]
@@ -463,6 +476,7 @@ def find_fixed_points(
     marginal_tol: float = 1e-8,
     exclude_unconverged: bool = True,
     polish_initial: bool = True,
+    cluster_radius: float | None = 1e-2,
 ) -> FixedPoints:
     """Find the fixed points (and, on request, slow points) of ``model`` at constant input.
 
@@ -512,6 +526,8 @@ def find_fixed_points(
         polish_initial: also run stage 2 directly from the initial states (default True):
             Newton reaches roots whose basins the descent on q leaves, so nothing an
             independent root finder finds from the same starts is missed.
+        cluster_radius: starts of stage 2 closer than this share one polished result (the
+            one from the start with the lowest q); default 1e-2; None uses ``tol_unique``.
 
     Returns: a `FixedPoints`, slowest first.
     """
@@ -524,6 +540,7 @@ def find_fixed_points(
     if slow_tol is not None and slow_tol < tol:
         raise ValueError(f"slow_tol ({slow_tol}) must be >= tol ({tol})")
     tol_unique = _positive("tol_unique", tol_unique)
+    cluster_radius = _positive("cluster_radius", cluster_radius, allow_none=True)
     outlier_distance_scale = _positive(
         "outlier_distance_scale", outlier_distance_scale, allow_none=True
     )
@@ -542,6 +559,7 @@ def find_fixed_points(
         model, x0, u, tol=tol, slow_tol=slow_tol, tol_q=tol_q, tol_dq=tol_dq,
         max_iters=int(max_iters), handoff_speed=handoff_speed, newton_iters=newton_iters,
         tol_unique=tol_unique, polish_initial=polish_initial,
+        cluster_radius=tol_unique if cluster_radius is None else cluster_radius,
     )
     keep = np.isfinite(sp)
     if exclude_unconverged:
