@@ -123,8 +123,9 @@ def jax_runner(n, b, t, act, unroll):
 # ------------------------------------------------------------------------------ PyTorch
 
 
-def torch_runner(n, b, t, act):
-    """A CT-RNN written the way trainRNNbrain / pyrnn write it: a Python for-loop over time."""
+def torch_runner(n, b, t, act, threads: int):
+    """A CT-RNN written the way trainRNNbrain / pyrnn write it: a Python for-loop over time,
+    run with ``threads`` intra-op threads."""
     import torch
 
     torch.manual_seed(0)
@@ -142,6 +143,7 @@ def torch_runner(n, b, t, act):
     noise_scale = math.sqrt(2 * alpha) * SIGMA
 
     def run():
+        torch.set_num_threads(threads)
         opt.zero_grad()
         x = torch.zeros(b, n)
         states = []
@@ -279,9 +281,7 @@ def main(argv=None) -> None:
     have_torch = not args.no_torch
     if have_torch:
         try:
-            import torch
-
-            torch.set_num_threads(os.cpu_count() or 1)
+            import torch  # noqa: F401
         except ImportError:
             have_torch = False
             print("torch not installed: skipping the PyTorch baseline (pip install '.[bench]')")
@@ -294,22 +294,37 @@ def main(argv=None) -> None:
         plain_run, plain_c = jax_runner(n, b, t, act, plain_unroll)
         runners = {"fast": fast_run, "plain": plain_run}
         if have_torch:
-            runners["torch"] = torch_runner(n, b, t, act)
+            # on a busy machine a multi-threaded torch loop can be 20x slower than one thread
+            # (oversubscription): measure both and keep the better
+            # (one timed trial call each picks the thread count used in the interleaved runs)
+            trial = {}
+            for threads in sorted({1, os.cpu_count() or 1}):
+                run_t = torch_runner(n, b, t, act, threads)
+                t0 = time.perf_counter()
+                run_t()
+                trial[threads] = (time.perf_counter() - t0, run_t)
+            best = min(trial, key=lambda k: trial[k][0])
+            runners[f"torch{best}"] = trial[best][1]
         runners.update({"probe_" + k: v for k, v in probe_runners(n, b, t).items()})
         med = interleaved(runners, reps)
         fast_s, plain_s = med["fast"], med["plain"]
-        torch_s = med.get("torch", float("nan"))
+        torch_times = {k: v for k, v in med.items() if k.startswith("torch")}
+        torch_key = min(torch_times, key=torch_times.get) if torch_times else None
+        torch_s = torch_times[torch_key] if torch_key else float("nan")
+        torch_threads = torch_key[5:] if torch_key else "-"
         probe = probe_rates(n, b, t, {k[6:]: v for k, v in med.items() if k.startswith("probe_")})
         flops = step_flops(n, b, t)
         row = {
             "size": (n, b, t, act), "fast": fast_s, "fast_compile": fast_c, "plain": plain_s,
+            "torch_threads": torch_threads,
             "plain_compile": plain_c, "torch": torch_s, "probe": probe,
             "gflops": flops / fast_s / 1e9, "floor": flops / (probe["attainable"] * 1e9),
         }
         rows.append(row)
         print(
             f"N={n} B={b} T={t} {act}: fast {fast_s*1e3:.1f} ms (compile {fast_c:.2f} s), "
-            f"plain scan {plain_s*1e3:.1f} ms, torch loop {torch_s*1e3:.1f} ms; "
+            f"plain scan {plain_s*1e3:.1f} ms, torch loop {torch_s*1e3:.1f} ms "
+            f"({torch_threads} thr); "
             f"{row['gflops']:.1f} GFLOP/s of {probe['attainable']:.1f} attainable "
             f"(chain {probe['chain']:.1f}, numpy {probe['numpy']:.1f}, big {probe['big']:.1f})",
             flush=True,
@@ -337,7 +352,7 @@ def main(argv=None) -> None:
         p = r["probe"]
         lines.append(
             f"| {n}, {b}, {t}, {act} | {r['fast']*1e3:.1f} | {r['plain']*1e3:.1f} | "
-            f"{r['torch']*1e3:.1f} | {r['torch']/r['fast']:.2f}x | {r['plain']/r['fast']:.2f}x | "
+            f"{r['torch']*1e3:.1f} ({r['torch_threads']} thr) | {r['torch']/r['fast']:.2f}x | {r['plain']/r['fast']:.2f}x | "
             f"{r['gflops']:.1f} | {p['attainable']:.1f} ({p['chain']:.1f} / {p['numpy']:.1f} / "
             f"{p['big']:.1f}) | {r['floor']/r['fast']*100:.0f}% | "
             f"{r['fast_compile']:.2f} / {r['plain_compile']:.2f} |"

@@ -15,6 +15,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from ..models._base import AbstractRNN
+from ..models._ctrnn import CTRNN
 from ..tasks._base import AbstractTask
 from ._train import (
     TrainResult,
@@ -81,7 +82,8 @@ def _with_fields(model: AbstractRNN, values: dict[str, Any]) -> AbstractRNN:
 
 
 def _split_models(models: Sequence[AbstractRNN]):
-    """(stacked arrays, shared non-array part, per-network noise levels or None)."""
+    """(stacked arrays, shared non-array part, (per-network noise levels [n, 2], which of
+    the two differ) or None, n)."""
     if isinstance(models, AbstractRNN):
         raise TypeError("models must be a sequence of rnnlab models (a list), not one model")
     models = list(models)
@@ -91,13 +93,14 @@ def _split_models(models: Sequence[AbstractRNN]):
         if not isinstance(m, AbstractRNN):
             raise TypeError(f"models[{i}] must be an rnnlab model, got {type(m).__name__}")
     noise = None
-    has_noise = all(all(hasattr(m, f) for f in _NOISE_FIELDS) for m in models)
-    if has_noise:
+    if all(isinstance(m, CTRNN) for m in models):
         levels = np.array([[getattr(m, f) for f in _NOISE_FIELDS] for m in models], float)
-        if np.any(levels != levels[0]):
-            # members differ only in their noise levels: these become per-network numbers
-            noise = jnp.asarray(levels, jnp.float32)
-            marker = {f: float(np.max(levels[:, j])) or 1.0 for j, f in enumerate(_NOISE_FIELDS)}
+        differs = tuple(bool(np.any(levels[:, j] != levels[0, j])) for j in range(2))
+        if any(differs):
+            # members differ in their noise levels: these become per-network numbers (the
+            # static fields get one common placeholder, restored in the results)
+            noise = (jnp.asarray(levels, jnp.float32), differs)
+            marker = {f: 1.0 for f, d in zip(_NOISE_FIELDS, differs) if d}
             models = [_with_fields(m, marker) for m in models]
     parts = [eqx.partition(m, eqx.is_array) for m in models]
     rest0 = parts[0][1]
@@ -115,7 +118,8 @@ def _split_models(models: Sequence[AbstractRNN]):
             raise ValueError(
                 f"models[{i}] has another structure than models[0] (class, sizes, activation, "
                 "constraints or other settings); an ensemble stacks networks of one structure "
-                "that may differ in their weights and in noise_std / input_noise_std"
+                "that may differ in their weights (and, for CTRNN, in noise_std / "
+                "input_noise_std)"
             )
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[p[0] for p in parts])
     return stacked, rest0, noise, len(models)
@@ -128,16 +132,23 @@ def _index(tree, i):
 # ------------------------------------------------------------------------------ loss
 
 
+def _noisy_unroll(model, inputs, key, noise):
+    """`CTRNN.unroll_batch` with this member's noise levels (a row of `noise`)."""
+    from ..models._ctrnn_fast import ctrnn_unroll_batch
+
+    levels, differs = noise
+    return ctrnn_unroll_batch(
+        model, inputs, model.initial_state(), key=key,
+        noise_std=levels[0] if differs[0] else None,
+        input_noise_std=levels[1] if differs[1] else None,
+    )
+
+
 def _member_loss(model, task, trial, key, noise, l2_rates, l2_weights):
     """`batch_loss`, with per-network noise levels passed as numbers when they differ."""
     if noise is None:
         return batch_loss(model, task, trial, key, l2_rates, l2_weights)[0]
-    from ..models._ctrnn_fast import ctrnn_unroll_batch
-
-    states = ctrnn_unroll_batch(
-        model, trial.inputs, model.initial_state(), key=key, noise_std=noise[0],
-        input_noise_std=noise[1],
-    )
+    states = _noisy_unroll(model, trial.inputs, key, noise)
     total = task.loss(model.readout_all(states), trial)
     if l2_rates:
         total = total + l2_rates * jnp.mean(model.rates_all(states) ** 2)
@@ -149,14 +160,9 @@ def _member_loss(model, task, trial, key, noise, l2_rates, l2_weights):
 def _member_eval(model, task, key, batch_size, noise):
     if noise is None:
         return _evaluate_jit(model, task, key, batch_size)
-    from ..models._ctrnn_fast import ctrnn_unroll_batch
-
     k_trial, k_noise = jax.random.split(key)
     trial = task.sample_batch(k_trial, batch_size)
-    states = ctrnn_unroll_batch(
-        model, trial.inputs, model.initial_state(), key=k_noise, noise_std=noise[0],
-        input_noise_std=noise[1],
-    )
+    states = _noisy_unroll(model, trial.inputs, k_noise, noise)
     return task.evaluate(model.readout_all(states), trial)
 
 
@@ -301,8 +307,12 @@ def train_ensemble(
             new, old,
         )
 
-    noise_arg = noise if noise is not None else jnp.zeros((n, 0))
+    # per-network noise rows are vmapped; which fields differ stays static
+    noise_arg = noise[0] if noise is not None else jnp.zeros((n, 0))
     noise_axis = 0
+
+    def member_noise(row):
+        return None if noise is None else (row, noise[1])
 
     def chunk(arrays, opt, active, loss_sum, n_done, start, stop):
         """Steps start..stop-1 for every network still active; then evaluate at `stop`."""
@@ -311,7 +321,7 @@ def train_ensemble(
             arrays, opt, active, loss_sum, n_done = carry
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(train_keys)
             new_arrays, new_opt, loss = jax.vmap(
-                lambda a, o, k, z: step_one(a, o, k, None if noise is None else z),
+                lambda a, o, k, z: step_one(a, o, k, member_noise(z)),
                 in_axes=(0, 0, 0, noise_axis),
             )(arrays, opt, step_keys, noise_arg)
             ok = active & jnp.isfinite(loss)
@@ -328,7 +338,7 @@ def train_ensemble(
         eval_k = jax.vmap(lambda k: jax.random.fold_in(k, stop))(eval_keys)
         scores = jax.vmap(
             lambda a, k, z: _member_eval(
-                member(a), task, k, eval_batch_size, None if noise is None else z
+                member(a), task, k, eval_batch_size, member_noise(z)
             ),
             in_axes=(0, 0, noise_axis),
         )(arrays, eval_k, noise_arg)
