@@ -201,3 +201,27 @@ def test_argument_errors():
         rl.train_force(esn, f, P=jnp.eye(9))
     with pytest.raises(ValueError, match="targets"):
         rl.train_force(esn, f.at[3, 1].set(jnp.nan))
+
+
+@pytest.mark.slow
+def test_closed_loop_after_force_is_an_ordinary_model_for_fixed_points():
+    """FORCE-train a constant 2-D output; the trained closed loop then has a stable fixed point
+    whose readout is that constant (found by `rl.find_fixed_points` from its own trajectory),
+    and the free-running network settles there."""
+    esn = rl.EchoStateNetwork(1, 200, 2, key=jax.random.PRNGKey(2), gain=1.5, readout_scale=0.0,
+                              initial_state="random")
+    c = jnp.array([0.6, -0.4])
+    res = rl.train_force(esn, jnp.tile(c, (1000, 1)), passes=3)
+    free = rl.simulate(res.model, jnp.zeros((1000, 1)))
+    np.testing.assert_allclose(np.asarray(free.outputs[-200:]), np.tile(c, (200, 1)), atol=1e-3)
+    starts = np.asarray(free.states[:300:15])
+    fps = rl.find_fixed_points(res.model, np.zeros(1), starts)
+    stable = np.asarray(fps.outputs)[np.asarray([s == "stable" for s in fps.stability])]
+    assert len(stable) >= 1
+    assert np.min(np.linalg.norm(stable - np.asarray(c), axis=1)) < 1e-3
+    # its linearisation is built from the closed-loop matrix W_rec + W_fb W_out
+    k = int(np.argmin(np.linalg.norm(np.asarray(fps.outputs) - np.asarray(c), axis=1)))
+    x = np.asarray(fps.states[k])
+    loop = np.asarray(res.model.closed_loop_weights(), np.float64)
+    np.testing.assert_allclose(np.asarray(fps.jacobians[k]),
+                               -np.eye(200) + loop * (1 - np.tanh(x) ** 2)[None, :], atol=1e-4)
