@@ -99,7 +99,9 @@ def _positive_int(name, value):
     return int(value)
 
 
-def unique_indices(states: np.ndarray, order: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def unique_indices(
+    states: np.ndarray, order: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy deduplication: walk ``order`` and keep a state unless it lies within ``tol``
     (Euclidean) of one already kept. Returns (kept indices, for every state the kept index it
     was merged into)."""
@@ -146,7 +148,7 @@ def classify(
 
 def eigendecompose(jacobians: np.ndarray):
     """Eigenvalues sorted by real part (largest first), right eigenvectors (columns) and left
-    eigenvectors (rows of the inverse of the right ones, so ``L @ R = I``), in float64/complex128."""
+    eigenvectors (rows of the inverse of the right ones, so ``L @ R = I``), complex128."""
     k, n = jacobians.shape[0], jacobians.shape[-1]
     vals = np.zeros((k, n), np.complex128)
     right = np.zeros((k, n, n), np.complex128)
@@ -430,18 +432,12 @@ def _search(
         u64 = jnp.asarray(start_u, jnp.float64)
         # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
         # states: plain (safeguarded) Newton only, its job being to reach roots in their basins.
+        # One call for both (fewer compiled shapes).
         first = reps < k
-        parts = []
-        for sel, fallback, cap in ((first, True, newton_iters),
-                                   (~first, False, min(newton_iters, 20))):
-            if sel.any():
-                parts.append(_solvers.lm_stage(
-                    m64, jnp.asarray(starts[reps[sel]], jnp.float64), u64[reps[sel]], scale,
-                    tol, cap, lm_fallback=fallback,
-                ))
-        st2 = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
-        order = np.concatenate([np.nonzero(first)[0], np.nonzero(~first)[0]])
-        st2 = jax.tree.map(lambda a: a[np.argsort(order)], st2)
+        caps = np.where(first, newton_iters, min(newton_iters, 20))
+        st2 = _solvers.lm_stage(
+            m64, jnp.asarray(starts[reps], jnp.float64), u64[reps], scale, tol, caps, first
+        )
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]
         cv = [np.asarray(st2.converged)[inverse]]

@@ -164,30 +164,44 @@ def _take(tree, idx):
 
 
 def _put(tree, idx, values):
-    return jax.tree.map(lambda a, b: a.at[idx].set(b), tree, values)
+    def put(a, b):
+        a = np.array(a)
+        a[idx] = b
+        return a
+
+    return jax.tree.map(put, tree, values)
 
 
 def run_compacted(chunk_fn, us, state, n_total, *, chunk):
     """Run ``chunk_fn`` on the unfinished candidates, ``chunk`` iterations at a time, compacting
-    them into power-of-two buckets between chunks so stragglers do not drag the whole batch."""
+    them into padded buckets between chunks so stragglers do not drag the whole batch.
+
+    The bookkeeping is done on host numpy copies: indexing device arrays eagerly would compile
+    one small XLA program per new shape (hundreds, measured: most of a cold call's time)."""
+    us = np.asarray(us)
+    state = jax.tree.map(np.asarray, jax.device_get(state))
     k = us.shape[0]
     active = np.arange(k)
     while active.size:
         size = _bucket(active.size)
         idx = np.concatenate([active, np.full(size - active.size, active[0])])
-        sub = chunk_fn(us[idx], _take(state, idx), chunk)
+        sub = jax.device_get(chunk_fn(us[idx], _take(state, idx), chunk))
         sub = _take(sub, np.arange(active.size))
         state = _put(state, active, sub)
-        done = np.asarray(state.done)
         if n_total is not None and np.all(np.asarray(state.n_iter)[active] >= n_total):
             break
-        active = np.nonzero(~done)[0]
+        active = np.nonzero(~np.asarray(state.done))[0]
     return state
+
+
+@eqx.filter_jit
+def _adam_start(xs, hp):
+    return jax.vmap(lambda x: adam_init(x, hp))(xs)
 
 
 def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=500):
     """Stage 1 for all candidates. Returns the final AdamState (batched)."""
-    state = jax.vmap(lambda x: adam_init(x, hp))(xs)
+    state = _adam_start(xs, hp)
 
     def chunk_fn(u, st, n):
         return _adam_chunk(model, u, scale, st, hp, q_stop, n)
@@ -206,17 +220,18 @@ class LMState(eqx.Module):
     theta: jax.Array  # damping factor: mu = theta * |r|^2
     speed: jax.Array  # |F| (vector-field units) at x
     since_gain: jax.Array  # iterations since the best residual last shrank by 10%
+    cap: jax.Array  # this candidate's iteration cap
     n_iter: jax.Array
     done: jax.Array
     converged: jax.Array
 
 
-def lm_init(model, x, u, scale):
+def lm_init(model, x, u, scale, cap):
     r = _residual(model, x, u, scale)
     speed = jnp.linalg.norm(r) / scale
     return LMState(
         x=x, r=r, z=x, rz=r, theta=jnp.asarray(1.0, x.dtype), speed=speed,
-        since_gain=jnp.asarray(0, jnp.int32), n_iter=jnp.asarray(0, jnp.int32),
+        since_gain=jnp.asarray(0, jnp.int32), cap=cap, n_iter=jnp.asarray(0, jnp.int32),
         done=jnp.asarray(False), converged=jnp.asarray(False),
     )
 
@@ -232,8 +247,8 @@ def _finish(s: LMState, z, rz, theta, scale, tol, max_iters, patience):
     speed = jnp.linalg.norm(r) / scale
     it = s.n_iter + 1
     converged = speed <= tol
-    done = converged | (since_gain >= patience) | (it >= max_iters) | (theta > 1e30)
-    new = LMState(x, r, z, rz, theta, speed, since_gain, it, done, converged)
+    done = converged | (since_gain >= patience) | (it >= s.cap) | (theta > 1e30)
+    new = LMState(x, r, z, rz, theta, speed, since_gain, s.cap, it, done, converged)
     return jax.tree.map(lambda a, b: jnp.where(s.done, a, b), s, new)
 
 
@@ -247,7 +262,7 @@ def _newton_one(model, u, scale, s: LMState, tol, max_iters, patience=10) -> LMS
     Newton finds more roots from trajectory candidates than monotone damped variants);
     otherwise the best of the step fractions 1/2 ... 1/16 that lowers |r|. The best point seen
     is kept; a candidate stops when |F| <= tol, when its best residual has not shrunk by 10%
-    for ``patience`` iterations, or after ``max_iters``.
+    for ``patience`` iterations, or after its iteration cap.
     """
     jac = scale * model.jacobian(s.z, u)
     rr = jnp.sum(s.rz * s.rz)
@@ -305,35 +320,37 @@ def _polish_chunk(model, us, scale, state, tol, max_iters, n_steps, method):
 
 
 @eqx.filter_jit
-def _lm_start(model, xs, us, scale, tol):
-    st = jax.vmap(lambda x, u: lm_init(model, x, u, scale))(xs, us)
+def _lm_start(model, xs, us, scale, tol, caps):
+    st = jax.vmap(lambda x, u, c: lm_init(model, x, u, scale, c))(xs, us, caps)
     return eqx.tree_at(lambda s: (s.done, s.converged), st,
                        (st.speed <= tol, st.speed <= tol))
 
 
-def lm_stage(model, xs, us, scale, tol, max_iters, *, chunk=3, lm_fallback=True):
-    """Stage 2 for all candidates (call under float64): Newton with backtracking, then
-    Levenberg-Marquardt from the best point for the candidates Newton left unconverged.
-    Returns the final LMState (n_iter counts both passes)."""
-    state = _lm_start(model, xs, us, scale, tol)
+def lm_stage(model, xs, us, scale, tol, caps, lm_allowed, *, chunk=3):
+    """Stage 2 for all candidates (call under float64): Newton with backtracking (at most
+    ``caps[i]`` iterations), then Levenberg-Marquardt from the best point for the candidates
+    with ``lm_allowed[i]`` that Newton left unconverged. Returns the final LMState (n_iter
+    counts both passes)."""
+    caps = np.asarray(caps, np.int32)
+    state = _lm_start(model, xs, us, scale, tol, caps)
 
     def newton_fn(u, st, n):
-        return _polish_chunk(model, u, scale, st, tol, max_iters, n, "newton")
+        return _polish_chunk(model, u, scale, st, tol, None, n, "newton")
 
     state = run_compacted(newton_fn, us, state, None, chunk=chunk)
-    left = ~np.asarray(state.converged)
-    if lm_fallback and left.any():
+    left = ~np.asarray(state.converged) & np.asarray(lm_allowed, bool)
+    if left.any():
         idx = np.nonzero(left)[0]
         sub = _take(state, idx)
         used = sub.n_iter
-        sub = LMState(sub.x, sub.r, sub.x, sub.r, jnp.ones_like(sub.theta), sub.speed,
-                      jnp.zeros_like(sub.since_gain), jnp.zeros_like(sub.n_iter),
-                      jnp.zeros_like(sub.done), sub.converged)
+        sub = LMState(sub.x, sub.r, sub.x, sub.r, np.ones_like(sub.theta), sub.speed,
+                      np.zeros_like(sub.since_gain), sub.cap, np.zeros_like(sub.n_iter),
+                      np.zeros_like(sub.done), sub.converged)
 
         def lm_fn(u, st, n):
-            return _polish_chunk(model, u, scale, st, tol, max_iters, n, "lm")
+            return _polish_chunk(model, u, scale, st, tol, None, n, "lm")
 
         sub = run_compacted(lm_fn, us[idx], sub, None, chunk=chunk)
-        sub = eqx.tree_at(lambda s: s.n_iter, sub, sub.n_iter + used)
+        sub = eqx.tree_at(lambda s: s.n_iter, sub, np.asarray(sub.n_iter) + used)
         state = _put(state, idx, sub)
     return state

@@ -239,7 +239,9 @@ def attractor_manifolds(
             raise ValueError(f"points must be a FixedPoints or states [K, N], got {x.shape}")
         speeds = np.full(x.shape[0], np.nan)
         vals = vecs = None
-    if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or min_points < 3:
+    if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or (
+        min_points < 3
+    ):
         raise ValueError(f"min_points must be an integer >= 3, got {min_points!r}")
     if not (0 < variance <= 1):
         raise ValueError(f"variance must be in (0, 1], got {variance!r}")
