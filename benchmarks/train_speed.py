@@ -286,6 +286,7 @@ def main(argv=None) -> None:
             have_torch = False
             print("torch not installed: skipping the PyTorch baseline (pip install '.[bench]')")
 
+    load_start = os.getloadavg()[0]
     rows = []
     for n, b, t, act in sizes:
         big = n * b * t > 5e6
@@ -336,8 +337,10 @@ def main(argv=None) -> None:
           f"{ens['seq_net_steps_per_s']:.0f} ({speedup:.1f}x); compile {ens['ens_compile']:.2f} s")
 
     lines = [
-        "Machine shared with other engineers while measured (load average 5-8 on 2 cores): "
-        "absolute times are noisy and inflated; the ratios come from the implementations run "
+        f"Machine shared with other engineers while measured (1-min load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+        f"{os.cpu_count()} cores): absolute times are noisy and inflated; the step ratios come "
+        "from the implementations run "
         "in turn (round-robin, one process), so they share the load. Step = forward + "
         "backward + Adam (clip 1), Euler CT-RNN, recurrent noise 0.05, masked MSE + L2 on "
         "rates, fixed data; medians.",
