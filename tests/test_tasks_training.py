@@ -14,8 +14,9 @@ CLASSIC = [
     "memory_anti_number", "memory_anti_angle",
 ]
 # Measured (docs/tasks.md): a default 64-unit network does not learn delaydm1 in 3000 steps
-# (0.23 at lr 1e-2, 0.38 at 5e-3); the other delayed-dm rules were not measured in time.
-_NOT_REACHED = {"yang19.delaydm1"}
+# (0.23 at lr 1e-2, 0.38 at 5e-3), nor dmsnogo (0.79); the other delayed-dm rules were not
+# measured in time.
+_NOT_REACHED = {"yang19.delaydm1", "yang19.dmsnogo"}
 YANG = [
     pytest.param(n, marks=pytest.mark.xfail(reason="not reached by a default network",
                                             strict=False)) if n in _NOT_REACHED else n
