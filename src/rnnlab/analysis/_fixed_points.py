@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
+from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
 from ..io._safe import read_safetensors, write_safetensors
@@ -105,16 +106,29 @@ def unique_indices(
     """Greedy deduplication: walk ``order`` and keep a state unless it lies within ``tol``
     (Euclidean) of one already kept. Returns (kept indices, for every state the kept index it
     was merged into)."""
-    kept: list[int] = []
+    states = np.asarray(states)
+    order = np.asarray(order, dtype=int)
     owner = np.full(states.shape[0], -1)
-    for i in order:
-        if kept:
-            d = np.linalg.norm(states[kept] - states[i], axis=1)
+    if order.size == 0:
+        return np.zeros(0, dtype=int), owner
+    # Candidate neighbours from a k-d tree (the greedy walk itself is unchanged); all
+    # positions are candidates where some state is not finite.
+    if np.all(np.isfinite(states[order])):
+        pairs = cKDTree(states[order]).query_ball_point(states[order], tol)
+    else:
+        pairs = [range(order.size)] * order.size
+    kept: list[int] = []
+    is_kept = np.zeros(states.shape[0], bool)
+    for pos, i in enumerate(order):
+        near = [order[p] for p in pairs[pos] if is_kept[order[p]]]
+        if near:
+            d = np.linalg.norm(states[near] - states[i], axis=1)
             j = int(np.argmin(d))
             if d[j] <= tol:
-                owner[i] = kept[j]
+                owner[i] = near[j]
                 continue
         kept.append(int(i))
+        is_kept[i] = True
         owner[i] = i
     return np.asarray(kept, dtype=int), owner
 
@@ -429,14 +443,14 @@ def _search(
     reps, inverse = np.unique(rep_of, return_inverse=True)
     with jax.enable_x64(True):
         m64 = to_float64(model)
-        u64 = jnp.asarray(start_u, jnp.float64)
         # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
         # states: plain (safeguarded) Newton only, its job being to reach roots in their basins.
         # One call for both (fewer compiled shapes).
         first = reps < k
         caps = np.where(first, newton_iters, min(newton_iters, 20))
-        st2 = _solvers.lm_stage(
-            m64, jnp.asarray(starts[reps], jnp.float64), u64[reps], scale, tol, caps, first
+        st2 = _solvers.polish(
+            m64, starts[reps], start_u[reps], scale, tol, caps, first,
+            merge_tol=0.1 * min(cluster_radius, tol_unique),
         )
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]
@@ -493,8 +507,11 @@ def find_fixed_points(
     Levenberg-Marquardt with damping ``theta |r|^2`` (quadratically convergent even on
     continua of roots), taking the plain Newton step whenever it does better, using the model's
     analytic `jacobian`; each candidate stops at ``|F| <= tol``, on stalling, or after
-    ``newton_iters``. Unfinished candidates are compacted between compiled chunks so that
-    stragglers do not keep the whole batch iterating.
+    ``newton_iters``. The iteration is driven from the host: a small jitted call evaluates
+    residuals and Jacobians of the unfinished candidates only (stragglers do not keep the
+    whole batch iterating), numpy's LAPACK solves the linear systems, and candidates that
+    reach the neighbourhood of a root already found (last Newton step and distance below
+    ``min(cluster_radius, tol_unique) / 10``) share its result instead of iterating on.
 
     Then: slow points (with ``slow_tol``), exclusion of outliers, deduplication, ordering by
     speed, Jacobians, eigen-decomposition (numpy, float64) of the unique points only, stability.
