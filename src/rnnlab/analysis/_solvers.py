@@ -545,16 +545,16 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radi
         step[act] = np.where(full_ok, np.linalg.norm(dn, axis=1), np.inf)
         zprev = z[act].copy()
         finish(act, znew, rznew, moved)
-        # A candidate whose full Newton step took it from within ``basin_radius`` of a root
-        # already found to ten times closer to that root is in its quadratic basin: it
-        # takes that root's result (saves its last iterations).
+        # A candidate whose full Newton step took it to within ``basin_radius / 10`` of a
+        # root already found and ten times closer to it than it was is in that root's
+        # quadratic basin: it takes that root's result (saves its last iterations).
         anchors = np.nonzero(conv & (owner == np.arange(k)))[0]
         pos = np.nonzero(~done[act] & full_ok)[0]
         if anchors.size and pos.size:
             cand = act[pos]
             d_after, j = cKDTree(x[anchors]).query(z[cand])
             d_before = np.linalg.norm(zprev[pos] - x[anchors[j]], axis=1)
-            hit = (d_before <= basin_radius) & (d_after <= 0.1 * d_before)
+            hit = (d_after <= 0.1 * basin_radius) & (d_after <= 0.1 * d_before)
             owner[cand[hit]] = anchors[j[hit]]
             done[cand[hit]] = True
         # Merge candidates in a root's neighbourhood (short last step) that sit within
