@@ -2,6 +2,7 @@
 truncated-exponential) sampled inside jit, per-trial scores, ring codes, and psychometric
 curves."""
 
+import abc
 import math
 from typing import Any
 
@@ -229,9 +230,9 @@ class DecisionTask(ScoredTask):
     psychometric_x: eqx.AbstractClassVar[str]
     psychometric_by: eqx.AbstractClassVar[str | None]
 
+    @abc.abstractmethod
     def choices(self, outputs: Array, trial: Trial) -> Array:
         """The network's choice per trial (int32, [...batch])."""
-        raise NotImplementedError
 
     def trial_scores(self, outputs: Array, trial: Trial) -> Array:
         return (self.choices(outputs, trial) == trial.conditions["choice"]).astype(jnp.float32)

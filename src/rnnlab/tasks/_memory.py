@@ -1,6 +1,8 @@
 """Working-memory tasks (trainRNNbrain's layouts): delayed match to sample, memory number,
 memory anti-number, memory anti-angle."""
 
+import abc
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
@@ -162,8 +164,9 @@ class _MemoryNumberBase(ScoredTask):
     def n_out(self) -> int:
         return 1
 
+    @abc.abstractmethod
     def report(self, x):
-        raise NotImplementedError
+        """The value the network must report for the remembered ``x``."""
 
     def trial_for(self, x, shift=0, noise: Array | None = None) -> Trial:
         """The trial remembering ``x`` in [0, 1], the stimulus shifted by ``shift`` steps."""
