@@ -20,11 +20,11 @@ from ..tasks._base import AbstractTask
 from ._train import (
     TrainResult,
     _check_float,
-    _check_int,
     _check_pair,
     _evaluate_jit,
     _progress_enabled,
     batch_loss,
+    check_loop_args,
     weight_penalty,
 )
 
@@ -246,16 +246,10 @@ def train_ensemble(
     stacked, rest, noise, n = _split_models(models)
     for i, m in enumerate(models):
         _check_pair(m, task)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    eval_every = _check_int("eval_every", eval_every, 1)
-    eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
-    l2_rates = _check_float("l2_rates", l2_rates)
-    l2_weights = _check_float("l2_weights", l2_weights)
-    if target_accuracy is not None:
-        target_accuracy = _check_float("target_accuracy", target_accuracy)
-        if target_accuracy > 1:
-            raise ValueError(f"target_accuracy must be in [0, 1], got {target_accuracy}")
+    steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy = (
+        check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
+                        target_accuracy)
+    )
     if grad_clip is not None:
         grad_clip = _check_float("grad_clip", grad_clip, 0.0, strict=True)
     lrs = _learning_rates(learning_rate, n)

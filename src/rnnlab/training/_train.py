@@ -194,6 +194,22 @@ def _check_float(name: str, value: Any, minimum: float = 0.0, *, strict=False) -
     return float(value)
 
 
+def check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
+                    target_accuracy):
+    """Validate the arguments `train` and `train_ensemble` share; returns them normalised."""
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    eval_every = _check_int("eval_every", eval_every, 1)
+    eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
+    l2_rates = _check_float("l2_rates", l2_rates)
+    l2_weights = _check_float("l2_weights", l2_weights)
+    if target_accuracy is not None:
+        target_accuracy = _check_float("target_accuracy", target_accuracy)
+        if target_accuracy > 1:
+            raise ValueError(f"target_accuracy must be in [0, 1], got {target_accuracy}")
+    return steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy
+
+
 def make_optimizer(
     learning_rate: float | Callable, grad_clip: float | None
 ) -> optax.GradientTransformation:
@@ -313,16 +329,10 @@ def train(
     Returns: a `TrainResult`.
     """
     _check_pair(model, task)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    eval_every = _check_int("eval_every", eval_every, 1)
-    eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
-    l2_rates = _check_float("l2_rates", l2_rates)
-    l2_weights = _check_float("l2_weights", l2_weights)
-    if target_accuracy is not None:
-        target_accuracy = _check_float("target_accuracy", target_accuracy)
-        if target_accuracy > 1:
-            raise ValueError(f"target_accuracy must be in [0, 1], got {target_accuracy}")
+    steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy = (
+        check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
+                        target_accuracy)
+    )
     if checkpoint_every is None:
         checkpoint_every = eval_every
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
