@@ -87,9 +87,15 @@ class AbstractRNN(eqx.Module):
         """JSON-able static configuration (no arrays)."""
 
     @classmethod
-    @abc.abstractmethod
     def from_config(cls, config: dict[str, Any]) -> "AbstractRNN":
-        """A model with the structure given by `config` (array values arbitrary)."""
+        """A model with the structure given by `config` (array values arbitrary).
+
+        The default calls the constructor with the sizes, a fixed key and the other entries
+        of `config` as keyword arguments; `rnnlab.load` then replaces the arrays.
+        """
+        config = dict(config)
+        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
+        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
 
     def jacobian(
         self, state: Float[Array, " state"], input: Float[Array, " n_in"]

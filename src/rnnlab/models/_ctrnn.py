@@ -450,12 +450,6 @@ class CTRNN(AbstractRNN):
             "trainable": list(self.trainable),
         }
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "CTRNN":
-        config = dict(config)
-        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
-        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
-
     # ------------------------------------------------------------------ derived quantities
 
     def _maybe_frozen(self, name: str, value: Array) -> Array:

@@ -214,12 +214,6 @@ class EchoStateNetwork(AbstractRNN):
             "input_noise_std": self.input_noise_std, "trainable": list(self.trainable),
         }
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "EchoStateNetwork":
-        config = dict(config)
-        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
-        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
-
     # ------------------------------------------------------------------ derived quantities
 
     @property

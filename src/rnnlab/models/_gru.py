@@ -135,12 +135,6 @@ class GRU(AbstractRNN):
     def config(self) -> dict[str, Any]:
         return g.config(self)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "GRU":
-        config = dict(config)
-        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
-        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
-
     def effective_weights(self) -> dict[str, Array]:
         """The weights actually used: ``w_in, w_rec, b_in, b_rec, w_out, b_out``."""
         return g.effective(self)

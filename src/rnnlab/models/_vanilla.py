@@ -200,12 +200,6 @@ class VanillaRNN(AbstractRNN):
             "use_bias": self.use_bias, "trainable": list(self.trainable),
         }
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "VanillaRNN":
-        config = dict(config)
-        n_in, n_hidden, n_out = config.pop("n_in"), config.pop("n_hidden"), config.pop("n_out")
-        return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
-
     # ------------------------------------------------------------------ derived quantities
 
     def effective_weights(self) -> dict[str, Array]:
