@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import AbstractTask, Trial, register
+from ._common import check_float_tuple, float_tuple
 
 
 # ------------------------------------------------------------------ parameter checks (shared)
@@ -199,13 +200,6 @@ class SineWave(AbstractTask):
 _COHERENCES = (0.0, 6.4, 12.8, 25.6, 51.2)
 
 
-def _float_tuple(values):
-    try:
-        return tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a list of numbers, got {values!r}") from None
-
-
 @register("perceptual_decision_making")
 class PerceptualDecisionMaking(AbstractTask):
     """Two-alternative perceptual decision making (random dots; NeuroGym, Yang & Wang 2020).
@@ -230,7 +224,7 @@ class PerceptualDecisionMaking(AbstractTask):
     stimulus: float = 2000.0
     delay: float = 0.0
     decision: float = 100.0
-    coherences: tuple[float, ...] = eqx.field(default=_COHERENCES, converter=_float_tuple)
+    coherences: tuple[float, ...] = eqx.field(default=_COHERENCES, converter=float_tuple)
     sigma: float = 1.0
     loss_type: str = "cross_entropy"
     dt: float = 20.0
@@ -245,14 +239,7 @@ class PerceptualDecisionMaking(AbstractTask):
         for name in ("stimulus", "decision"):
             if round(getattr(self, name) / self.dt) < 1:
                 raise ValueError(f"{name} must last at least one step of dt={self.dt} ms")
-        cohs = self.coherences
-        if not isinstance(cohs, tuple) or not cohs or any(
-            not isinstance(c, (int, float)) or not (0 <= c <= 100) for c in cohs
-        ):
-            raise ValueError(
-                "coherences must be a non-empty tuple of percentages in [0, 100], "
-                f"got {cohs!r}"
-            )
+        check_float_tuple("coherences", self.coherences, 0.0, 100.0)
         check_nonneg("sigma", self.sigma)
         if self.loss_type not in ("cross_entropy", "mse"):
             raise ValueError(f"loss_type={self.loss_type!r}: use 'cross_entropy' or 'mse'")
