@@ -252,7 +252,8 @@ ENSEMBLE_NOTE = (
 def ensemble_profile(n_nets, n_hidden, batch, repeats) -> list[tuple[str, float, float]]:
     """(piece, ms per network inside the n_nets vmap, ms for one network alone) for the
     pieces of an ensemble training step on FlipFlop."""
-    from rnnlab.models._ctrnn_fast import _potential_scan, normal
+    from rnnlab._random import normal
+    from rnnlab.models._ctrnn_fast import _potential_scan
     from rnnlab.training._train import batch_loss
 
     task = rl.tasks.make("flipflop")
