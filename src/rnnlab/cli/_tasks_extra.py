@@ -19,15 +19,25 @@ def show_task_details(task) -> None:
         conds = []
     if conds:
         typer.echo(f"  conditions: {', '.join(conds)}")
-    lr = getattr(task, "recommended_learning_rate", None)
-    if lr:
-        typer.echo(f"  recommended learning rate: {lr:g} (`rnnlab train` uses it unless --lr)")
+    rec = task.recommended_training() if hasattr(task, "recommended_training") else {}
+    if rec:
+        flags = {"learning_rate": "--lr", "hidden": "--hidden", "batch_size": "--batch-size",
+                 "steps": "--steps"}
+        parts = [f"{flags[k]} {v:g}" for k, v in rec.items()]
+        typer.echo(f"  recommended training: {', '.join(parts)} (`rnnlab train {task_name(task)}`"
+                   " uses these unless the option is given)")
     doc = inspect.getdoc(type(task)) or ""
     para = doc.split("\n\n")
     if len(para) > 1:
         typer.echo("  about:")
         for line in "\n\n".join(para[1:3]).splitlines():
             typer.echo(f"    {line}")
+
+
+def task_name(task) -> str:
+    from ..tasks import registered_name
+
+    return registered_name(task) or "NAME"
 
 
 def plot_task(task, path: Path, n_trials: int, seed: int) -> None:

@@ -19,6 +19,9 @@ def _ctrnn_builder(n_in, n_hidden, n_out, *, key, dt, **opts):
 
 register_model_builder("ctrnn", _ctrnn_builder)
 
+# `rnnlab train` settings for tasks that recommend none (AbstractTask.recommended_training).
+_TRAIN_DEFAULTS = {"learning_rate": 1e-2, "hidden": 64, "batch_size": 64, "steps": 3000}
+
 
 def _parse_task_params(items: list[str]) -> dict:
     out = {}
@@ -74,12 +77,21 @@ def train_cmd(
     task: str = typer.Argument(..., help="Task name (see `rnnlab tasks`)."),
     out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/TASK)."),
     model: str = typer.Option("ctrnn", "--model", help="Model family."),
-    hidden: int = typer.Option(64, "--hidden", help="Number of hidden units."),
-    steps: int = typer.Option(3000, "--steps", help="Maximum optimiser steps."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Trials per step."),
+    hidden: Optional[int] = typer.Option(
+        None, "--hidden", help="Number of hidden units (default: the task's recommendation, "
+        "see `rnnlab tasks NAME`, else 64)."
+    ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Maximum optimiser steps (default: the task's recommendation, "
+        "else 3000)."
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Trials per step (default: the task's recommendation, "
+        "else 64)."
+    ),
     lr: Optional[float] = typer.Option(
-        None, "--lr", help="Adam learning rate (default 1e-2: flipflop reaches 99% in ~150 "
-        "steps; tasks that need a smaller one say so, see `rnnlab tasks NAME`)."
+        None, "--lr", help="Adam learning rate (default: the task's recommendation, else "
+        "1e-2: flipflop reaches 99% in ~150 steps)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, trials, noise)."),
     activation: str = typer.Option("tanh", "--activation", help="Activation function."),
@@ -108,7 +120,11 @@ def train_cmd(
         "each stage trains until --target-accuracy (default 0.9), --steps is the total budget.",
     ),
 ):
-    """Train a network on a task; writes a run directory."""
+    """Train a network on a task; writes a run directory.
+
+    --hidden, --steps, --batch-size and --lr default to the settings the task recommends
+    (shown by `rnnlab tasks NAME`), else to 64 units, 3000 steps, 64 trials and Adam 1e-2.
+    """
     import jax
 
     from .. import tasks as tasks_mod
@@ -118,8 +134,11 @@ def train_cmd(
         raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
     task_kwargs = _parse_task_params(task_param)
     the_task = tasks_mod.make(task, **task_kwargs)
-    if lr is None:
-        lr = getattr(the_task, "recommended_learning_rate", None) or 1e-2
+    rec = {**_TRAIN_DEFAULTS, **the_task.recommended_training()}
+    lr = rec["learning_rate"] if lr is None else lr
+    hidden = rec["hidden"] if hidden is None else hidden
+    steps = rec["steps"] if steps is None else steps
+    batch_size = rec["batch_size"] if batch_size is None else batch_size
     out = Path(out) if out is not None else Path("runs") / task
     target_accuracy_given = target_accuracy is not None
     if target_accuracy is None:

@@ -88,9 +88,14 @@ class AbstractTask(eqx.Module):
 
     description: ClassVar[str] = ""
     target_accuracy: ClassVar[float] = 0.9
-    # The Adam learning rate `rnnlab train` uses for this task when --lr is not given
-    # (None: the CLI's default). Set by tasks that a default network only learns more slowly.
+    # Training settings `rnnlab train NAME` uses for this task when the option is not given
+    # (None: the CLI's own default): the Adam learning rate (--lr), the number of hidden units
+    # (--hidden), trials per step (--batch-size) and the step budget (--steps). Set by tasks
+    # that a default network learns only more slowly, or not at all; see `recommended_training`.
     recommended_learning_rate: ClassVar[float | None] = None
+    recommended_hidden: ClassVar[int | None] = None
+    recommended_batch_size: ClassVar[int | None] = None
+    recommended_steps: ClassVar[int | None] = None
     tolerance: ClassVar[float] = 0.25
 
     n_in: eqx.AbstractVar[int]
@@ -128,6 +133,19 @@ class AbstractTask(eqx.Module):
         if self.loss_type == "mse":
             out["r2"] = masked_r2(outputs, trial.targets, trial.mask)
         return out
+
+    def recommended_training(self) -> dict[str, float | int]:
+        """The training settings this task recommends, as a dict with a subset of the keys
+        ``learning_rate``, ``hidden``, ``batch_size`` and ``steps`` (only those the task
+        sets; `rnnlab train` falls back to its own defaults, 1e-2, 64, 64 and 3000, for the
+        rest)."""
+        rec = {
+            "learning_rate": self.recommended_learning_rate,
+            "hidden": self.recommended_hidden,
+            "batch_size": self.recommended_batch_size,
+            "steps": self.recommended_steps,
+        }
+        return {k: v for k, v in rec.items() if v is not None}
 
     def config(self) -> dict[str, Any]:
         """The task's parameters (its dataclass fields) as JSON-able values."""

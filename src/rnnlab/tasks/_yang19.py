@@ -14,9 +14,18 @@ Shared layout (Yang's code, ``dt`` = 20 ms, ``n_ring`` = 32):
 - Outputs (1 + n_ring = 33): a fixation output, 0.8 while fixating and 0.05 after, and a
   response ring at 0.05 plus ``0.8 * exp(-d_k^2 / 2)`` around the response direction during the
   response epoch (no bump on trials that must withhold the response).
-- Loss weights (in ``mask``): 1 before the response epoch, 0 in its first ``grace`` ms (100),
-  5 after; the fixation output's weights are doubled; 0 on padding (trials are padded to the
-  longest possible trial of the rule).
+- Loss weights (in ``mask``): 0 in the first 100 ms of the trial ("never check the first
+  100 ms"), 1 until the response epoch, 0 in its first ``grace`` ms (100), 5 after; the
+  fixation output's weights are doubled; 0 on padding (trials are padded to the longest
+  possible trial of the rule).
+- Stimuli follow Yang's ``task.py``: two-stimulus strengths are mean +- c with
+  mean ~ U(0.8, 1.2) and the coherence c drawn from ``coherences`` (dm rules) or
+  ``delay_coherences`` (delayed dm rules) with a random sign; in the multisensory rules each
+  stimulus's total strength s is split into s (1 + d/2) in modality 1 and s (1 - d/2) in
+  modality 2, |d| ~ U(0.2, 0.8) with a random sign, so that only the sum over modalities
+  decides; the two dm stimuli are 90 to 270 degrees apart; a non-match test in dmsgo/dmsnogo
+  lies 20 to 340 degrees from the sample; dmcgo/dmcnogo use Yang's 10 locations, category =
+  which half of the ring.
 - Accuracy per trial (Yang's ``get_perf``) at the trial's last step: if the trial needs a
   response, the fixation output must be <= 0.5 and the population-vector direction of the
   response ring within 0.2 pi of the target; else the fixation output must stay > 0.5.
@@ -82,9 +91,11 @@ _TIMING = {
               "delay": ("choice", 200.0, 400.0, 800.0, 1600.0), "resp": 500.0},
     "dm": {"stim_on": ("choice", 200.0, 400.0, 600.0),
            "stim_dur": ("choice", 400.0, 800.0, 1600.0), "resp": 500.0},
-    "delaydm": {"stim_on": ("choice", 200.0, 400.0, 600.0), "stim_dur": 300.0,
-                "delay1": ("choice", 200.0, 400.0, 800.0, 1600.0), "stim2_dur": 300.0,
-                "delay2": ("choice", 100.0, 300.0, 500.0), "resp": 500.0},
+    "delaydm": {"stim_on": ("choice", 200.0, 400.0, 600.0),
+                "stim_dur": ("choice", 200.0, 400.0, 600.0),
+                "delay1": ("choice", 200.0, 400.0, 800.0, 1600.0),
+                "stim2_dur": ("choice", 200.0, 400.0, 600.0),
+                "delay2": ("uniform", 100.0, 300.0), "resp": 500.0},
     "dms": {"stim_on": ("choice", 200.0, 400.0, 600.0), "stim_dur": 300.0,
             "delay": ("choice", 200.0, 400.0, 800.0, 1600.0), "resp": 500.0},
 }
@@ -175,12 +186,23 @@ def _two_locs(key):
 
 
 def _pair_strengths(key, cohs):
-    """(s1, s2, signed coherence) with mean ~ U(0.8, 1.2), s1 - s2 = coherence."""
+    """(s1, s2, signed coherence c) with s1 = mean + c, s2 = mean - c, mean ~ U(0.8, 1.2)
+    and |c| drawn from ``cohs`` (Yang's ``contextdm_genstim``: the strengths differ by 2|c|)."""
     k1, k2, k3 = jax.random.split(key, 3)
     mean = jax.random.uniform(k1, (), minval=0.8, maxval=1.2)
     c = jnp.asarray(cohs)[jax.random.randint(k2, (), 0, len(cohs))]
     c = c * jnp.where(jax.random.bernoulli(k3), 1.0, -1.0)
-    return mean + c / 2, mean - c / 2, c
+    return mean + c, mean - c, c
+
+
+def _split_modalities(key, s):
+    """Yang's multisensory split of a total strength ``s`` into (modality 1, modality 2):
+    s (1 + d/2) and s (1 - d/2) with |d| ~ U(0.2, 0.8) and a random sign, so each modality
+    alone can favour the wrong stimulus and only their sum decides."""
+    k1, k2 = jax.random.split(key)
+    d = s * jax.random.uniform(k1, (), minval=0.2, maxval=0.8)
+    d = d * jnp.where(jax.random.bernoulli(k2), 1.0, -1.0)
+    return s + d / 2, s - d / 2
 
 
 def _dm(rule, key, p):
@@ -203,13 +225,11 @@ def _dm(rule, key, p):
     elif rule in ("contextdm2", "contextdelaydm2"):
         s = jnp.array([[a1, b1], [a2, b2]])
         choose1, coh = b1 > b2, cb
-    else:  # multidm / multidelaydm: the total coherence split between the modalities
-        w = jax.random.uniform(ks[3], (), minval=0.2, maxval=0.8)
-        m1 = jax.random.uniform(ks[4], (), minval=0.8, maxval=1.2)
-        m2 = jax.random.uniform(ks[5], (), minval=0.8, maxval=1.2)
-        c1, c2 = 2 * ca * w, 2 * ca * (1 - w)
-        s = jnp.array([[m1 + c1 / 2, m2 + c2 / 2], [m1 - c1 / 2, m2 - c2 / 2]])
-        choose1, coh = ca > 0, ca
+    else:  # multidm / multidelaydm: each stimulus's total strength split over the modalities
+        s1m1, s1m2 = _split_modalities(ks[3], a1)
+        s2m1, s2m2 = _split_modalities(ks[4], a2)
+        s = jnp.array([[s1m1, s1m2], [s2m1, s2m2]])
+        choose1, coh = a1 > a2, ca
     on = _steps(t["stim_on"], ks[6], dt)
     resp = _steps(t["resp"], ks[7], dt)
     if fam == "dm":
@@ -235,8 +255,9 @@ def _dms(rule, key, p):
     ks = jax.random.split(key, 9)
     match = jax.random.bernoulli(ks[0])
     if rule.startswith("dms"):
+        # Yang's code: a non-match test lies 20 to 340 degrees from the sample
         loc1 = jax.random.uniform(ks[1], (), maxval=2 * jnp.pi)
-        shift = jax.random.uniform(ks[2], (), minval=0.5 * jnp.pi, maxval=1.5 * jnp.pi)
+        shift = jax.random.uniform(ks[2], (), minval=jnp.pi / 9, maxval=17 * jnp.pi / 9)
         loc2 = jnp.where(match, loc1, (loc1 + shift) % (2 * jnp.pi))
     else:  # category: the lower half of the ring [0, pi) vs the upper half
         locs = jnp.asarray(_DMC_LOCS)
@@ -266,6 +287,10 @@ def rule_spec(rule: str, key: PRNGKeyArray, params: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ rendering
+
+
+# Yang's ``add_c_mask``: "never check the first 100 ms" (loss weight 0 there).
+_UNCHECKED_MS = 100.0
 
 
 def _bump(loc, n_ring):
@@ -298,6 +323,7 @@ def render(spec: dict, rule_index, *, n_steps: int, n_ring: int, dt: float, grac
     targets = jnp.concatenate([fix_out[:, None], ring_out], axis=1)
     check_on = spec["resp_on"] + int(round(grace / dt))
     w = jnp.where(t < spec["resp_on"], 1.0, jnp.where(t < check_on, 0.0, 5.0)) * in_trial
+    w = jnp.where(t < int(round(_UNCHECKED_MS / dt)), 0.0, w)
     mask = jnp.broadcast_to(w[:, None], targets.shape).at[:, 0].multiply(2.0)
     cond = {
         "rule": jnp.asarray(rule_index, jnp.int32),
@@ -375,7 +401,7 @@ class _Yang19Common(ScoredTask):
 
 
 _YANG_NOISE = round(0.01 * math.sqrt(2 / 0.2), 4)
-_DM_COHS = (0.08, 0.16, 0.32, 0.64)
+_DM_COHS = (0.04, 0.08, 0.16, 0.32)
 _DELAY_DM_COHS = (0.08, 0.16, 0.32)
 
 
@@ -384,10 +410,12 @@ class Yang19Rule(_Yang19Common):
     weights and scoring are in the module docstring of ``rnnlab.tasks._yang19``.
 
     Parameters: ``n_ring`` (32), ``dt`` (20 ms), ``input_noise`` (0.0316), ``grace``
-    (100 ms with loss weight 0 at the start of the response), ``coherences`` (strength
-    differences of the two stimuli in the dm rules: 0.08, 0.16, 0.32, 0.64; stimulus
-    strengths are mean +- coherence / 2 with mean ~ U(0.8, 1.2)), ``delay_coherences`` (the
-    same for the delayed dm rules: 0.08, 0.16, 0.32).
+    (100 ms with loss weight 0 at the start of the response), ``coherences`` (the dm rules'
+    coherences c: stimulus strengths are mean +- c with mean ~ U(0.8, 1.2), so they differ by
+    2c; default 0.04, 0.08, 0.16, 0.32, between Yang's code's default 0.01 ... 0.08 and its
+    ``easy_task`` 0.1 ... 0.8; pass ``coherences=(0.01, 0.02, 0.04, 0.08)`` for Yang's),
+    ``delay_coherences`` (the same for the delayed dm rules; default Yang's 0.08, 0.16,
+    0.32).
 
     Conditions: ``rule``, ``target`` (response direction), ``respond`` (1 if a response is
     required), ``stim1_loc``, ``stim2_loc``, ``coherence`` (signed, dm rules), ``match``
