@@ -222,7 +222,35 @@ def _nonzero(value) -> bool:
     return not isinstance(value, (int, float)) or value > 0
 
 
-def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std):
+def batch_sharding(batch: int):
+    """A sharding that splits the batch axis over this process's CPU devices, or None.
+
+    XLA's CPU backend runs one device's program on one core, apart from large matrix products
+    and elementwise loops: the time loop's per-step [batch, hidden] x [hidden, hidden] products
+    run on one core whatever the thread pool. Exposing the cores as JAX devices (before JAX
+    first runs: ``jax.config.update("jax_num_cpu_devices", os.cpu_count())``, or
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) lets the batch be split over them:
+    each device runs the loops for its share of the trials, and the weight gradients are
+    summed across devices. With one CPU device (JAX's default), or on GPU/TPU, this returns
+    None and nothing changes. Results equal the one-device run up to float summation order.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    devices = jax.local_devices()
+    n = len(devices)
+    while n > 1 and batch % n:
+        n -= 1
+    if n < 2:
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices[:n]), ("batch",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+
+
+def _shard(x: Array, sharding) -> Array:
+    return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std, sharding=None):
     if noise_std is None:
         noise_std = model.noise_std
     if input_noise_std is None:
@@ -241,6 +269,7 @@ def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std):
             f"initial_state must have shape [{model.n_hidden}] or [{batch}, {model.n_hidden}], "
             f"got {h0.shape}"
         )
+    inputs, h0 = _shard(inputs, sharding), _shard(h0, sharding)
     u, xi_rec = _noise_terms(model, inputs, key, noise_std, input_noise_std)
     w = model.effective_weights()
     alpha = model.alpha.astype(inputs.dtype)
@@ -281,12 +310,16 @@ def ctrnn_unroll_batch(
         noise_std, input_noise_std: override the model's (static) noise levels; may be traced
             scalars (used by ensembles whose members differ in noise).
 
+    With several CPU devices (see `batch_sharding`) the batch is split over them, one core
+    each; the numbers are the same.
+
     Returns: states [B, T, n_hidden]; ``states[:, t]`` is the state after ``inputs[:, t]``.
     """
     if noise_std is None:
         noise_std = model.noise_std
+    sharding = batch_sharding(jnp.shape(inputs)[0]) if jnp.ndim(inputs) == 3 else None
     w, alpha, proj, add, h0 = _prepare(
-        model, inputs, initial_state, key, noise_std, input_noise_std
+        model, inputs, initial_state, key, noise_std, input_noise_std, sharding
     )
     decay = 1.0 - alpha
     w_t = w["w_rec"].T
@@ -296,7 +329,7 @@ def ctrnn_unroll_batch(
     else:
         a = jnp.zeros_like(proj) if add is None else add
         xs = _rate_scan(model.activation, w_t, alpha, decay, proj, a, h0)
-    return xs
+    return _shard(xs, sharding)
 
 
 def plain_unroll_batch(
