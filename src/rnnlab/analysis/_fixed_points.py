@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
 from scipy.spatial import cKDTree
-from threadpoolctl import threadpool_limits
 
 from ..io._safe import read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
@@ -106,32 +105,43 @@ def unique_indices(
     states: np.ndarray, order: np.ndarray, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy deduplication: walk ``order`` and keep a state unless it lies within ``tol``
-    (Euclidean) of one already kept. Returns (kept indices, for every state the kept index it
-    was merged into)."""
+    (Euclidean) of one already kept (then it joins the nearest kept one). Returns (kept
+    indices, for every state the kept index it was merged into; -1 for states not in order)."""
     states = np.asarray(states)
     order = np.asarray(order, dtype=int)
     owner = np.full(states.shape[0], -1)
     if order.size == 0:
         return np.zeros(0, dtype=int), owner
-    # Candidate neighbours from a k-d tree (the greedy walk itself is unchanged); all
-    # positions are candidates where some state is not finite.
-    if np.all(np.isfinite(states[order])):
-        pairs = cKDTree(states[order]).query_ball_point(states[order], tol)
+    # Exact copies (stage 2 gives every start captured by a root that root's point) follow
+    # their first occurrence in the walk: the greedy rule treats them identically.
+    _, first, inverse = np.unique(states[order], axis=0, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    lead = np.sort(first)  # positions in order of each distinct state's first occurrence
+    walk = order[lead]
+    # Candidate neighbours from a k-d tree (the greedy walk itself is unchanged); a state
+    # with no other state within tol is kept without a walk step.
+    if np.all(np.isfinite(states[walk])):
+        pairs = cKDTree(states[walk]).query_ball_point(states[walk], tol)
     else:
-        pairs = [range(order.size)] * order.size
+        pairs = [range(walk.size)] * walk.size
     kept: list[int] = []
     is_kept = np.zeros(states.shape[0], bool)
-    for pos, i in enumerate(order):
-        near = [order[p] for p in pairs[pos] if is_kept[order[p]]]
-        if near:
-            d = np.linalg.norm(states[near] - states[i], axis=1)
-            j = int(np.argmin(d))
-            if d[j] <= tol:
-                owner[i] = near[j]
-                continue
+    for pos, i in enumerate(walk):
+        if len(pairs[pos]) > 1:
+            near = [walk[p] for p in pairs[pos] if is_kept[walk[p]]]
+            if near:
+                d = np.linalg.norm(states[near] - states[i], axis=1)
+                j = int(np.argmin(d))
+                if d[j] <= tol:
+                    owner[i] = near[j]
+                    continue
         kept.append(int(i))
         is_kept[i] = True
         owner[i] = i
+    # every position takes the owner of the first occurrence of its state
+    lead_of = np.empty(first.size, dtype=int)
+    lead_of[np.arange(first.size)] = order[first]
+    owner[order] = owner[lead_of[inverse]]
     return np.asarray(kept, dtype=int), owner
 
 
@@ -171,7 +181,7 @@ def eigendecompose(jacobians: np.ndarray):
     left = np.zeros((k, n, n), np.complex128)
     # One BLAS thread: OpenBLAS threading makes many small eigenproblems 10x slower on a busy
     # few-core machine (measured), and there is no gain at these sizes.
-    with threadpool_limits(1, user_api="blas"):
+    with _solvers.one_blas_thread():
         for i in range(k):
             vals[i], right[i], left[i] = _eig_one(jacobians[i])
     return vals, right, left
@@ -450,10 +460,11 @@ def _search(
         # One call for both (fewer compiled shapes).
         first = reps < k
         caps = np.where(first, newton_iters, min(newton_iters, 20))
+        spread = np.sqrt(np.mean(np.sum((x0 - x0.mean(axis=0)) ** 2, axis=1)))
         st2 = _solvers.polish(
-            m64, starts[reps], start_u[reps], scale, tol, caps, first,
+            m64, starts[reps], start_u[reps], scale, tol, caps, first, ~first,
             merge_tol=0.1 * min(cluster_radius, tol_unique),
-            basin_radius=10.0 * max(cluster_radius, tol_unique),
+            wave_radius=max(cluster_radius, 0.1 * spread),
         )
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]

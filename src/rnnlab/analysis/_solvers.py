@@ -12,13 +12,14 @@ keep their meaning. Roots are the same for any ``s``.
 """
 
 import math
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # FixedPointFinder's published defaults (FixedPointFinder.py, AdaptiveLearningRate.py,
 # AdaptiveGradNormClip.py).
@@ -40,6 +41,19 @@ FPF_DEFAULTS = {
 
 
 CLIP_EVERY = 16
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def one_blas_thread():
+    """A context limiting BLAS/LAPACK to one thread. OpenBLAS threading makes the many small
+    solves and eigenproblems here up to 10x slower on a busy few-core machine (measured).
+    The library scan is done once per process (``threadpool_limits`` rescans the loaded
+    libraries on every entry: 2 ms each, a third of a warm search when used per call)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _residual(model, x, u, scale):
@@ -224,164 +238,23 @@ def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=500):
     return jax.tree.map(lambda *parts: np.concatenate(parts), *blocks)
 
 
-# ------------------------------------------------------------------ stage 2: Levenberg-Marquardt
-
-
-class LMState(eqx.Module):
-    x: jax.Array  # the best point so far (smallest residual)
-    r: jax.Array  # map-scaled residual at x
-    z: jax.Array  # the current iterate (may be worse than x: non-monotone Newton)
-    rz: jax.Array  # residual at z
-    theta: jax.Array  # damping factor: mu = theta * |r|^2
-    speed: jax.Array  # |F| (vector-field units) at x
-    since_gain: jax.Array  # iterations since the best residual last shrank by 10%
-    cap: jax.Array  # this candidate's iteration cap
-    n_iter: jax.Array
-    done: jax.Array
-    converged: jax.Array
-
-
-def lm_init(model, x, u, scale, cap):
-    r = _residual(model, x, u, scale)
-    speed = jnp.linalg.norm(r) / scale
-    return LMState(
-        x=x, r=r, z=x, rz=r, theta=jnp.asarray(1.0, x.dtype), speed=speed,
-        since_gain=jnp.asarray(0, jnp.int32), cap=cap, n_iter=jnp.asarray(0, jnp.int32),
-        done=jnp.asarray(False), converged=jnp.asarray(False),
-    )
-
-
-def _finish(s: LMState, z, rz, theta, scale, tol, max_iters, patience):
-    nz = jnp.sum(rz * rz)
-    best = jnp.sum(s.r * s.r)
-    better = nz < best
-    x = jnp.where(better, z, s.x)
-    r = jnp.where(better, rz, s.r)
-    gain = nz < 0.81 * best  # |r| shrank by 10%
-    since_gain = jnp.where(gain, 0, s.since_gain + 1)
-    speed = jnp.linalg.norm(r) / scale
-    it = s.n_iter + 1
-    converged = speed <= tol
-    done = converged | (since_gain >= patience) | (it >= s.cap) | (theta > 1e30)
-    new = LMState(x, r, z, rz, theta, speed, since_gain, s.cap, it, done, converged)
-    return jax.tree.map(lambda a, b: jnp.where(s.done, a, b), s, new)
-
-
-_BACKTRACK = (0.5, 0.25, 0.125, 0.0625)
-
-
-def _newton_one(model, u, scale, s: LMState, tol, max_iters, patience=10) -> LMState:
-    """One Newton step with the model's analytic Jacobian, safeguarded by backtracking.
-
-    The full step is taken unless it is non-finite or multiplies |r| by more than 10 (plain
-    Newton finds more roots from trajectory candidates than monotone damped variants);
-    otherwise the best of the step fractions 1/2 ... 1/16 that lowers |r|. The best point seen
-    is kept; a candidate stops when |F| <= tol, when its best residual has not shrunk by 10%
-    for ``patience`` iterations, or after its iteration cap.
-    """
-    jac = scale * model.jacobian(s.z, u)
-    rr = jnp.sum(s.rz * s.rz)
-    dn = -jnp.linalg.solve(jac, s.rz)
-    finite = jnp.all(jnp.isfinite(dn))
-    dn = jnp.where(finite, dn, 0.0)
-    ts = jnp.asarray((1.0,) + _BACKTRACK, s.z.dtype)
-    zs = s.z[None, :] + ts[:, None] * dn[None, :]
-    rs = jax.vmap(lambda z: _residual(model, z, u, scale))(zs)
-    ns = jnp.sum(rs * rs, axis=1)
-    ns = jnp.where(jnp.isfinite(ns) & finite, ns, jnp.inf)
-    full_ok = ns[0] < 100.0 * rr
-    j = jnp.argmin(ns[1:]) + 1
-    part_ok = ns[j] < rr
-    pick = jnp.where(full_ok, 0, jnp.where(part_ok, j, -1))
-    z = jnp.where(pick >= 0, zs[pick], s.z)
-    rz = jnp.where(pick >= 0, rs[pick], s.rz)
-    theta = jnp.where(pick >= 0, s.theta, jnp.inf)  # no move possible: stop
-    return _finish(s, z, rz, theta, scale, tol, max_iters, patience)
-
-
-def _lm_one(model, u, scale, s: LMState, tol, max_iters, patience=10) -> LMState:
-    """One Levenberg-Marquardt step on 1/2 |r|^2 with damping ``theta |r|^2``
-    (Yamashita-Fukushima: quadratic convergence even on continua of roots; at a local minimum
-    of q that is not a root it settles on that slow point)."""
-    jac = scale * model.jacobian(s.z, u)
-    rr = jnp.sum(s.rz * s.rz)
-    eye = jnp.eye(s.z.shape[0], dtype=jac.dtype)
-    dx = -jnp.linalg.solve(jac.T @ jac + (s.theta * rr + 1e-300) * eye, jac.T @ s.rz)
-    z_lm = s.z + dx
-    r_lm = _residual(model, z_lm, u, scale)
-    n_lm = jnp.sum(r_lm * r_lm)
-    ok = jnp.isfinite(n_lm) & (n_lm < rr)
-    z = jnp.where(ok, z_lm, s.z)
-    rz = jnp.where(ok, r_lm, s.rz)
-    theta = jnp.where(ok, jnp.maximum(s.theta * 0.1, 1e-12), s.theta * 10.0)
-    return _finish(s, z, rz, theta, scale, tol, max_iters, patience)
-
-
-@eqx.filter_jit
-def _polish_chunk(model, us, scale, state, tol, max_iters, n_steps, method):
-    step_fn = _newton_one if method == "newton" else _lm_one
-
-    def cond(c):
-        i, st = c
-        return (i < n_steps) & ~jnp.all(st.done)
-
-    def body(c):
-        i, st = c
-        st = jax.vmap(lambda u, s: step_fn(model, u, scale, s, tol, max_iters))(us, st)
-        return i + 1, st
-
-    _, state = jax.lax.while_loop(cond, body, (jnp.asarray(0), state))
-    return state
-
-
-@eqx.filter_jit
-def _lm_start(model, xs, us, scale, tol, caps):
-    st = jax.vmap(lambda x, u, c: lm_init(model, x, u, scale, c))(xs, us, caps)
-    return eqx.tree_at(lambda s: (s.done, s.converged), st,
-                       (st.speed <= tol, st.speed <= tol))
-
-
-def lm_stage(model, xs, us, scale, tol, caps, lm_allowed, *, chunk=3):
-    """Stage 2 for all candidates (call under float64): Newton with backtracking (at most
-    ``caps[i]`` iterations), then Levenberg-Marquardt from the best point for the candidates
-    with ``lm_allowed[i]`` that Newton left unconverged. Returns the final LMState (n_iter
-    counts both passes)."""
-    caps = np.asarray(caps, np.int32)
-    state = _lm_start(model, xs, us, scale, tol, caps)
-
-    def newton_fn(u, st, n):
-        return _polish_chunk(model, u, scale, st, tol, None, n, "newton")
-
-    state = run_compacted(newton_fn, us, state, None, chunk=chunk)
-    left = ~np.asarray(state.converged) & np.asarray(lm_allowed, bool)
-    if left.any():
-        idx = np.nonzero(left)[0]
-        sub = _take(state, idx)
-        used = sub.n_iter
-        sub = LMState(sub.x, sub.r, sub.x, sub.r, np.ones_like(sub.theta), sub.speed,
-                      np.zeros_like(sub.since_gain), sub.cap, np.zeros_like(sub.n_iter),
-                      np.zeros_like(sub.done), sub.converged)
-
-        def lm_fn(u, st, n):
-            return _polish_chunk(model, u, scale, st, tol, None, n, "lm")
-
-        sub = run_compacted(lm_fn, us[idx], sub, None, chunk=chunk)
-        sub = eqx.tree_at(lambda s: s.n_iter, sub, np.asarray(sub.n_iter) + used)
-        state = _put(state, idx, sub)
-    return state
-
-
-# ----------------------------------------------- stage 2, host-driven (the default, faster)
+# ------------------------------------------------------------- stage 2: Newton / LM, host-driven
 #
-# The same Newton-then-Levenberg-Marquardt rules as `lm_stage`, but the loop runs on the host:
-# one small jitted call evaluates the map-scaled residuals and analytic Jacobians of the active
-# candidates (padded to a few bucket sizes, so a handful of cheap compilations), and numpy
-# solves the batched linear systems (LAPACK, one thread: measured 2x faster than XLA's batched
-# solve here, and no compilation of a solver loop per batch shape). Between iterations the
-# candidates that have reached a root's neighbourhood are merged: a candidate whose last
-# Newton step was shorter than ``merge_tol`` and that lies within ``merge_tol`` of a converged
-# point or of another such candidate shares that point's result instead of iterating on.
-
+# The loop runs on the host: one small jitted call evaluates the map-scaled residuals and
+# analytic Jacobians of the active candidates (padded to a few bucket sizes, so a handful of
+# cheap compilations), and numpy solves the batched linear systems (LAPACK, one thread:
+# measured 2x faster than XLA's batched solve here, and no compilation of a solver loop per
+# batch shape).
+#
+# Most starts end at a root that another start has already reached, so the expensive part
+# (one LU solve per start and iteration) is avoided for them: every root found is factored
+# once, and a start is *captured* by a root when the chord iteration with that root's
+# Jacobian (z <- z - J(x*)^-1 F(z), one triangular solve per start and step) contracts
+# (each step at most half the previous one) and brings it within ``merge_tol`` of the root.
+# A contracting chord iteration converges to a root of F, so a captured start is one whose
+# own iteration would end at that root; no start is ever assigned without that check.
+# Starts are activated in waves (a spread-out subset of the unexplained starts, lowest
+# residual first), so that roots are known before most starts would need Newton steps.
 
 _BLOCK = 256
 
@@ -432,7 +305,7 @@ def _newton_directions(model, zs, rs, us, scale, lm_damping=None):
     ``-(J^T J + damping I)^{-1} J^T r``) at the rows of zs, block by block (the Jacobians
     of one block at a time are in memory)."""
     out = np.empty_like(rs)
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         _directions_blocks(model, zs, rs, us, scale, lm_damping, out)
     return out
 
@@ -453,7 +326,7 @@ def _directions_blocks(model, zs, rs, us, scale, lm_damping, out):
 
 def _solve(a, b):
     """Batched ``a x = b`` (b [B, N]); rows with a singular matrix get NaN."""
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         try:
             return np.linalg.solve(a, b[..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -473,16 +346,134 @@ class HostResult(eqx.Module):
     n_iter: np.ndarray
 
 
-def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radius,
+_BACKTRACK = (0.5, 0.25, 0.125, 0.0625)
+
+
+def greedy_cover(points, order, radius):
+    """Greedy cover: walk ``order`` and keep a point unless it lies within ``radius`` of one
+    already kept. Returns the kept indices (vectorised: one distance pass per kept point, so
+    cheap for a coarse radius, where the k-d tree pair lists of `unique_indices` would be
+    quadratic)."""
+    order = np.asarray(order, dtype=int)
+    left = order.copy()
+    kept = []
+    while left.size:
+        i = left[0]
+        kept.append(i)
+        d = np.linalg.norm(points[left] - points[i], axis=1)
+        left = left[~(d <= radius)]
+        left = left[left != i]
+    return np.asarray(kept, dtype=int)
+
+
+class _RootBank:
+    """The roots found so far (start indices whose point converged and owns its result), with
+    the LU factors of their map-scaled Jacobians, grouped by input."""
+
+    def __init__(self, model, us, gid, scale, merge_tol, rho=0.5, max_steps=8):
+        self.model, self.us, self.gid, self.scale = model, us, gid, scale
+        self.merge_tol, self.rho, self.max_steps = merge_tol, rho, max_steps
+        self.idx = np.zeros(0, dtype=int)  # start index of each root
+        self._x = np.zeros((0, 0))
+        self.inv = np.zeros((0, 0, 0))
+        self.usable = np.zeros(0, bool)
+
+    def __len__(self):
+        return int(self.idx.size)
+
+    def add(self, new_idx, x):
+        new_idx = np.setdiff1d(np.asarray(new_idx, dtype=int), self.idx)
+        if new_idx.size == 0:
+            return
+        _, jac = _padded_call(_res_jac, self.model, x[new_idx], self.us[new_idx], self.scale)
+        usable = np.zeros(new_idx.size, bool)
+        inv = np.zeros_like(jac)
+        with one_blas_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # singular Jacobians (continua of roots) are expected
+            for j in range(new_idx.size):
+                if not np.all(np.isfinite(jac[j])):
+                    continue
+                # The explicit inverse (not the LU factors): a chord step is then one matrix
+                # product over all the starts near this root (GEMM, ~5x faster than the
+                # triangular solves); its accuracy only affects how fast the chord contracts.
+                try:
+                    inv[j] = np.linalg.inv(jac[j])
+                except np.linalg.LinAlgError:
+                    continue
+                # Nearly singular (a line or ring of roots): the chord step is meaningless.
+                usable[j] = bool(
+                    np.all(np.isfinite(inv[j]))
+                    and np.abs(inv[j]).sum(axis=1).max() * np.abs(jac[j]).sum(axis=0).max() < 1e12
+                )
+        self.idx = np.concatenate([self.idx, new_idx])
+        self.usable = np.concatenate([self.usable, usable])
+        self.inv = inv if len(self.inv) == 0 else np.concatenate([self.inv, inv])
+        self._x = x[self.idx].copy()
+
+    def capture(self, cand, z):
+        """Chord iteration from ``z[cand]`` towards the nearest usable root of the same input.
+        Returns (captured mask over cand, the root's start index for each captured one)."""
+        m = cand.size
+        owner = np.full(m, -1)
+        if m == 0 or not self.usable.any():
+            return owner >= 0, owner
+        nearest = np.full(m, -1)
+        best_d = np.full(m, np.inf)
+        for g in np.unique(self.gid[cand]):
+            sel = np.nonzero(self.gid[cand] == g)[0]
+            roots = np.nonzero(self.usable & (self.gid[self.idx] == g))[0]
+            if roots.size == 0:
+                continue
+            d, j = cKDTree(self._x[roots]).query(z[cand[sel]])
+            nearest[sel] = roots[np.asarray(j)]
+            best_d[sel] = d
+        alive = nearest >= 0
+        zc = z[cand].copy()
+        prev = np.full(m, np.inf)
+        won = np.zeros(m, bool)
+        for _ in range(self.max_steps):
+            act = np.nonzero(alive & ~won)[0]
+            if act.size == 0:
+                break
+            f = _padded_call(_res, self.model, zc[act], self.us[cand[act]], self.scale)
+            step = np.empty_like(f)
+            with one_blas_thread():
+                for j in np.unique(nearest[act]):
+                    rows = nearest[act] == j
+                    step[rows] = -f[rows] @ self.inv[j].T
+            s = np.linalg.norm(step, axis=1)
+            ok = np.isfinite(s) & (s <= self.rho * prev[act])
+            alive[act[~ok]] = False
+            a2 = act[ok]
+            zc[a2] += step[ok]
+            prev[a2] = s[ok]
+            dist = np.linalg.norm(zc[a2] - self._x[nearest[a2]], axis=1)
+            won[a2] = dist <= self.merge_tol
+        owner[won] = self.idx[nearest[won]]
+        return won, owner
+
+
+def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_tol, wave_radius,
            patience=10):
-    """Stage 2 on the host (call under float64 with a float64 ``model``): safeguarded Newton
-    (the rules of `_newton_one`) from every start, at most ``caps[i]`` iterations, merging
-    candidates that reach the same root; then Levenberg-Marquardt (the rules of `_lm_one`)
-    for the unconverged candidates with ``lm_allowed[i]``. Returns a `HostResult`."""
+    """Stage 2 on the host (call under float64 with a float64 ``model``).
+
+    Every start ends either at its own polished point or captured by a root found from another
+    start (see the comment above). A start's own iteration is safeguarded Newton (the full step
+    unless it is non-finite or multiplies |r| by more than 10, else the best of the fractions
+    1/2 ... 1/16 that lowers |r|; at most ``caps[i]`` iterations, stopping when |F| <= tol or
+    when the best |r| has not shrunk by 10% for ``patience`` iterations), then
+    Levenberg-Marquardt with damping ``theta |r|^2`` from its best point where
+    ``lm_allowed[i]`` and Newton did not converge. Starts with ``newton_first[i]`` take one
+    Newton step of their own before they can be captured (Newton's first step from a far start
+    decides which basin it enters). Returns a `HostResult` (``n_iter`` counts each start's own
+    iterations; a captured start reports its root's point, speed and flag)."""
     xs = np.array(xs, np.float64)
     us = np.asarray(us, np.float64)
     k = xs.shape[0]
     caps = np.asarray(caps, np.int64)
+    lm_allowed = np.asarray(lm_allowed, bool)
+    must_step = np.array(newton_first, bool)
+    gid = np.unique(us, axis=0, return_inverse=True)[1].reshape(-1)
     x = xs.copy()
     r = _padded_call(_res, model, x, us, scale)
     best = np.sum(r * r, axis=1)
@@ -492,12 +483,13 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radi
     n_iter = np.zeros(k, np.int64)
     conv = np.sqrt(best) / scale <= tol
     done = conv.copy()
+    activated = conv.copy()
+    must_step &= ~conv
     owner = np.arange(k)
-    step = np.full(k, np.inf)  # length of the last accepted Newton step
+    bank = _RootBank(model, us, gid, scale, merge_tol)
     fracs = np.asarray(_BACKTRACK)
 
     def finish(act, znew, rznew, moved):
-        nonlocal best
         nz = np.sum(rznew * rznew, axis=1)
         nz = np.where(np.isfinite(nz), nz, np.inf)
         better = nz < best[act]
@@ -511,11 +503,34 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radi
         conv[act] = np.sqrt(best[act]) / scale <= tol
         done[act] = conv[act] | (since[act] >= patience) | (n_iter[act] >= caps[act]) | ~moved
 
-    # --- Newton
+    def bank_new_roots():
+        bank.add(np.nonzero(conv & (owner == np.arange(k)))[0], x)
+
+    def capture(cand):
+        cand = cand[~must_step[cand]]
+        if cand.size == 0 or len(bank) == 0:
+            return
+        won, own = bank.capture(cand, z)
+        owner[cand[won]] = own[won]
+        done[cand[won]] = True
+        activated[cand[won]] = True
+
+    # --- Newton, in waves
     while True:
-        act = np.nonzero(~done)[0]
+        act = np.nonzero(activated & ~done)[0]
         if act.size == 0:
-            break
+            bank_new_roots()
+            capture(np.nonzero(~activated)[0])
+            wait = np.nonzero(~activated)[0]
+            if wait.size == 0:
+                break
+            plain = wait[~must_step[wait]]
+            if plain.size:
+                order = plain[np.argsort(best[plain], kind="stable")]
+                activated[greedy_cover(x, order, wave_radius)] = True
+            else:
+                activated[wait] = True
+            continue
         dn = _newton_directions(model, z[act], rz[act], us[act], scale)
         finite = np.all(np.isfinite(dn), axis=1)
         dn = np.where(finite[:, None], dn, 0.0)
@@ -542,35 +557,12 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radi
             znew[bt[ok]] = zb[j[ok], cols[ok]]
             rznew[bt[ok]] = rb[j[ok], cols[ok]]
             moved[bt[ok]] = True
-        step[act] = np.where(full_ok, np.linalg.norm(dn, axis=1), np.inf)
-        zprev = z[act].copy()
+        must_step[act] = False
         finish(act, znew, rznew, moved)
-        # A candidate whose full Newton step took it to within ``basin_radius / 10`` of a
-        # root already found and ten times closer to it than it was is in that root's
-        # quadratic basin: it takes that root's result (saves its last iterations).
-        anchors = np.nonzero(conv & (owner == np.arange(k)))[0]
-        pos = np.nonzero(~done[act] & full_ok)[0]
-        if anchors.size and pos.size:
-            cand = act[pos]
-            d_after, j = cKDTree(x[anchors]).query(z[cand])
-            d_before = np.linalg.norm(zprev[pos] - x[anchors[j]], axis=1)
-            hit = (d_after <= 0.1 * basin_radius) & (d_after <= 0.1 * d_before)
-            owner[cand[hit]] = anchors[j[hit]]
-            done[cand[hit]] = True
-        # Merge candidates in a root's neighbourhood (short last step) that sit within
-        # merge_tol of a converged point or of one another: they share one result.
-        near = np.nonzero(~done & (step <= merge_tol) & (owner == np.arange(k)))[0]
-        if near.size:
-            anchors = np.nonzero(conv & (owner == np.arange(k)))[0]
-            order = np.concatenate([anchors, near[np.argsort(best[near], kind="stable")]])
-            from ._fixed_points import unique_indices  # noqa: PLC0415 (circular at import)
-
-            _, own = unique_indices(x, order, merge_tol)
-            merged = near[own[near] != near]
-            owner[merged] = own[merged]
-            done[merged] = True
+        bank_new_roots()
+        capture(act[~done[act]])
     # --- Levenberg-Marquardt from the best point for what Newton left
-    left = np.nonzero(~conv & np.asarray(lm_allowed, bool) & (owner == np.arange(k)))[0]
+    left = np.nonzero(~conv & lm_allowed & (owner == np.arange(k)))[0]
     if left.size:
         z[left], rz[left] = x[left], r[left]
         theta = np.ones(k)
@@ -595,7 +587,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, basin_radi
             theta[act] = np.where(ok, np.maximum(theta[act] * 0.1, 1e-12), theta[act] * 10.0)
             finish(act, znew, rznew, theta[act] <= 1e30)
         n_iter[left] += used
-    # Merged candidates take their owner's result (owners are never merged themselves).
+    # Captured starts take their root's result (roots are never captured themselves).
     root = owner.copy()
     while np.any(owner[root] != root):
         root = owner[root]
