@@ -8,9 +8,10 @@ Three things make it fast on a CPU (and help on a GPU):
    all states afterwards by the caller.
 2. The reverse pass is written by hand (`jax.custom_vjp`): the backward scan carries only the
    state cotangent ([batch, hidden]) and does one [batch, hidden] x [hidden, hidden] product per
-   step; the recurrent weight gradient is formed afterwards as a single product over all
-   (time x batch) rows, and the per-step activation derivatives are computed in one vectorised
-   pass over all states instead of inside the loop.
+   step; no per-step residuals besides the states are stored. For the potential form the
+   activation and its slope are recomputed from the stored state inside the reverse loop and
+   the recurrent weight gradient is accumulated there ([hidden, batch] x [batch, hidden] per
+   step, in cache); for the rate form it is one product over all (time x batch) rows.
 3. Gaussian noise comes from `rnnlab._random.normal` (Threefry-2x32-13 bits and an exact
    Box-Muller transform with a polynomial cosine), about 4x cheaper than ``jax.random.normal``
    on a CPU; see that module for the generator and its statistical tests.
@@ -122,23 +123,27 @@ def _potential_fwd(act, wa_t, decay, z, x0):
 def _potential_bwd(act, res, g):
     wa_t, decay, x0, xs = res
     n_steps = xs.shape[1]
-    f_xs, df_xs = _act_and_slope(act, xs)
     f0, df0 = _act_and_slope(act, x0)
     wa = wa_t.T
 
-    # lam[t] = dL/dxs[t] in total = g[t] + decay * lam[t+1] + f'(xs[t]) * (lam[t+1] @ wa)
+    # lam[t] = dL/dxs[t] in total = g[t] + decay * lam[t+1] + f'(xs[t]) * (lam[t+1] @ wa).
+    # f(xs[t]) and f'(xs[t]) are recomputed in the loop from the stored state (in cache, no
+    # [B, T, N] buffers of rates or slopes), and the recurrent weight gradient
+    # sum_t f(x_in[t])^T lam[t] is accumulated there too: f(xs[t]) is the input of step t + 1,
+    # whose cotangent lam[t+1] is the carry. Measured on a CPU this beats a separate
+    # rates pass, a shifted copy and one big [N, T*B] x [T*B, N] product afterwards.
     def body(i, carry):
-        lam_next, buf = carry  # buf holds g[:, :t+1] and lam[:, t+1:]
+        lam_next, d_wa_t, buf = carry  # buf holds g[:, :t+1] and lam[:, t+1:]
         t = n_steps - 1 - i
-        lam = _slice(buf, t) + decay * lam_next + _slice(df_xs, t) * (lam_next @ wa)
-        return lam, _put(buf, lam, t)
+        f_t, df_t = _act_and_slope(act, _slice(xs, t))
+        lam = _slice(buf, t) + decay * lam_next + df_t * (lam_next @ wa)
+        d_wa_t = d_wa_t + f_t.T @ lam_next
+        return lam, d_wa_t, _put(buf, lam, t)
 
-    lam0, lam = jax.lax.fori_loop(0, n_steps, body, (jnp.zeros_like(x0), g))
-    n = x0.shape[-1]
-    f_prev = _shift_in(f0, f_xs)
-    # the recurrent weight gradient: one product over all (batch x time) rows
-    d_wa_t = f_prev.reshape(-1, n).T @ lam.reshape(-1, n)
-    d_decay = jnp.sum(lam * _shift_in(x0, xs), axis=(0, 1))
+    init = (jnp.zeros_like(x0), jnp.zeros_like(wa_t), g)
+    lam0, d_wa_t, lam = jax.lax.fori_loop(0, n_steps, body, init)
+    d_wa_t = d_wa_t + f0.T @ lam0
+    d_decay = jnp.sum(lam * _shift_in(x0, xs), axis=(0, 1))  # dropped unless tau is trained
     d_x0 = decay * lam0 + df0 * (lam0 @ wa)
     return d_wa_t, d_decay, lam, d_x0
 
