@@ -187,6 +187,7 @@ def test_cli_uses_the_tasks_recommended_learning_rate(tmp_path, capsys):
 class _Recommends(T.FlipFlop):
     recommended_learning_rate = 3e-3
     recommended_hidden = 7
+    recommended_activation = "relu"
     recommended_batch_size = 5
     recommended_steps = 2
 
@@ -196,23 +197,26 @@ def test_cli_uses_every_recommended_training_setting(tmp_path, capsys, monkeypat
 
     assert T.make("integrator").recommended_training() == {}
     assert _Recommends().recommended_training() == {
-        "learning_rate": 3e-3, "hidden": 7, "batch_size": 5, "steps": 2}
+        "learning_rate": 3e-3, "hidden": 7, "activation": "relu", "batch_size": 5, "steps": 2}
+    assert T.make("yang19.delaydm1").recommended_training()["activation"] == "relu"
     monkeypatch.setitem(_base._REGISTRY, "_recommends", _Recommends)
     args = ["--eval-every", "1", "--no-progress", "--target-accuracy", "1.0"]
     for extra, want in (
-        ([], (3e-3, 7, 5, 2)),
-        (["--lr", "0.02", "--hidden", "3", "--batch-size", "4", "--steps", "1"],
-         (0.02, 3, 4, 1)),
+        ([], (3e-3, 7, 5, 2, "relu")),
+        (["--lr", "0.02", "--hidden", "3", "--batch-size", "4", "--steps", "1",
+          "--activation", "tanh"], (0.02, 3, 4, 1, "tanh")),
     ):
         out = tmp_path / f"run{len(extra)}"
         assert main(["train", "_recommends", "--out", str(out), *args, *extra]) == 0
         cfg = json.loads((out / "config.json").read_text())
         assert cfg["training"]["learning_rate"] == want[0]
         assert cfg["cli"]["hidden"] == want[1]
+        assert cfg["cli"]["options"]["activation"] == want[4]
         assert cfg["training"]["batch_size"] == want[2]
         hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
         assert hist[-1]["step"] == want[3]
     capsys.readouterr()
     assert main(["tasks", "_recommends"]) == 0
     text = capsys.readouterr().out
-    assert "recommended training: --lr 0.003, --hidden 7, --batch-size 5, --steps 2" in text
+    assert ("recommended training: --lr 0.003, --hidden 7, --activation relu, --batch-size 5, "
+            "--steps 2") in text

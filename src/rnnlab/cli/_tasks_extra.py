@@ -21,9 +21,10 @@ def show_task_details(task) -> None:
         typer.echo(f"  conditions: {', '.join(conds)}")
     rec = task.recommended_training() if hasattr(task, "recommended_training") else {}
     if rec:
-        flags = {"learning_rate": "--lr", "hidden": "--hidden", "batch_size": "--batch-size",
-                 "steps": "--steps"}
-        parts = [f"{flags[k]} {v:g}" for k, v in rec.items()]
+        flags = {"learning_rate": "--lr", "hidden": "--hidden", "activation": "--activation",
+                 "batch_size": "--batch-size", "steps": "--steps"}
+        parts = [f"{flags[k]} {v if isinstance(v, str) else format(v, 'g')}"
+                 for k, v in rec.items()]
         typer.echo(f"  recommended training: {', '.join(parts)} (`rnnlab train {task_name(task)}`"
                    " uses these unless the option is given)")
     doc = inspect.getdoc(type(task)) or ""

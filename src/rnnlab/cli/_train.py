@@ -20,7 +20,8 @@ def _ctrnn_builder(n_in, n_hidden, n_out, *, key, dt, **opts):
 register_model_builder("ctrnn", _ctrnn_builder)
 
 # `rnnlab train` settings for tasks that recommend none (AbstractTask.recommended_training).
-_TRAIN_DEFAULTS = {"learning_rate": 1e-2, "hidden": 64, "batch_size": 64, "steps": 3000}
+_TRAIN_DEFAULTS = {"learning_rate": 1e-2, "hidden": 64, "activation": "tanh", "batch_size": 64,
+                   "steps": 3000}
 
 
 def _parse_task_params(items: list[str]) -> dict:
@@ -94,7 +95,10 @@ def train_cmd(
         "1e-2: flipflop reaches 99% in ~150 steps)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, trials, noise)."),
-    activation: str = typer.Option("tanh", "--activation", help="Activation function."),
+    activation: Optional[str] = typer.Option(
+        None, "--activation", help="Activation function (default: the task's "
+        "recommendation, else tanh)."
+    ),
     tau: float = typer.Option(100.0, "--tau", help="Time constant (ms)."),
     dale: bool = typer.Option(False, "--dale", help="Dale's law (80% excitatory)."),
     no_autapses: bool = typer.Option(False, "--no-autapses", help="Zero self-connections."),
@@ -122,8 +126,9 @@ def train_cmd(
 ):
     """Train a network on a task; writes a run directory.
 
-    --hidden, --steps, --batch-size and --lr default to the settings the task recommends
-    (shown by `rnnlab tasks NAME`), else to 64 units, 3000 steps, 64 trials and Adam 1e-2.
+    --hidden, --activation, --steps, --batch-size and --lr default to the settings the task
+    recommends (shown by `rnnlab tasks NAME`), else to 64 tanh units, 3000 steps, 64 trials
+    and Adam 1e-2.
     """
     import jax
 
@@ -137,6 +142,7 @@ def train_cmd(
     rec = {**_TRAIN_DEFAULTS, **the_task.recommended_training()}
     lr = rec["learning_rate"] if lr is None else lr
     hidden = rec["hidden"] if hidden is None else hidden
+    activation = rec["activation"] if activation is None else activation
     steps = rec["steps"] if steps is None else steps
     batch_size = rec["batch_size"] if batch_size is None else batch_size
     out = Path(out) if out is not None else Path("runs") / task

@@ -90,10 +90,12 @@ class AbstractTask(eqx.Module):
     target_accuracy: ClassVar[float] = 0.9
     # Training settings `rnnlab train NAME` uses for this task when the option is not given
     # (None: the CLI's own default): the Adam learning rate (--lr), the number of hidden units
-    # (--hidden), trials per step (--batch-size) and the step budget (--steps). Set by tasks
-    # that a default network learns only more slowly, or not at all; see `recommended_training`.
+    # (--hidden), the activation function (--activation), trials per step (--batch-size) and
+    # the step budget (--steps). Set by tasks that a default network learns only more slowly,
+    # or not at all; see `recommended_training`.
     recommended_learning_rate: ClassVar[float | None] = None
     recommended_hidden: ClassVar[int | None] = None
+    recommended_activation: ClassVar[str | None] = None
     recommended_batch_size: ClassVar[int | None] = None
     recommended_steps: ClassVar[int | None] = None
     tolerance: ClassVar[float] = 0.25
@@ -134,14 +136,15 @@ class AbstractTask(eqx.Module):
             out["r2"] = masked_r2(outputs, trial.targets, trial.mask)
         return out
 
-    def recommended_training(self) -> dict[str, float | int]:
+    def recommended_training(self) -> dict[str, float | int | str]:
         """The training settings this task recommends, as a dict with a subset of the keys
-        ``learning_rate``, ``hidden``, ``batch_size`` and ``steps`` (only those the task
-        sets; `rnnlab train` falls back to its own defaults, 1e-2, 64, 64 and 3000, for the
-        rest)."""
+        ``learning_rate``, ``hidden``, ``activation``, ``batch_size`` and ``steps`` (only
+        those the task sets; `rnnlab train` falls back to its own defaults, 1e-2, 64,
+        ``"tanh"``, 64 and 3000, for the rest)."""
         rec = {
             "learning_rate": self.recommended_learning_rate,
             "hidden": self.recommended_hidden,
+            "activation": self.recommended_activation,
             "batch_size": self.recommended_batch_size,
             "steps": self.recommended_steps,
         }

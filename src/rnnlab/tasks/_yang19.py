@@ -445,9 +445,23 @@ class Yang19Rule(_Yang19Common):
         return self._render(spec, RULES.index(self.rule), k_noise)
 
 
+# Training settings `rnnlab train yang19.<rule>` uses (AbstractTask.recommended_training),
+# measured with benchmarks/task_training.py (docs/tasks.md). Tanh networks stall on the
+# delayed dm rules at the "average of both stimuli" output (delaydm1: accuracy 0.31 after
+# 3000 steps with 64 units at lr 1e-2; 0.25 to 0.40 after 600 steps with 64, 128 or 256 units
+# at lr 1e-3 or 3e-3; softplus no better), while 64 relu units at lr 3e-3 leave that plateau
+# within a few hundred steps (0.68 at step 600).
+_DELAY_DM = {"recommended_activation": "relu", "recommended_learning_rate": 3e-3}
+_RECOMMENDED = {
+    "delaydm1": _DELAY_DM, "delaydm2": _DELAY_DM, "contextdelaydm1": _DELAY_DM,
+    "contextdelaydm2": _DELAY_DM, "multidelaydm": _DELAY_DM,
+}
+
+
 def _rule_class(rule: str):
     name = "Yang19_" + rule
     cls = type(name, (Yang19Rule,), {
+        **_RECOMMENDED.get(rule, {}),
         "rule": rule,
         "description": f"Yang 2019 {rule}: {_DESCRIPTIONS[rule]}",
         "__doc__": f"Yang et al. 2019 rule {rule!r}: {_DESCRIPTIONS[rule]}.\n\n"
