@@ -6,8 +6,14 @@ All three implementations run the same model and the same step, measured side by
 process: Euler CT-RNN (potential form), sqrt(2 alpha)-scaled recurrent noise (sigma 0.05),
 masked MSE + 1e-3 L2 on rates, gradient clipping at 1, Adam; fixed random inputs and targets.
 
+rnnlab runs twice: with the batch split over the CPU cores exposed as JAX devices (its fast path
+does this when there are several; this script sets ``jax_num_cpu_devices`` to the core count)
+and on one device. The plain scan runs on one device (XLA runs a device's time loop on one
+core); PyTorch runs with 1 and with all intra-op threads and the faster is kept.
+
 Run:  .venv/bin/python benchmarks/train_speed.py            (all sizes; writes RESULTS.md)
       .venv/bin/python benchmarks/train_speed.py --quick    (small sizes, fewer repeats)
+      .venv/bin/python benchmarks/train_speed.py --one-device   (JAX's default single device)
 """
 
 import argparse
@@ -21,8 +27,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
+
+# rnnlab splits a training batch over the CPU's cores when JAX exposes them as devices (see
+# `rnnlab.models._ctrnn_fast.batch_sharding`); this must be set before JAX first runs.
+# `--one-device` keeps JAX's default of one CPU device.
+if "--one-device" not in sys.argv:
+    jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+
+import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
@@ -100,14 +113,23 @@ def plain_unroll(m, inputs, h0, *, key):
     return AbstractRNN.unroll_batch(m, inputs, h0, key=key)
 
 
-def jax_runner(n, b, t, act, unroll):
-    """(a blocking one-step callable, compile seconds) for rnnlab's or the plain JAX step."""
+def jax_runner(n, b, t, act, unroll, split=True, noise_std=SIGMA):
+    """(a blocking one-step callable, compile seconds) for rnnlab's or the plain JAX step;
+    ``split=False`` keeps rnnlab's step on one device."""
+    from rnnlab.models import _ctrnn_fast
+
     model = rl.CTRNN(N_IN, n, N_OUT, key=jax.random.PRNGKey(0), activation=act, dt=DT,
-                     tau=TAU, noise_std=SIGMA)
+                     tau=TAU, noise_std=noise_std)
     step, p, o = jax_step(model, unroll, *data(n, b, t))
     key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()
-    compiled = step.lower(p, o, key).compile()
+    sharding = _ctrnn_fast.batch_sharding
+    if not split:  # traced now, so the patch only affects this compile
+        _ctrnn_fast.batch_sharding = lambda batch: None
+    try:
+        compiled = step.lower(p, o, key).compile()
+    finally:
+        _ctrnn_fast.batch_sharding = sharding
     compile_s = time.perf_counter() - t0
     state = {"p": p, "o": o, "i": 0}
 
@@ -200,32 +222,144 @@ def probe_runners(n, b, t) -> dict:
     def big(a):
         return a.T @ a
 
-    return {
+    out = {
         "chain": lambda: jax.block_until_ready(chain(x0, w)),
         "numpy": np_loop,
         "big": lambda: jax.block_until_ready(big(big_a)),
     }
+    from rnnlab.models._ctrnn_fast import batch_sharding
+
+    sharding = batch_sharding(b)
+    if sharding is not None:  # the same chain, the batch split over the CPU devices
+        spec = jax.sharding.PartitionSpec
+        split = jax.jit(jax.shard_map(chain, mesh=sharding.mesh, in_specs=(spec("batch"), spec()),
+                                      out_specs=spec("batch")))
+        xs = jax.device_put(x0, sharding)
+        out["chain_split"] = lambda: jax.block_until_ready(split(xs, w))
+    return out
 
 
 def probe_rates(n, b, t, seconds: dict) -> dict[str, float]:
     """GFLOP/s this machine reaches for the step's matmul shapes.
 
     ``chain``: T dependent [B, N] @ [N, N] products in a jitted ``lax.scan`` (the recurrence's
-    shape and dependency, nothing else); ``numpy``: the same product in a NumPy loop;
+    shape and dependency, nothing else), the better of one device and the batch split over the
+    CPU devices (``chain_one``: one device); ``numpy``: the same product in a NumPy loop;
     ``big``: the weight-gradient product [N, T*B] @ [T*B, N]. ``attainable`` weights the best
     of chain and numpy with ``big`` as the step does (two thirds recurrent-shaped products,
     one third the big product).
     """
     flop_chain = 2.0 * b * n * n * t
-    rec = max(flop_chain / seconds["chain"], flop_chain / seconds["numpy"])
+    chain = min(seconds["chain"], seconds.get("chain_split", np.inf))
+    rec = max(flop_chain / chain, flop_chain / seconds["numpy"])
     big_rate = flop_chain / seconds["big"]
     attainable = 1.0 / ((2.0 / 3.0) / rec + (1.0 / 3.0) / big_rate)
     return {
-        "chain": flop_chain / seconds["chain"] / 1e9,
+        "chain": flop_chain / chain / 1e9,
+        "chain_one": flop_chain / seconds["chain"] / 1e9,
         "numpy": flop_chain / seconds["numpy"] / 1e9,
         "big": big_rate / 1e9,
         "attainable": attainable / 1e9,
     }
+
+
+# ------------------------------------------------------------------------------ profile
+
+PROFILE_SIZE = (100, 128, 200, "tanh")
+
+PROFILE_NOTE = (
+    "The same breakdown at the start of this pass (session 1's code, wall time on a lightly "
+    "loaded machine, load 0.5): whole step 68 ms = noise 13.4 (threefry-20 + erfinv, bit-equal "
+    "to jax.random.normal) + forward scan 9.7 + reverse pass 24.8 (reverse loop with a "
+    "precomputed slope buffer 12.1, one [N,TB]@[TB,N] weight-gradient product 10.6, the rest "
+    "a rates pass, a shifted copy and reductions) + readout/loss 8.2 + Adam 0.5 + input "
+    "projection 0.6; 56 ms without noise; the bare matmul chain 8.1 ms. Changes that "
+    "won, measured the same way: the noise generator (Threefry-2x32-13 with an exact "
+    "Box-Muller transform and a polynomial cosine: 2.7 ns per sample of CPU time vs 5.2 for "
+    "the fused threefry-20 and 11 for jax.random.normal); the reverse loop recomputing the "
+    "activation and its slope from the stored state and accumulating the recurrent weight "
+    "gradient per step (reverse pass 23.7 -> 18.8 ms CPU at this size, 648 -> 571 ms at "
+    "(256, 256, 500)); splitting the batch over the cores exposed as JAX devices (XLA's CPU "
+    "backend runs one device's time loop on one core: two independent loops in one program "
+    "ran one after the other, with or without `xla_cpu_enable_concurrency_optimized_scheduler`, "
+    "while two devices ran them at once). Tried and lost: a Box-Muller pair per Threefry call "
+    "(XLA fuses the generator into each of the pair's consumers and evaluates it twice or "
+    "three times, so one sample per call is as fast and simpler); `jnp.sin`/`jnp.cos` (range "
+    "reduction made Box-Muller 7x slower than the polynomial); the recomputed slope alone "
+    "without the in-loop weight gradient (within 7%). On a loaded machine the split step "
+    "suffers when the second core is taken by another process (the devices wait for each "
+    "other at the gradient all-reduce): compare the split and one-device columns."
+)
+
+
+def interleaved_both(runners: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """Like `interleaved`, returning (median wall seconds, median CPU seconds) per runner."""
+    for fn in runners.values():
+        fn()
+    wall = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in runners}
+
+
+def step_profile(n, b, t, act, repeats) -> list[tuple[str, float, float]]:
+    """(piece, wall ms, CPU ms) for the pieces of rnnlab's training step, each jitted alone,
+    on one device."""
+    from rnnlab._random import normal
+    from rnnlab.models import _ctrnn_fast as F
+
+    model = rl.CTRNN(N_IN, n, N_OUT, key=jax.random.PRNGKey(0), activation=act, dt=DT,
+                     tau=TAU, noise_std=SIGMA)
+    inputs, targets, mask = map(jnp.asarray, data(n, b, t))
+    key = jax.random.PRNGKey(1)
+    f, w, alpha = model.activation, model.effective_weights(), model.alpha
+    wa_t, decay = alpha[None, :] * w["w_rec"].T, 1.0 - alpha
+    z = 0.1 * jax.random.normal(key, (b, t, n))
+    x0 = jnp.zeros((b, n))
+    xs = F._potential_scan(f, wa_t, decay, z, x0)
+    g = jax.random.normal(jax.random.PRNGKey(2), (b, t, n))
+
+    def readout_loss(xs):
+        out = model.readout_all(xs)
+        mse = jnp.sum(mask * (out - targets) ** 2) / jnp.sum(mask)
+        return mse + L2_RATES * jnp.mean(model.rates_all(xs) ** 2)
+
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    params = eqx.filter(model, model.trainable_filter())
+    ones = jax.tree.map(jnp.ones_like, params)
+
+    def chain(x, w):
+        return jax.lax.fori_loop(0, t, lambda i, x: x @ w, x)
+
+    pieces = {
+        "recurrent noise [B,T,N], rnnlab generator": (
+            jax.jit(lambda k: normal(k, (b, t, n))), (key,)),
+        "recurrent noise [B,T,N], jax.random.normal (not used; for comparison)": (
+            jax.jit(lambda k: jax.random.normal(k, (b, t, n))), (key,)),
+        "input projection (all rows at once)": (
+            jax.jit(lambda u: F.affine_rows(u.reshape(-1, N_IN), w["w_in"].T, w["b_rec"])),
+            (inputs,)),
+        "forward scan": (jax.jit(lambda *a: F._potential_scan(f, *a)), (wa_t, decay, z, x0)),
+        "reverse pass (custom VJP)": (
+            jax.jit(lambda xs, g: F._potential_bwd(f, (wa_t, decay, x0, xs), g)), (xs, g)),
+        "readout + loss + L2 rates, value and gradient": (
+            jax.jit(jax.value_and_grad(readout_loss)), (xs,)),
+        "clip + Adam": (jax.jit(lambda g, o, p: opt.update(g, o, p)),
+                        (ones, opt.init(params), params)),
+        "matmul chain alone, T x [B,N]@[N,N]": (jax.jit(chain), (x0 + 1.0, wa_t)),
+    }
+    runners = {k: (lambda fn=fn, a=a: jax.block_until_ready(fn(*a)))
+               for k, (fn, a) in pieces.items()}
+    runners["whole step"] = jax_runner(n, b, t, act, fast_unroll, split=False)[0]
+    run_quiet = jax_runner(n, b, t, act, fast_unroll, split=False, noise_std=0.0)[0]
+    runners["whole step without noise"] = run_quiet
+    med = interleaved_both(runners, repeats)
+    return [(name, wall * 1e3, cpu * 1e3) for name, (wall, cpu) in med.items()]
 
 
 # ------------------------------------------------------------------------------ ensembles
@@ -356,6 +490,8 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    ap.add_argument("--one-device", action="store_true",
+                    help="keep JAX's single CPU device (no batch split over cores)")
     args = ap.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else SIZES
     have_torch = not args.no_torch
@@ -372,8 +508,9 @@ def main(argv=None) -> None:
         big = n * b * t > 5e6
         reps = 3 if (args.quick or big) else 9
         fast_run, fast_c = jax_runner(n, b, t, act, fast_unroll)
+        one_run, one_c = jax_runner(n, b, t, act, fast_unroll, split=False)
         plain_run, plain_c = jax_runner(n, b, t, act, plain_unroll)
-        runners = {"fast": fast_run, "plain": plain_run}
+        runners = {"fast": fast_run, "fast1": one_run, "plain": plain_run}
         if have_torch:
             # on a busy machine a multi-threaded torch loop can be 20x slower than one thread
             # (oversubscription): measure both and keep the better
@@ -388,7 +525,8 @@ def main(argv=None) -> None:
             runners[f"torch{best}"] = trial[best][1]
         runners.update({"probe_" + k: v for k, v in probe_runners(n, b, t).items()})
         med = interleaved(runners, reps)
-        fast_s, plain_s = med["fast"], med["plain"]
+        fast_s, one_s, plain_s = med["fast"], med["fast1"], med["plain"]
+        best_s = min(fast_s, one_s)
         torch_times = {k: v for k, v in med.items() if k.startswith("torch")}
         torch_key = min(torch_times, key=torch_times.get) if torch_times else None
         torch_s = torch_times[torch_key] if torch_key else float("nan")
@@ -396,20 +534,25 @@ def main(argv=None) -> None:
         probe = probe_rates(n, b, t, {k[6:]: v for k, v in med.items() if k.startswith("probe_")})
         flops = step_flops(n, b, t)
         row = {
-            "size": (n, b, t, act), "fast": fast_s, "fast_compile": fast_c, "plain": plain_s,
-            "torch_threads": torch_threads,
+            "size": (n, b, t, act), "fast": fast_s, "one": one_s, "best": best_s,
+            "fast_compile": fast_c, "plain": plain_s, "torch_threads": torch_threads,
             "plain_compile": plain_c, "torch": torch_s, "probe": probe,
-            "gflops": flops / fast_s / 1e9, "floor": flops / (probe["attainable"] * 1e9),
+            "gflops": flops / best_s / 1e9, "floor": flops / (probe["attainable"] * 1e9),
         }
         rows.append(row)
         print(
-            f"N={n} B={b} T={t} {act}: fast {fast_s*1e3:.1f} ms (compile {fast_c:.2f} s), "
-            f"plain scan {plain_s*1e3:.1f} ms, torch loop {torch_s*1e3:.1f} ms "
-            f"({torch_threads} thr); "
+            f"N={n} B={b} T={t} {act}: rnnlab split {fast_s*1e3:.1f} ms / one device "
+            f"{one_s*1e3:.1f} ms (compile {fast_c:.2f} s), plain scan {plain_s*1e3:.1f} ms, "
+            f"torch loop {torch_s*1e3:.1f} ms ({torch_threads} thr); "
             f"{row['gflops']:.1f} GFLOP/s of {probe['attainable']:.1f} attainable "
-            f"(chain {probe['chain']:.1f}, numpy {probe['numpy']:.1f}, big {probe['big']:.1f})",
+            f"(chain {probe['chain']:.1f}, one-device chain {probe['chain_one']:.1f}, "
+            f"numpy {probe['numpy']:.1f}, big {probe['big']:.1f})",
             flush=True,
         )
+
+    profile = step_profile(*PROFILE_SIZE, 3 if args.quick else 9)
+    for name, wall, cpu in profile:
+        print(f"profile {name}: {wall:.2f} ms wall, {cpu:.2f} ms CPU", flush=True)
 
     prof = ensemble_profile(32, 64, 64, 3 if args.quick else 7)
     for name, many, one in prof:
@@ -432,27 +575,44 @@ def main(argv=None) -> None:
         "backward + Adam (clip 1), Euler CT-RNN, recurrent noise 0.05, masked MSE + L2 on "
         "rates, fixed data; medians.",
         "",
-        "| (N, B, T, act) | rnnlab (ms) | plain lax.scan (ms) | PyTorch loop (ms) | vs torch | "
-        "vs plain | GFLOP/s | probe GFLOP/s (chain / numpy / big) | fraction of probe | "
+        f"rnnlab runs with the batch split over the {len(jax.devices())} CPU devices JAX was "
+        "given (one per core; `jax_num_cpu_devices`) and on one device; the best of the two "
+        "gives the GFLOP/s and the fraction of the probe.",
+        "",
+        "| (N, B, T, act) | rnnlab, split (ms) | rnnlab, 1 device (ms) | plain lax.scan (ms) | "
+        "PyTorch loop (ms) | vs torch (split / 1 dev) | vs plain (best) | GFLOP/s | "
+        "probe GFLOP/s (chain: split / 1 dev; numpy; big) | fraction of probe | "
         "compile rnnlab / plain (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         n, b, t, act = r["size"]
         p = r["probe"]
         lines.append(
-            f"| {n}, {b}, {t}, {act} | {r['fast']*1e3:.1f} | {r['plain']*1e3:.1f} | "
-            f"{r['torch']*1e3:.1f} ({r['torch_threads']} thr) | {r['torch']/r['fast']:.2f}x | {r['plain']/r['fast']:.2f}x | "
-            f"{r['gflops']:.1f} | {p['attainable']:.1f} ({p['chain']:.1f} / {p['numpy']:.1f} / "
-            f"{p['big']:.1f}) | {r['floor']/r['fast']*100:.0f}% | "
-            f"{r['fast_compile']:.2f} / {r['plain_compile']:.2f} |"
+            f"| {n}, {b}, {t}, {act} | {r['fast']*1e3:.1f} | {r['one']*1e3:.1f} | "
+            f"{r['plain']*1e3:.1f} | {r['torch']*1e3:.1f} ({r['torch_threads']} thr) | "
+            f"{r['torch']/r['fast']:.2f}x / {r['torch']/r['one']:.2f}x | "
+            f"{r['plain']/r['best']:.2f}x | {r['gflops']:.1f} | {p['attainable']:.1f} "
+            f"({p['chain']:.1f} / {p['chain_one']:.1f}; {p['numpy']:.1f}; {p['big']:.1f}) | "
+            f"{r['floor']/r['best']*100:.0f}% | {r['fast_compile']:.2f} / "
+            f"{r['plain_compile']:.2f} |"
         )
     lines += [
         "",
         "FLOPs counted: 3 x the forward's matmul FLOPs (recurrent + input + readout). "
         "`probe` = the attainable rate, weighting the recurrent-shaped [B,N]@[N,N] rate (best of "
-        "a jitted scan chain and a NumPy loop) 2:1 with the big [N,TB]@[TB,N] weight-gradient "
-        "product, as the step does.",
+        "a jitted scan chain, on one device or split over the devices, and a NumPy loop) 2:1 "
+        "with the big [N,TB]@[TB,N] weight-gradient product.",
+        "",
+        f"Where the time goes: rnnlab's step at {PROFILE_SIZE}, each piece jitted alone "
+        "(one device; medians of wall and CPU time; CPU time is less inflated by other "
+        "processes). The pieces overlap a little (the whole step fuses across them).",
+        "",
+        "| piece | wall (ms) | CPU (ms) |",
+        "|---|---|---|",
+        *[f"| {name} | {wall:.2f} | {cpu:.2f} |" for name, wall, cpu in profile],
+        "",
+        PROFILE_NOTE,
         "",
         f"Ensemble: {ens['n_nets']} CT-RNNs x {ens['n_hidden']} units on flipflop, batch "
         f"{ens['batch']}, T {task_steps()}, {ens['steps']} steps, run interleaved with lone "
