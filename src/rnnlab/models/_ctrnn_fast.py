@@ -9,9 +9,9 @@ Three things make it fast on a CPU (and help on a GPU):
 2. The reverse pass is written by hand (`jax.custom_vjp`): the backward scan carries only the
    state cotangent ([batch, hidden]) and does one [batch, hidden] x [hidden, hidden] product per
    step; no per-step residuals besides the states are stored. For the potential form the
-   activation and its slope are recomputed from the stored state inside the reverse loop and
-   the recurrent weight gradient is accumulated there ([hidden, batch] x [batch, hidden] per
-   step, in cache); for the rate form it is one product over all (time x batch) rows.
+   activation slope is recomputed from the stored state (potential form) or pre-activation
+   (rate form) inside the reverse loop and the recurrent weight gradient is accumulated
+   there ([hidden, batch] x [batch, hidden] per step, in cache).
 3. Gaussian noise comes from `rnnlab._random.normal` (Threefry-2x32-13 bits and an exact
    Box-Muller transform with a polynomial cosine), about 4x cheaper than ``jax.random.normal``
    on a CPU; see that module for the generator and its statistical tests.
@@ -178,25 +178,26 @@ def _rate_fwd(act, w_t, alpha, decay, p, a, r0):
 def _rate_bwd(act, res, g):
     w_t, alpha, decay, r0, rs, vs = res
     n_steps = rs.shape[1]
-    f_v, df_v = _act_and_slope(act, vs)
     w = w_t.T
 
-    # lam[t] = g[t] + decay * lam[t+1] + mu[t+1] @ w, with mu[t] = alpha lam[t] f'(v[t])
+    # lam[t] = g[t] + decay * lam[t+1] + mu[t+1] @ w, with mu[t] = alpha lam[t] f'(v[t]) = dL/dv[t].
+    # As in the potential form, the slope is recomputed in the loop and the weight gradient
+    # sum_t r_in[t]^T mu[t] accumulated there: rs[t] is the input of step t + 1.
     def body(i, carry):
-        lam_next, mu_next, buf = carry
+        lam_next, mu_next, d_w_t, lam_buf, mu_buf = carry
         t = n_steps - 1 - i
-        lam = _slice(buf, t) + decay * lam_next + mu_next @ w
-        mu = alpha * lam * _slice(df_v, t)
-        return lam, mu, _put(buf, lam, t)
+        lam = _slice(lam_buf, t) + decay * lam_next + mu_next @ w
+        mu = alpha * lam * _act_and_slope(act, _slice(vs, t))[1]
+        d_w_t = d_w_t + _slice(rs, t).T @ mu_next
+        return lam, mu, d_w_t, _put(lam_buf, lam, t), _put(mu_buf, mu, t)
 
     zeros = jnp.zeros_like(r0)
-    lam0, mu0, lam = jax.lax.fori_loop(0, n_steps, body, (zeros, zeros, g))
-    mu = alpha * lam * df_v  # dL/dv
-    n = r0.shape[-1]
-    r_prev = _shift_in(r0, rs)
-    d_w_t = r_prev.reshape(-1, n).T @ mu.reshape(-1, n)
-    d_alpha = jnp.sum(lam * f_v, axis=(0, 1))
-    d_decay = jnp.sum(lam * r_prev, axis=(0, 1))
+    init = (zeros, zeros, jnp.zeros_like(w_t), g, jnp.zeros_like(g))
+    lam0, mu0, d_w_t, lam, mu = jax.lax.fori_loop(0, n_steps, body, init)
+    d_w_t = d_w_t + r0.T @ mu0
+    # dropped unless tau is trained
+    d_alpha = jnp.sum(lam * act(vs), axis=(0, 1))
+    d_decay = jnp.sum(lam * _shift_in(r0, rs), axis=(0, 1))
     d_r0 = decay * lam0 + mu0 @ w
     return d_w_t, d_alpha, d_decay, mu, lam, d_r0
 
