@@ -1,6 +1,6 @@
 """The fast batched CT-RNN unroll used for training.
 
-Three things make it fast on a CPU (and help on a GPU):
+Four things make it fast on a CPU (and help on a GPU):
 
 1. Everything that does not depend on the previous state leaves the time loop: the input
    projection ``u W_in^T + b`` (with input noise) is one matrix product over all (time x batch)
@@ -8,10 +8,12 @@ Three things make it fast on a CPU (and help on a GPU):
    all states afterwards by the caller.
 2. The reverse pass is written by hand (`jax.custom_vjp`): the backward scan carries only the
    state cotangent ([batch, hidden]) and does one [batch, hidden] x [hidden, hidden] product per
-   step; no per-step residuals besides the states are stored. For the potential form the
-   activation slope is recomputed from the stored state (potential form) or pre-activation
-   (rate form) inside the reverse loop and the recurrent weight gradient is accumulated
-   there ([hidden, batch] x [batch, hidden] per step, in cache).
+   step; no per-step residuals besides the states are stored. The activation slope is
+   recomputed from the stored state (potential form) or pre-activation (rate form) inside the
+   reverse loop, and the recurrent weight gradient is accumulated there ([hidden, batch] x
+   [batch, hidden] per step, in cache).
+4. With several CPU devices the batch is split over them (`batch_sharding`): XLA runs one
+   device's time loop on one core.
 3. Gaussian noise comes from `rnnlab._random.normal` (Threefry-2x32-13 bits and an exact
    Box-Muller transform with a polynomial cosine), about 4x cheaper than ``jax.random.normal``
    on a CPU; see that module for the generator and its statistical tests.
