@@ -59,6 +59,7 @@ def summarise(name: str, run: Path, load: float | None) -> dict:
         "task": name, "threshold": thr,
         "learning_rate": cfg["training"]["learning_rate"],
         "hidden": cfg.get("cli", {}).get("hidden"),
+        "activation": cfg.get("cli", {}).get("options", {}).get("activation"),
         "batch_size": cfg["training"].get("batch_size"),
         "steps_to_threshold": first["step"] if first else None,
         "seconds_to_threshold": round(first["wall_time"], 1) if first else None,
@@ -73,7 +74,7 @@ def summarise(name: str, run: Path, load: float | None) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| task | threshold | hidden | batch | lr | steps to threshold | seconds to threshold "
+        "| task | threshold | units | batch | lr | steps to threshold | seconds to threshold "
         "| stopped at step | accuracy on 512 fresh trials | reached |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -85,11 +86,13 @@ def table(rows: list[dict]) -> str:
         ok = (r["fresh_accuracy"] is not None and r["fresh_accuracy"] >= r["threshold"])
         st = r["steps_to_threshold"]
         lines.append(
-            f"| `{r['task']}` | {r['threshold']} | {r.get('hidden') or '-'} | "
+            f"| `{r['task']}` | {r['threshold']} | {r.get('hidden') or '-'} "
+            f"{r.get('activation') or 'tanh'} | "
             f"{r.get('batch_size') or '-'} | {r['learning_rate']:g} | "
             f"{st if st is not None else 'not reached'} | "
             f"{r['seconds_to_threshold'] if st is not None else '-'} | {r['stopped_at']} "
-            f"({r['seconds_total']} s) | {r['fresh_accuracy']} | {'yes' if ok else '**no**'} |"
+            f"({r['seconds_total']} s{', capped' if r.get('capped_at_steps') else ''}) | "
+            f"{r['fresh_accuracy']} | {'yes' if ok else '**no**'} |"
         )
     return "\n".join(lines)
 
@@ -114,6 +117,8 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path, help="directory for the run dirs")
     ap.add_argument("--collect", action="store_true", help="only summarise existing runs")
     ap.add_argument("--note", default="", help="a paragraph to add under the table")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="cap every run at this many steps (passes --steps; the row says so)")
     args = ap.parse_args()
     names = args.names or tasks.available()
     stored = json.loads(ROWS.read_text()) if ROWS.exists() else {}
@@ -126,11 +131,14 @@ def main() -> None:
 
                 shutil.rmtree(run)
             t0 = time.perf_counter()
-            res = rnnlab("train", name, "--out", str(run), "--no-progress")
+            cap = [] if args.max_steps is None else ["--steps", str(args.max_steps)]
+            res = rnnlab("train", name, "--out", str(run), "--no-progress", *cap)
             load = os.getloadavg()[1]  # 5-minute load average at the end of the run
             print(f"{name}: rc {res.returncode}, {time.perf_counter() - t0:.1f} s "
                   f"{res.stdout.strip()[-120:]}", flush=True)
         row = summarise(name, run, load)
+        if args.max_steps is not None and not args.collect:
+            row["capped_at_steps"] = args.max_steps
         if "error" not in row or name not in stored:
             stored[name] = row
     ROWS.write_text(json.dumps(stored, indent=1) + "\n")
