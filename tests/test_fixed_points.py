@@ -1,6 +1,7 @@
 """Fixed points against analytic answers, scipy, jacfwd / finite differences and invariants."""
 
 import itertools
+import logging
 from typing import ClassVar
 
 import equinox as eqx
@@ -403,3 +404,66 @@ def test_bad_arguments():
 def test_global_x64_flag_untouched():
     rl.find_fixed_points(decoupled_tanh(), np.zeros(1), grid_starts(n=3))
     assert jnp.zeros(1).dtype == jnp.float32
+
+
+# ------------------------------------------------------------------ compilation, stage 2
+
+
+def _compiled_functions(caplog):
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+
+
+def test_second_call_does_not_recompile(caplog):
+    model = rl.CTRNN(1, 12, 1, key=jax.random.PRNGKey(3), gain=2.0)
+    u = np.array([0.1])
+    starts = np.random.default_rng(0).normal(scale=1.5, size=(60, 12))
+    first = rl.find_fixed_points(model, u, starts)
+    caplog.set_level(logging.WARNING)
+    with jax.log_compiles(True):
+        again = rl.find_fixed_points(model, u, starts)
+    assert _compiled_functions(caplog) == []
+    np.testing.assert_array_equal(np.asarray(again.states), np.asarray(first.states))
+    # New candidates of the same shape (and another stage-1 stopping level): stage 1, the
+    # costly compilation, is not compiled again.
+    caplog.clear()
+    other = np.random.default_rng(1).normal(scale=1.5, size=(60, 12))
+    with jax.log_compiles(True):
+        rl.find_fixed_points(model, u, other, handoff_speed=3e-3)
+    assert not [m for m in _compiled_functions(caplog) if "_adam_chunk" in m]
+    # a sanity check that the log does show compilations: a new model size compiles
+    caplog.clear()
+    with jax.log_compiles(True):
+        rl.find_fixed_points(rl.CTRNN(1, 5, 1, key=jax.random.PRNGKey(0)), u,
+                             np.zeros((8, 5)))
+    assert [m for m in _compiled_functions(caplog) if "_adam_chunk" in m]
+
+
+def test_captured_starts_are_in_their_roots_newton_basin():
+    """Stage 2 assigns most starts to a root by a contracting chord iteration instead of
+    iterating them: an independent float64 Newton iteration (numpy) from each such start
+    must end at the root it was assigned to."""
+    from rnnlab.analysis import _fixed_points as fpm
+    from rnnlab.analysis import _solvers
+
+    model = rl.CTRNN(1, 12, 1, key=jax.random.PRNGKey(0), gain=2.0)
+    f, jac = _numpy_field(model)
+    u = np.array([0.1])
+    rng = np.random.default_rng(0)
+    roots = np.asarray(rl.find_fixed_points(model, u, rng.normal(scale=1.5, size=(60, 12)),
+                                            outlier_distance_scale=None).states)
+    # starts scattered around the roots at several distances
+    starts = np.concatenate([r + s * rng.normal(size=(20, 12)) for r in roots
+                             for s in (0.02, 0.1, 0.3)])
+    k = len(starts)
+    with jax.enable_x64(True):
+        res = _solvers.polish(
+            fpm.to_float64(model), starts, np.tile(u, (k, 1)), DT, 1e-10, np.full(k, 50),
+            np.ones(k, bool), np.zeros(k, bool), merge_tol=1e-4, wave_radius=0.5,
+        )
+    own = np.asarray(res.n_iter) == 0  # assigned without an iteration of their own
+    assert own.sum() > k // 2  # most starts are captured (the point of the mechanism)
+    for x0, xr in zip(starts[own], np.asarray(res.x)[own]):
+        x = x0.copy()
+        for _ in range(30):
+            x = x - np.linalg.solve(jac(x, u), f(x, u))
+        assert np.linalg.norm(x - xr) < 1e-8

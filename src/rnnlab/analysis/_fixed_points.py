@@ -179,11 +179,16 @@ def eigendecompose(jacobians: np.ndarray):
     vals = np.zeros((k, n), np.complex128)
     right = np.zeros((k, n, n), np.complex128)
     left = np.zeros((k, n, n), np.complex128)
-    # One BLAS thread: OpenBLAS threading makes many small eigenproblems 10x slower on a busy
-    # few-core machine (measured), and there is no gain at these sizes.
-    with _solvers.one_blas_thread():
-        for i in range(k):
+    # One BLAS thread per problem: OpenBLAS threading makes many small eigenproblems 10x
+    # slower on a busy few-core machine (measured); independent problems run in parallel
+    # threads instead (LAPACK releases the GIL).
+
+    def run(rows):
+        for i in rows:
             vals[i], right[i], left[i] = _eig_one(jacobians[i])
+
+    with _solvers.one_blas_thread():
+        _solvers.parallel_rows(run, k)
     return vals, right, left
 
 
@@ -456,8 +461,10 @@ def _search(
     with jax.enable_x64(True):
         m64 = to_float64(model)
         # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
-        # states: plain (safeguarded) Newton only, its job being to reach roots in their basins.
-        # One call for both (fewer compiled shapes).
+        # states: plain (safeguarded) Newton only, its job being to reach roots in their basins;
+        # they go last, when most roots are known and most of them are captured (at most one
+        # Newton step each). One call for both. Waves: starts at least a tenth of the spread of
+        # the initial states apart.
         first = reps < k
         caps = np.where(first, newton_iters, min(newton_iters, 20))
         spread = np.sqrt(np.mean(np.sum((x0 - x0.mean(axis=0)) ** 2, axis=1)))
@@ -518,14 +525,19 @@ def find_fixed_points(
     speed is below ``handoff_speed``, where stage 2 takes over.
 
     Stage 2 (float64, inside ``jax.enable_x64``; the caller's global config is untouched):
-    Levenberg-Marquardt with damping ``theta |r|^2`` (quadratically convergent even on
-    continua of roots), taking the plain Newton step whenever it does better, using the model's
-    analytic `jacobian`; each candidate stops at ``|F| <= tol``, on stalling, or after
-    ``newton_iters``. The iteration is driven from the host: a small jitted call evaluates
-    residuals and Jacobians of the unfinished candidates only (stragglers do not keep the
-    whole batch iterating), numpy's LAPACK solves the linear systems, and candidates that
-    reach the neighbourhood of a root already found (last Newton step and distance below
-    ``min(cluster_radius, tol_unique) / 10``) share its result instead of iterating on.
+    safeguarded Newton with the model's analytic `jacobian` (backtracking when a full step
+    would multiply |F| by more than 10), then Levenberg-Marquardt with damping
+    ``theta |r|^2`` (quadratically convergent even on continua of roots) where Newton did not
+    converge; each candidate stops at ``|F| <= tol``, on stalling, or after ``newton_iters``.
+    The iteration is driven from the host: a small jitted call evaluates residuals and
+    Jacobians of the unfinished candidates only, and numpy's LAPACK solves the linear systems.
+    Most candidates end at a root another one has reached, and are not iterated: every root
+    found is factored once, and a candidate whose chord iteration with that root's Jacobian
+    (``z <- z - J(x*)^-1 F(z)``) contracts (each step at most half the previous one) to within
+    ``min(cluster_radius, tol_unique) / 10`` of it is *captured* by that root (a contracting
+    chord iteration converges to a root, so this is a proof, not a guess). Candidates are
+    started in waves (a spread-out subset first, lowest q first), so that roots are known
+    before most candidates would need Newton steps of their own.
 
     Then: slow points (with ``slow_tol``), exclusion of outliers, deduplication, ordering by
     speed, Jacobians, eigen-decomposition (numpy, float64) of the unique points only, stability.
@@ -551,8 +563,10 @@ def find_fixed_points(
         exclude_unconverged: drop candidates that are neither roots nor slow points (default).
             With False every candidate's end point is kept (speeds tell them apart).
         polish_initial: also run stage 2 directly from the initial states (default True):
-            Newton reaches roots whose basins the descent on q leaves, so nothing an
-            independent root finder finds from the same starts is missed.
+            Newton reaches roots whose basins the descent on q leaves, so the roots an
+            independent root finder (scipy's ``root``) reaches from the same starts are
+            found too. Initial states that a root found already captures (see stage 2) cost
+            no Newton step.
         cluster_radius: starts of stage 2 closer than this share one polished result (the
             one from the start with the lowest q); default 1e-2; None uses ``tol_unique``.
 

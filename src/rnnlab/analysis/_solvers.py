@@ -12,7 +12,9 @@ keep their meaning. Roots are the same for any ``s``.
 """
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
 import jax
@@ -43,6 +45,34 @@ FPF_DEFAULTS = {
 CLIP_EVERY = 16
 
 _CONTROLLER: ThreadpoolController | None = None
+
+
+def n_workers() -> int:
+    """Threads for independent dense linear algebra (solves, eigenproblems): the cores this
+    process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def parallel_rows(fn, n: int, *, min_rows: int = 2) -> None:
+    """Call ``fn(rows)`` on a split of ``range(n)`` across `n_workers` threads (one call in
+    this thread when that is one, or when n < 2 * min_rows). ``fn`` writes its own results."""
+    global _POOL
+    workers = min(n_workers(), n // max(min_rows, 1))
+    if workers <= 1:
+        fn(np.arange(n))
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=n_workers())
+    parts = np.array_split(np.arange(n), workers)
+    for f in [_POOL.submit(fn, rows) for rows in parts]:
+        f.result()
 
 
 def one_blas_thread():
@@ -188,54 +218,61 @@ def _put(tree, idx, values):
     return jax.tree.map(put, tree, values)
 
 
-def run_compacted(chunk_fn, us, state, n_total, *, chunk):
-    """Run ``chunk_fn`` on the unfinished candidates, ``chunk`` iterations at a time, compacting
-    them into padded buckets between chunks so stragglers do not drag the whole batch.
-
-    The bookkeeping is done on host numpy copies: indexing device arrays eagerly would compile
-    one small XLA program per new shape (hundreds, measured: most of a cold call's time)."""
-    us = np.asarray(us)
-    state = jax.tree.map(np.asarray, jax.device_get(state))
-    k = us.shape[0]
-    active = np.arange(k)
-    while active.size:
-        size = _bucket(active.size)
-        idx = np.concatenate([active, np.full(size - active.size, active[0])])
-        sub = jax.device_get(chunk_fn(us[idx], _take(state, idx), chunk))
-        sub = _take(sub, np.arange(active.size))
-        state = _put(state, active, sub)
-        if n_total is not None and np.all(np.asarray(state.n_iter)[active] >= n_total):
-            break
-        active = np.nonzero(~np.asarray(state.done))[0]
-    return state
-
-
-@eqx.filter_jit
-def _adam_start(xs, hp):
-    return jax.vmap(lambda x: adam_init(x, hp))(xs)
+def _adam_init_host(xs, hp):
+    """`adam_init` for a batch, built in numpy (no compilation per batch size)."""
+    k = xs.shape[0]
+    dt = xs.dtype
+    return AdamState(
+        x=np.array(xs),
+        m=np.zeros_like(xs),
+        v=np.zeros_like(xs),
+        lr=np.full(k, hp["lr_init"], dt),
+        q_log=np.full((k, hp["lr_patience"] + 1), np.inf, dt),
+        last_update=np.zeros(k, np.int32),
+        norms=np.full((k, hp["clip_window"]), np.nan, dt),
+        clip=np.full(k, np.inf, dt),
+        q=np.full(k, np.inf, dt),
+        dq=np.full(k, np.inf, dt),
+        n_iter=np.zeros(k, np.int32),
+        done=np.zeros(k, bool),
+    )
 
 
 ADAM_BLOCK = 128
 
 
-def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=500):
-    """Stage 1 for all candidates. Returns the final AdamState (batched).
+def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=128):
+    """Stage 1 for all candidates (float32). Returns the final AdamState (batched, numpy).
 
-    Candidates run in blocks of ``ADAM_BLOCK`` (one compiled shape), each block until its own
-    candidates are done: a few slow candidates then keep only their block iterating, not the
-    whole batch (measured: 40% less stage-1 time on 1024 trajectory candidates)."""
-    state = jax.tree.map(np.asarray, jax.device_get(_adam_start(xs, hp)))
-    us = np.asarray(us)
-
-    def chunk_fn(u, st, n):
-        return _adam_chunk(model, u, scale, st, hp, q_stop, n)
-
-    k = us.shape[0]
-    blocks = []
-    for start in range(0, k, ADAM_BLOCK):
-        idx = np.arange(start, min(start + ADAM_BLOCK, k))
-        blocks.append(run_compacted(chunk_fn, us[idx], _take(state, idx), None, chunk=chunk))
-    return jax.tree.map(lambda *parts: np.concatenate(parts), *blocks)
+    Candidates run in blocks of one fixed size (``ADAM_BLOCK``, or 8 / 32 for fewer
+    candidates), ``chunk`` iterations at a time; between chunks the unfinished candidates are
+    repacked into as few blocks as possible. So a few slow candidates keep one block
+    iterating, not the whole batch, and every call with the same number of candidates runs
+    one compiled program (the stopping level ``q_stop`` and the chunk length are traced
+    values, not compile-time constants). The bookkeeping is done on host numpy copies:
+    indexing device arrays eagerly would compile one small XLA program per new shape."""
+    xs = np.asarray(xs, np.float32)
+    us = np.asarray(us, np.float32)
+    k = xs.shape[0]
+    size = min(ADAM_BLOCK, _bucket(k))
+    state = _adam_init_host(xs, hp)
+    q_stop = np.asarray(q_stop, np.float32)
+    n_steps = np.asarray(chunk, np.int32)
+    active = np.arange(k)
+    while active.size:
+        n_blocks = -(-active.size // size)
+        idx = np.concatenate([active, np.full(n_blocks * size - active.size, active[-1])])
+        # All blocks are dispatched before any result is read: JAX runs them asynchronously,
+        # so independent blocks can use more than one core.
+        outs = [
+            _adam_chunk(model, us[sl], scale, _take(state, sl), hp, q_stop, n_steps)
+            for sl in np.split(idx, n_blocks)
+        ]
+        outs = jax.device_get(outs)
+        sub = jax.tree.map(lambda *parts: np.concatenate(parts)[:active.size], *outs)
+        state = _put(state, active, sub)
+        active = np.nonzero(~np.asarray(state.done))[0]
+    return state
 
 
 # ------------------------------------------------------------- stage 2: Newton / LM, host-driven
@@ -314,14 +351,20 @@ def _directions_blocks(model, zs, rs, us, scale, lm_damping, out):
     for start in range(0, zs.shape[0], _BLOCK):
         sl = slice(start, start + _BLOCK)
         _, jac = _padded_call(_res_jac, model, zs[sl], us[sl], scale)
-        if lm_damping is None:
-            out[sl] = _solve(jac, -rs[sl])
-        else:
-            jt = np.swapaxes(jac, 1, 2)
-            a = jt @ jac
-            idx = np.arange(a.shape[-1])
-            a[:, idx, idx] += lm_damping[sl][:, None]
-            out[sl] = _solve(a, -np.einsum("bij,bj->bi", jt, rs[sl]))
+        res, dst = rs[sl], out[sl]
+        damp = None if lm_damping is None else lm_damping[sl]
+
+        def run(rows, jac=jac, res=res, dst=dst, damp=damp):
+            if damp is None:
+                dst[rows] = _solve(jac[rows], -res[rows])
+            else:
+                jt = np.swapaxes(jac[rows], 1, 2)
+                a = jt @ jac[rows]
+                idx = np.arange(a.shape[-1])
+                a[:, idx, idx] += damp[rows][:, None]
+                dst[rows] = _solve(a, -np.einsum("bij,bj->bi", jt, res[rows]))
+
+        parallel_rows(run, jac.shape[0], min_rows=8)
 
 
 def _solve(a, b):
@@ -368,7 +411,9 @@ def greedy_cover(points, order, radius):
 
 class _RootBank:
     """The roots found so far (start indices whose point converged and owns its result), with
-    the LU factors of their map-scaled Jacobians, grouped by input."""
+    the inverses of their map-scaled Jacobians, grouped by input; `capture` tests starts
+    against them by chord iteration (at most ``max_steps`` steps, each at most ``rho`` times
+    the previous one, ending within ``merge_tol`` of the root)."""
 
     def __init__(self, model, us, gid, scale, merge_tol, rho=0.5, max_steps=8):
         self.model, self.us, self.gid, self.scale = model, us, gid, scale
@@ -400,11 +445,10 @@ class _RootBank:
                     inv[j] = np.linalg.inv(jac[j])
                 except np.linalg.LinAlgError:
                     continue
-                # Nearly singular (a line or ring of roots): the chord step is meaningless.
-                usable[j] = bool(
-                    np.all(np.isfinite(inv[j]))
-                    and np.abs(inv[j]).sum(axis=1).max() * np.abs(jac[j]).sum(axis=0).max() < 1e12
-                )
+                # Nearly singular (a line or ring of roots; 1-norm condition number above
+                # 1e12): the chord step is meaningless there.
+                cond = np.abs(inv[j]).sum(axis=0).max() * np.abs(jac[j]).sum(axis=0).max()
+                usable[j] = bool(np.isfinite(cond) and cond < 1e12)
         self.idx = np.concatenate([self.idx, new_idx])
         self.usable = np.concatenate([self.usable, usable])
         self.inv = inv if len(self.inv) == 0 else np.concatenate([self.inv, inv])
@@ -418,15 +462,13 @@ class _RootBank:
         if m == 0 or not self.usable.any():
             return owner >= 0, owner
         nearest = np.full(m, -1)
-        best_d = np.full(m, np.inf)
         for g in np.unique(self.gid[cand]):
             sel = np.nonzero(self.gid[cand] == g)[0]
             roots = np.nonzero(self.usable & (self.gid[self.idx] == g))[0]
             if roots.size == 0:
                 continue
-            d, j = cKDTree(self._x[roots]).query(z[cand[sel]])
+            _, j = cKDTree(self._x[roots]).query(z[cand[sel]])
             nearest[sel] = roots[np.asarray(j)]
-            best_d[sel] = d
         alive = nearest >= 0
         zc = z[cand].copy()
         prev = np.full(m, np.inf)
@@ -454,19 +496,25 @@ class _RootBank:
 
 
 def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_tol, wave_radius,
-           patience=10):
+           newton_patience=5, lm_patience=4):
     """Stage 2 on the host (call under float64 with a float64 ``model``).
 
     Every start ends either at its own polished point or captured by a root found from another
     start (see the comment above). A start's own iteration is safeguarded Newton (the full step
     unless it is non-finite or multiplies |r| by more than 10, else the best of the fractions
     1/2 ... 1/16 that lowers |r|; at most ``caps[i]`` iterations, stopping when |F| <= tol or
-    when the best |r| has not shrunk by 10% for ``patience`` iterations), then
+    when the best |r| has not shrunk by 10% for ``newton_patience`` iterations), then
     Levenberg-Marquardt with damping ``theta |r|^2`` from its best point where
-    ``lm_allowed[i]`` and Newton did not converge. Starts with ``newton_first[i]`` take one
-    Newton step of their own before they can be captured (Newton's first step from a far start
-    decides which basin it enters). Returns a `HostResult` (``n_iter`` counts each start's own
-    iterations; a captured start reports its root's point, speed and flag)."""
+    ``lm_allowed[i]`` and Newton did not converge (stopping after ``lm_patience`` iterations
+    without a 10% gain, or at the cap).
+
+    Starts with ``newton_first[i]`` (the raw initial states) are left for last: once the
+    other starts are done, those a contracting chord iteration ties to a root found are
+    captured where they are, and the others take Newton steps of their own before they can be
+    captured (Newton's first step from a far start decides which basin it enters).
+
+    Returns a `HostResult` (``n_iter`` counts each start's own iterations; a captured start
+    reports its root's point, speed and flag)."""
     xs = np.array(xs, np.float64)
     us = np.asarray(us, np.float64)
     k = xs.shape[0]
@@ -488,6 +536,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     owner = np.arange(k)
     bank = _RootBank(model, us, gid, scale, merge_tol)
     fracs = np.asarray(_BACKTRACK)
+    pat = newton_patience
 
     def finish(act, znew, rznew, moved):
         nz = np.sum(rznew * rznew, axis=1)
@@ -501,7 +550,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
         since[act] = np.where(gain, 0, since[act] + 1)
         n_iter[act] += 1
         conv[act] = np.sqrt(best[act]) / scale <= tol
-        done[act] = conv[act] | (since[act] >= patience) | (n_iter[act] >= caps[act]) | ~moved
+        done[act] = conv[act] | (since[act] >= pat) | (n_iter[act] >= caps[act]) | ~moved
 
     def bank_new_roots():
         bank.add(np.nonzero(conv & (owner == np.arange(k)))[0], x)
@@ -528,8 +577,13 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             if plain.size:
                 order = plain[np.argsort(best[plain], kind="stable")]
                 activated[greedy_cover(x, order, wave_radius)] = True
-            else:
-                activated[wait] = True
+                continue
+            # Only starts that must step first are left: those that a contracting chord
+            # iteration already ties to a root from where they are need no step.
+            won, own = bank.capture(wait, z)
+            owner[wait[won]] = own[won]
+            done[wait[won]] = True
+            activated[wait] = True
             continue
         dn = _newton_directions(model, z[act], rz[act], us[act], scale)
         finite = np.all(np.isfinite(dn), axis=1)
@@ -566,6 +620,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     if left.size:
         z[left], rz[left] = x[left], r[left]
         theta = np.ones(k)
+        pat = lm_patience
         since[left] = 0
         used = n_iter[left].copy()
         n_iter[left] = 0
