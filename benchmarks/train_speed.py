@@ -373,7 +373,7 @@ ENSEMBLE_NOTE = (
     "Reading the profile: each piece's per-network cost inside the 32-network vmap against the "
     "same piece for one network alone (interleaved, medians). On a CPU the ensemble's "
     "per-network work does not shrink with batching: the recurrent products already run at "
-    "the machine's GEMM rate for one network, noise (threefry + erf_inv) and trial sampling "
+    "the machine's GEMM rate for one network, noise (Threefry + Box-Muller) and trial sampling "
     "are elementwise work paid per element, and at 32 networks the step's [networks, batch, "
     "time, hidden] buffers (52 MB each at 32 x 64 x 100 x 64) exceed the 32 MB L3 cache, so "
     "elementwise passes run at memory speed. Evaluating the networks in groups (`lax.map` "
@@ -523,8 +523,11 @@ def main(argv=None) -> None:
                 trial[threads] = (time.perf_counter() - t0, run_t)
             best = min(trial, key=lambda k: trial[k][0])
             runners[f"torch{best}"] = trial[best][1]
+            runners["torch1"] = trial[1][1]  # always: its CPU time is the one-core reference
         runners.update({"probe_" + k: v for k, v in probe_runners(n, b, t).items()})
-        med = interleaved(runners, reps)
+        both = interleaved_both(runners, reps)
+        med = {k: v[0] for k, v in both.items()}
+        cpu = {k: v[1] for k, v in both.items()}
         fast_s, one_s, plain_s = med["fast"], med["fast1"], med["plain"]
         best_s = min(fast_s, one_s)
         torch_times = {k: v for k, v in med.items() if k.startswith("torch")}
@@ -534,6 +537,7 @@ def main(argv=None) -> None:
         probe = probe_rates(n, b, t, {k[6:]: v for k, v in med.items() if k.startswith("probe_")})
         flops = step_flops(n, b, t)
         row = {
+            "cpu": (cpu["fast1"], cpu["plain"], cpu.get("torch1", float("nan"))),
             "size": (n, b, t, act), "fast": fast_s, "one": one_s, "best": best_s,
             "fast_compile": fast_c, "plain": plain_s, "torch_threads": torch_threads,
             "plain_compile": plain_c, "torch": torch_s, "probe": probe,
@@ -599,6 +603,18 @@ def main(argv=None) -> None:
         )
     lines += [
         "",
+        "CPU time of the single-core runs (same interleaved calls; medians), a load-robust "
+        "comparison of the work each does: rnnlab on one device, the plain scan, PyTorch with "
+        "1 thread. (XLA spreads large elementwise loops over two threads, so rnnlab's CPU time "
+        "can exceed its wall time on a quiet machine.)",
+        "",
+        "| (N, B, T, act) | rnnlab 1 device CPU (ms) | plain CPU (ms) | PyTorch 1 thread CPU (ms) "
+        "| torch / rnnlab | plain / rnnlab |",
+        "|---|---|---|---|---|---|",
+        *[f"| {', '.join(map(str, r['size']))} | {r['cpu'][0]*1e3:.1f} | {r['cpu'][1]*1e3:.1f} "
+          f"| {r['cpu'][2]*1e3:.1f} | {r['cpu'][2]/r['cpu'][0]:.2f}x | "
+          f"{r['cpu'][1]/r['cpu'][0]:.2f}x |" for r in rows],
+        "",
         "FLOPs counted: 3 x the forward's matmul FLOPs (recurrent + input + readout). "
         "`probe` = the attainable rate, weighting the recurrent-shaped [B,N]@[N,N] rate (best of "
         "a jitted scan chain, on one device or split over the devices, and a NumPy loop) 2:1 "
@@ -616,7 +632,8 @@ def main(argv=None) -> None:
         "",
         f"Ensemble: {ens['n_nets']} CT-RNNs x {ens['n_hidden']} units on flipflop, batch "
         f"{ens['batch']}, T {task_steps()}, {ens['steps']} steps, run interleaved with lone "
-        f"`rl.train` runs. Steady state (compile excluded on both sides): `rl.train_ensemble` "
+        f"`rl.train` runs (both with the batch split over the {len(jax.devices())} CPU "
+        f"device(s)). Steady state (compile excluded on both sides): `rl.train_ensemble` "
         f"{ens['ens_net_steps_per_s']:.0f} network-steps/s ({ens['ens_step_ms']:.0f} ms per "
         f"ensemble step) vs `rl.train` one network at a time {ens['seq_net_steps_per_s']:.0f} "
         f"network-steps/s ({ens['seq_step_ms']:.1f} ms per step): **{speedup:.2f}x**. End to "
