@@ -13,10 +13,11 @@ CLASSIC = [
     "delayed_discrimination", "go_no_go", "delayed_match_to_sample", "memory_number",
     "memory_anti_number", "memory_anti_angle",
 ]
-# Measured (docs/tasks.md): a default 64-unit network does not learn delaydm1 in 3000 steps
-# (0.23 at lr 1e-2, 0.38 at 5e-3), nor dmsnogo (0.79); the other delayed-dm rules were not
-# measured in time.
-_NOT_REACHED = {"yang19.delaydm1", "yang19.dmsnogo"}
+# Every rule reaches its threshold with the settings it recommends (relu units for the
+# delayed dm and dms rules; docs/tasks.md). The 20-rule `yang19` multitask is left out: its
+# recommended training (Yang's 256 units, 40000 steps) takes hours on a CPU, and it is
+# documented as not reached in the time measured.
+_NOT_REACHED: set[str] = set()
 YANG = [
     pytest.param(n, marks=pytest.mark.xfail(reason="not reached by a default network",
                                             strict=False)) if n in _NOT_REACHED else n
