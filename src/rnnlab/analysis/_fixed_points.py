@@ -203,6 +203,9 @@ def _eig_one(jac):
     return w, r, lft
 
 
+_POINT_BLOCK = 16
+
+
 @eqx.filter_jit
 def _point_quantities(model, xs, us):
     def one(x, u):
@@ -531,13 +534,14 @@ def find_fixed_points(
     converge; each candidate stops at ``|F| <= tol``, on stalling, or after ``newton_iters``.
     The iteration is driven from the host: a small jitted call evaluates residuals and
     Jacobians of the unfinished candidates only, and numpy's LAPACK solves the linear systems.
-    Most candidates end at a root another one has reached, and are not iterated: every root
-    found is factored once, and a candidate whose chord iteration with that root's Jacobian
-    (``z <- z - J(x*)^-1 F(z)``) contracts (each step at most half the previous one) to within
-    ``min(cluster_radius, tol_unique) / 10`` of it is *captured* by that root (a contracting
-    chord iteration converges to a root, so this is a proof, not a guess). Candidates are
-    started in waves (a spread-out subset first, lowest q first), so that roots are known
-    before most candidates would need Newton steps of their own.
+    Most candidates end at a root another one has reached, and are not iterated: the Jacobian
+    at every root found is inverted once, and a candidate whose chord iteration with it
+    (``z <- z - J(x*)^-1 F(z)``, at most 8 steps) keeps contracting (each step at most half the
+    previous one) and comes within ``min(cluster_radius, tol_unique) / 10`` of the root is
+    *captured* by that root: a chord iteration that keeps contracting converges to a root, and
+    that root lies within the remaining step lengths of it. Candidates are started in waves (a
+    spread-out subset first, lowest q first), so that roots are known before most candidates
+    would need Newton steps of their own.
 
     Then: slow points (with ``slow_tol``), exclusion of outliers, deduplication, ordering by
     speed, Jacobians, eigen-decomposition (numpy, float64) of the unique points only, stability.
@@ -563,10 +567,9 @@ def find_fixed_points(
         exclude_unconverged: drop candidates that are neither roots nor slow points (default).
             With False every candidate's end point is kept (speeds tell them apart).
         polish_initial: also run stage 2 directly from the initial states (default True):
-            Newton reaches roots whose basins the descent on q leaves, so the roots an
-            independent root finder (scipy's ``root``) reaches from the same starts are
-            found too. Initial states that a root found already captures (see stage 2) cost
-            no Newton step.
+            Newton reaches roots whose basins the descent on q leaves, which an independent
+            root finder (scipy's ``root``) started at the same states also reaches. Initial
+            states that a root found already captures (see stage 2) cost no Newton step.
         cluster_radius: starts of stage 2 closer than this share one polished result (the
             one from the start with the lowest q); default 1e-2; None uses ``tol_unique``.
 
@@ -648,10 +651,18 @@ def _assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts,
     if k:
         with jax.enable_x64(True):
             m64 = to_float64(model)
-            f, jac, jin, out = _point_quantities(
-                m64, jnp.asarray(states, jnp.float64), jnp.asarray(inputs, jnp.float64)
-            )
-            f, jac, jin, out = (np.asarray(a) for a in (f, jac, jin, out))
+            # Blocks of _POINT_BLOCK rows (short ones padded): one compilation for any
+            # number of points.
+            parts = []
+            for start in range(0, k, _POINT_BLOCK):
+                xb = np.asarray(states[start:start + _POINT_BLOCK], np.float64)
+                ub = np.asarray(inputs[start:start + _POINT_BLOCK], np.float64)
+                m = xb.shape[0]
+                pad = np.zeros(_POINT_BLOCK - m, int)
+                outs = _point_quantities(m64, jnp.asarray(np.concatenate([xb, xb[pad]])),
+                                         jnp.asarray(np.concatenate([ub, ub[pad]])))
+                parts.append([np.asarray(a)[:m] for a in outs])
+            f, jac, jin, out = (np.concatenate(p) for p in zip(*parts))
         speeds = np.linalg.norm(f, axis=1)
     else:
         jac = np.zeros((0, n, n))
