@@ -466,7 +466,7 @@ def _search(
         # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
         # states: plain (safeguarded) Newton only, its job being to reach roots in their basins;
         # they go last, when most roots are known and most of them are captured (at most one
-        # Newton step each). One call for both. Waves: starts at least a tenth of the spread of
+        # Newton step each). One call for both. Waves: starts at least a fifth of the spread of
         # the initial states apart.
         first = reps < k
         caps = np.where(first, newton_iters, min(newton_iters, 20))
@@ -474,7 +474,7 @@ def _search(
         st2 = _solvers.polish(
             m64, starts[reps], start_u[reps], scale, tol, caps, first, ~first,
             merge_tol=0.1 * min(cluster_radius, tol_unique),
-            wave_radius=max(cluster_radius, 0.1 * spread),
+            wave_radius=max(cluster_radius, 0.2 * spread),
         )
         xs = [np.asarray(st2.x)[inverse]]
         sp = [np.asarray(st2.speed)[inverse]]
