@@ -139,7 +139,10 @@ def _potential_bwd(act, res, g):
         t = n_steps - 1 - i
         f_t, df_t = _act_and_slope(act, _slice(xs, t))
         lam = _slice(buf, t) + decay * lam_next + df_t * (lam_next @ wa)
-        d_wa_t = d_wa_t + f_t.T @ lam_next
+        # an explicit transposed copy (kept by the barrier, in cache) makes the product a plain
+        # [N, B] x [B, N] GEMM, faster on XLA's CPU backend than its transposed-operand dot
+        f_t_t = jax.lax.optimization_barrier(jnp.transpose(f_t))
+        d_wa_t = d_wa_t + f_t_t @ lam_next
         return lam, d_wa_t, _put(buf, lam, t)
 
     init = (jnp.zeros_like(x0), jnp.zeros_like(wa_t), g)
@@ -190,7 +193,8 @@ def _rate_bwd(act, res, g):
         t = n_steps - 1 - i
         lam = _slice(lam_buf, t) + decay * lam_next + mu_next @ w
         mu = alpha * lam * _act_and_slope(act, _slice(vs, t))[1]
-        d_w_t = d_w_t + _slice(rs, t).T @ mu_next
+        r_t_t = jax.lax.optimization_barrier(jnp.transpose(_slice(rs, t)))  # see potential form
+        d_w_t = d_w_t + r_t_t @ mu_next
         return lam, mu, d_w_t, _put(lam_buf, lam, t), _put(mu_buf, mu, t)
 
     zeros = jnp.zeros_like(r0)
