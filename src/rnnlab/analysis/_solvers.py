@@ -2,8 +2,10 @@
 
 Stage 1 (`adam_stage`) is the FixedPointFinder algorithm (Golub & Sussillo 2018): Adam on
 ``q = 1/2 |F|^2`` with an adaptive learning rate and adaptive gradient-norm clipping, run for all
-candidates at once in one compiled loop. Stage 2 (`lm_stage`) is a Levenberg-Marquardt /
-Newton iteration in float64 that polishes the candidates to machine precision.
+candidates in fixed-size blocks of one compiled loop. Stage 2 (`polish`) is a safeguarded
+Newton / Levenberg-Marquardt iteration in float64, driven from the host, that polishes the
+candidates to machine precision and assigns most of them to roots already found (chord
+capture) instead of iterating each one.
 
 Both work on the *map-scaled* residual ``r = s F`` (``s = dt`` for continuous-time models, 1 for
 maps): for a CT-RNN this is the residual of the Euler map, exactly the objective
@@ -108,25 +110,6 @@ class AdamState(eqx.Module):
     done: jax.Array
 
 
-def adam_init(x, hp):
-    dtype = x.dtype
-    n = hp["lr_patience"] + 1
-    return AdamState(
-        x=x,
-        m=jnp.zeros_like(x),
-        v=jnp.zeros_like(x),
-        lr=jnp.asarray(hp["lr_init"], dtype),
-        q_log=jnp.full((n,), jnp.inf, dtype),
-        last_update=jnp.asarray(0, jnp.int32),
-        norms=jnp.full((hp["clip_window"],), jnp.nan, dtype),
-        clip=jnp.asarray(jnp.inf, dtype),
-        q=jnp.asarray(jnp.inf, dtype),
-        dq=jnp.asarray(jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        done=jnp.asarray(False),
-    )
-
-
 def _adam_one(model, u, scale, s: AdamState, hp, q_stop) -> AdamState:
     """One FixedPointFinder iteration for one candidate (a no-op once it is done)."""
 
@@ -219,7 +202,8 @@ def _put(tree, idx, values):
 
 
 def _adam_init_host(xs, hp):
-    """`adam_init` for a batch, built in numpy (no compilation per batch size)."""
+    """The initial Adam state of a batch of candidates [K, N], built in numpy (no compilation
+    per batch size)."""
     k = xs.shape[0]
     dt = xs.dtype
     return AdamState(
@@ -493,7 +477,7 @@ class _RootBank:
 
 
 def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_tol, wave_radius,
-           newton_patience=5, lm_patience=4):
+           newton_patience=4, lm_patience=3):
     """Stage 2 on the host (call under float64 with a float64 ``model``).
 
     Every start ends either at its own polished point or captured by a root found from another
