@@ -103,8 +103,8 @@ def per_rule_lines(rows: list[dict]) -> str:
         pr = r.get("fresh_accuracy_per_rule")
         if pr:
             worst = sorted(pr.items(), key=lambda kv: kv[1])
-            out.append(f"`{r['task']}` per rule (512 fresh trials, after {r['stopped_at']} "
-                       f"steps, {r['seconds_total']} s): "
+            out.append(f"`{r['task']}` per rule (512 fresh trials, about {512 // len(pr)} "
+                       f"per rule, after {r['stopped_at']} steps, {r['seconds_total']} s): "
                        + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ".")
     return "\n\n".join(out)
 
@@ -121,7 +121,7 @@ def main() -> None:
                     help="cap every run at this many steps (passes --steps; the row says so)")
     args = ap.parse_args()
     names = args.names or tasks.available()
-    stored = json.loads(ROWS.read_text()) if ROWS.exists() else {}
+    new = {}
     for name in names:
         run = args.out / name
         load = None
@@ -139,8 +139,11 @@ def main() -> None:
         row = summarise(name, run, load)
         if args.max_steps is not None and not args.collect:
             row["capped_at_steps"] = args.max_steps
-        if "error" not in row or name not in stored:
-            stored[name] = row
+        new[name] = row
+    # read the stored rows only now, so that rows written meanwhile (by another invocation)
+    # are kept
+    stored = json.loads(ROWS.read_text()) if ROWS.exists() else {}
+    stored.update({k: v for k, v in new.items() if "error" not in v or k not in stored})
     ROWS.write_text(json.dumps(stored, indent=1) + "\n")
     order = [n for n in tasks.available() if n in stored]
     rows = [stored[n] for n in order]
