@@ -151,13 +151,7 @@ def test_hand_set_gru_line_of_slow_points():
     assert np.all(line.tangent_alignment >= 0.999)
 
 
-@pytest.mark.parametrize("handoff", [
-    1e-3,
-    pytest.param(None, marks=pytest.mark.xfail(strict=True, reason=(
-        "find_fixed_points stops stage 1 at max(handoff_speed, slow_tol): with slow_tol below "
-        "the default hand-off (1e-2 for maps) the stage-1 points stop just under 1e-2 and are "
-        "then dropped as not slow; pass handoff_speed=slow_tol until this is fixed"))),
-])
+@pytest.mark.parametrize("handoff", [1e-3, None])
 def test_slow_points_below_the_default_handoff_are_kept(handoff):
     """h -> diag(0.999, 0.5) h: the h1 axis is a line of slow points, |F| = 1e-3 |h1| <= 1e-3
     on [-1, 1]. Every start in [-1, 1]^2 descends onto it keeping (nearly) its h1, so the
@@ -261,3 +255,25 @@ def test_trained_decision_gru_has_a_line_of_slow_points(decision_gru):
     roots = np.nonzero(np.asarray(fps.converged))[0]
     assert roots.size >= 1
     assert set(roots.tolist()) <= set(line.indices.tolist())
+
+
+def test_stage1_learning_rate_is_used():
+    """h -> 0.5 h: Adam's first step moves every coordinate by about the initial learning rate
+    (|g| >> eps), so one stage-1 iteration from starts far from the root moves each coordinate
+    by ~learning_rate; a non-positive rate is refused by name."""
+    import jax.numpy as jnp
+
+    from rnnlab.analysis import _solvers
+
+    model = rl.VanillaRNN.from_weights(0.5 * np.eye(3), np.zeros((3, 1)), np.eye(3),
+                                       activation="linear")
+    x0 = np.random.default_rng(1).uniform(2, 5, (16, 3)) * np.sign(
+        np.random.default_rng(2).uniform(-1, 1, (16, 3)))
+    for lr in (1.0, 0.05):
+        hp = dict(_solvers.FPF_DEFAULTS, max_iters=1, lr_init=lr)
+        st = _solvers.adam_stage(model, jnp.asarray(x0, jnp.float32),
+                                 jnp.zeros((16, 1), jnp.float32), 1.0, hp, 0.0)
+        step = np.abs(np.asarray(st.x, np.float64) - x0)
+        np.testing.assert_allclose(step, lr, rtol=0.02)
+    with pytest.raises(ValueError, match="learning_rate"):
+        rl.find_fixed_points(model, np.zeros(1), x0, learning_rate=0.0)

@@ -419,15 +419,18 @@ _ARRAY_FIELDS = (
 
 def _search(
     model, x0, u, *, tol, slow_tol, tol_q, tol_dq, max_iters, handoff_speed, newton_iters,
-    tol_unique, polish_initial, cluster_radius,
+    tol_unique, polish_initial, cluster_radius, learning_rate=1.0,
 ):
     """Both stages. Returns pooled end points (states, speeds, converged, stage-1 and stage-2
     iteration counts, inputs): the polished stage-1 points, the polished initial states (with
     ``polish_initial``) and, with ``slow_tol``, the stage-1 points themselves."""
     k = x0.shape[0]
     scale = map_scale(model)
-    hp = dict(_solvers.FPF_DEFAULTS, tol_q=tol_q, tol_dq=tol_dq, max_iters=max_iters)
-    stop_speed = handoff_speed if slow_tol is None else max(handoff_speed, slow_tol)
+    hp = dict(_solvers.FPF_DEFAULTS, tol_q=tol_q, tol_dq=tol_dq, max_iters=max_iters,
+              lr_init=learning_rate)
+    # With slow_tol, stage 1 runs until a candidate is slow by that standard: stopping at a
+    # higher hand-off level would drop points that only need more descent to become slow.
+    stop_speed = handoff_speed if slow_tol is None else slow_tol
     q_stop = 0.5 * (scale * stop_speed) ** 2
     if max_iters > 0:
         st1 = _solvers.adam_stage(
@@ -505,6 +508,7 @@ def find_fixed_points(
     tol_q: float = 1e-12,
     tol_dq: float = 1e-20,
     max_iters: int = 5000,
+    learning_rate: float = 1.0,
     handoff_speed: float | None = None,
     newton_iters: int = 50,
     marginal_tol: float = 1e-8,
@@ -560,6 +564,9 @@ def find_fixed_points(
             default 10); None keeps all.
         tol_q, tol_dq, max_iters: stage-1 stopping rules (FixedPointFinder defaults);
             ``max_iters=0`` skips stage 1.
+        learning_rate: stage 1's initial (adaptive) Adam learning rate, FixedPointFinder's
+            default 1.0. Adam's first step moves every coordinate by about this much, so lower
+            it for models whose states are small or saturate (e.g. gated units in [-1, 1]).
         handoff_speed: stage-1 hand-off level of |F|; default ``1e-2 / s`` (|s F| = 1e-2).
         newton_iters: iteration cap of stage 2. Default 50.
         marginal_tol: |Re(lambda)| (continuous) or ||mu| - 1| (maps) at or below which a mode
@@ -593,6 +600,7 @@ def find_fixed_points(
     if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 0:
         raise ValueError(f"max_iters must be a non-negative integer, got {max_iters!r}")
     newton_iters = _positive_int("newton_iters", newton_iters)
+    learning_rate = _positive("learning_rate", learning_rate)
     marginal_tol = _positive("marginal_tol", marginal_tol)
     scale = map_scale(model)
     if handoff_speed is None:
@@ -604,6 +612,7 @@ def find_fixed_points(
         max_iters=int(max_iters), handoff_speed=handoff_speed, newton_iters=newton_iters,
         tol_unique=tol_unique, polish_initial=polish_initial,
         cluster_radius=tol_unique if cluster_radius is None else cluster_radius,
+        learning_rate=learning_rate,
     )
     keep = np.isfinite(sp)
     if exclude_unconverged:
