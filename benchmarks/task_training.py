@@ -84,6 +84,12 @@ def table(rows: list[dict]) -> str:
                          f"| not run |")
             continue
         ok = (r["fresh_accuracy"] is not None and r["fresh_accuracy"] >= r["threshold"])
+        verdict = "yes" if ok else "**no**"
+        pr = r.get("fresh_accuracy_per_rule")
+        if pr:  # a multitask: the threshold is on the pooled accuracy; say how many rules pass
+            n_ok = sum(v >= r["threshold"] for v in pr.values())
+            verdict = (f"pooled {'yes' if ok else '**no**'}; {n_ok}/{len(pr)} rules at or "
+                       f"above {r['threshold']}")
         st = r["steps_to_threshold"]
         lines.append(
             f"| `{r['task']}` | {r['threshold']} | {r.get('hidden') or '-'} "
@@ -92,7 +98,7 @@ def table(rows: list[dict]) -> str:
             f"{st if st is not None else 'not reached'} | "
             f"{r['seconds_to_threshold'] if st is not None else '-'} | {r['stopped_at']} "
             f"({r['seconds_total']} s{', capped' if r.get('capped_at_steps') else ''}) | "
-            f"{r['fresh_accuracy']} | {'yes' if ok else '**no**'} |"
+            f"{r['fresh_accuracy']} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -105,7 +111,8 @@ def per_rule_lines(rows: list[dict]) -> str:
             worst = sorted(pr.items(), key=lambda kv: kv[1])
             out.append(f"`{r['task']}` per rule (512 fresh trials, about {512 // len(pr)} "
                        f"per rule, after {r['stopped_at']} steps, {r['seconds_total']} s): "
-                       + ", ".join(f"{k} {v:.2f}" for k, v in worst) + ".")
+                       + ", ".join(f"{k} {v:.2f}" for k, v in worst) + "."
+                       + (f" ({r['note']}.)" if r.get("note") else ""))
     return "\n\n".join(out)
 
 
@@ -143,7 +150,14 @@ def main() -> None:
     # read the stored rows only now, so that rows written meanwhile (by another invocation)
     # are kept
     stored = json.loads(ROWS.read_text()) if ROWS.exists() else {}
-    stored.update({k: v for k, v in new.items() if "error" not in v or k not in stored})
+    for k, v in new.items():
+        if "error" in v and k in stored:
+            continue
+        if args.collect and k in stored:  # re-read runs: keep when and under what load
+            for field in ("measured", "load_average", "capped_at_steps", "note"):
+                if field in stored[k]:
+                    v[field] = stored[k][field]
+        stored[k] = v
     ROWS.write_text(json.dumps(stored, indent=1) + "\n")
     order = [n for n in tasks.available() if n in stored]
     rows = [stored[n] for n in order]
