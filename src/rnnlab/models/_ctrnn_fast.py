@@ -12,11 +12,11 @@ Four things make it fast on a CPU (and help on a GPU):
    recomputed from the stored state (potential form) or pre-activation (rate form) inside the
    reverse loop, and the recurrent weight gradient is accumulated there ([hidden, batch] x
    [batch, hidden] per step, in cache).
-4. With several CPU devices the batch is split over them (`batch_sharding`): XLA runs one
-   device's time loop on one core.
 3. Gaussian noise comes from `rnnlab._random.normal` (Threefry-2x32-13 bits and an exact
    Box-Muller transform with a polynomial cosine), about 4x cheaper than ``jax.random.normal``
    on a CPU; see that module for the generator and its statistical tests.
+4. With several CPU devices the batch is split over them (`batch_sharding`): XLA runs one
+   device's time loop on one core.
 
 The results equal plain autodiff through ``lax.scan`` to float rounding (the tests compare both
 on every model option).
