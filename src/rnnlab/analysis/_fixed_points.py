@@ -49,8 +49,19 @@ def _check_model(model) -> None:
         )
 
 
+def _as_float_array(value, name: str) -> np.ndarray:
+    if value is None:
+        raise TypeError(f"{name} must be an array of numbers, got None")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be an array of numbers, got {type(value).__name__}"
+        ) from None
+
+
 def _as_inputs(model, inputs, k: int, name: str = "inputs") -> np.ndarray:
-    u = np.asarray(inputs, dtype=np.float64)
+    u = _as_float_array(inputs, name)
     if u.ndim == 0:
         u = np.full((model.n_in,), float(u))
     if u.ndim == 1:
@@ -74,7 +85,7 @@ def _as_inputs(model, inputs, k: int, name: str = "inputs") -> np.ndarray:
 
 
 def _as_states(model, states, name: str = "initial_states") -> np.ndarray:
-    x = np.asarray(states, dtype=np.float64)
+    x = _as_float_array(states, name)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != model.state_size or x.shape[0] < 1:
@@ -287,8 +298,13 @@ class FixedPoints(eqx.Module):
 
     @property
     def map_stability(self) -> tuple[str, ...]:
-        """Stability labels of the Euler map (|mu| < 1), the discrete view FixedPointFinder uses."""
-        _, labels = classify(np.asarray(self.map_eigenvalues), False, self.marginal_tol)
+        """Stability labels of the Euler map (|mu| < 1), the discrete view FixedPointFinder uses.
+
+        For a continuous-time model the marginal band is ``dt * marginal_tol`` on ``|mu| - 1``
+        (``|1 + dt lambda| - 1 ~ dt Re(lambda)``), so a mode that `stability` calls marginal
+        is marginal here too rather than unstable or stable by the change of units alone."""
+        tol = self.marginal_tol * (self.dt if self.is_continuous else 1.0)
+        _, labels = classify(np.asarray(self.map_eigenvalues), False, tol)
         return tuple(labels)
 
     @property
@@ -334,6 +350,7 @@ class FixedPoints(eqx.Module):
 
     def with_speed_below(self, tol: float) -> "FixedPoints":
         """The points whose speed |F| is at most ``tol`` (one level of a tolerance sweep)."""
+        tol = _positive("tol", tol)
         return self[np.asarray(self.speeds) <= tol]
 
     @classmethod
@@ -710,15 +727,32 @@ def tolerance_sweep(
     tolerances: Sequence[float],
     **kwargs,
 ) -> dict[float, FixedPoints]:
-    """Fixed and slow points at several speed tolerances in one search.
+    """Fixed and slow points at several speed tolerances in one call.
 
-    Runs `find_fixed_points` once with ``slow_tol = max(tolerances)`` and returns
-    ``{tol: points with speed <= tol}`` for each tolerance (loose tolerances reveal slow points
-    along line and ring attractors; tight ones only the roots). Keyword arguments are those of
-    `find_fixed_points`.
+    Returns ``{tol: find_fixed_points(..., slow_tol=tol)}`` for each tolerance (loose
+    tolerances reveal slow points along line and ring attractors; tight ones only the roots).
+    Each level is its own search: stage 1 stops a candidate as soon as its speed is below the
+    level's ``slow_tol``, so the slow points of a tight level are not a subset of a loose
+    level's (filtering one loose search by speed would leave tight levels nearly empty: on a
+    line attractor the loose search stops every candidate at the loose speed). Compilation is
+    shared, so the later levels cost only their iterations. A tolerance below ``tol`` (default
+    1e-10) keeps only roots. Keyword arguments are those of `find_fixed_points` (not
+    ``slow_tol``).
     """
+    if isinstance(tolerances, (str, bytes)) or np.ndim(tolerances) != 1:
+        raise TypeError(
+            f"tolerances must be a sequence of positive numbers, got {type(tolerances).__name__}"
+        )
     tols = [_positive("tolerances", t) for t in tolerances]
     if not tols:
         raise ValueError("tolerances must hold at least one positive number")
-    fps = find_fixed_points(model, inputs, initial_states, slow_tol=max(tols), **kwargs)
-    return {t: fps.with_speed_below(t) for t in tols}
+    if "slow_tol" in kwargs:
+        raise TypeError("tolerance_sweep sets slow_tol itself (one level per tolerance)")
+    tol = kwargs.get("tol", 1e-10)
+    out = {}
+    for t in tols:
+        level = max(t, tol) if isinstance(tol, (int, float)) else t
+        out[t] = find_fixed_points(
+            model, inputs, initial_states, slow_tol=level, **kwargs
+        ).with_speed_below(t)
+    return out

@@ -43,6 +43,8 @@ def sample_states(
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if isinstance(noise_std, bool) or not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std must be a non-negative number, got {noise_std!r}")
+    if states.size == 0:
+        raise ValueError(f"trajectory holds no states (shape {states.shape})")
     flat = states.reshape(-1, states.shape[-1])
     if mask is None:
         valid = np.arange(flat.shape[0])
@@ -56,6 +58,12 @@ def sample_states(
         valid = np.nonzero(m.reshape(-1))[0]
         if valid.size == 0:
             raise ValueError("mask marks no state as valid")
+    if not np.all(np.isfinite(flat[valid])):
+        # a diverged run: candidates must be finite states of the dynamics
+        raise ValueError(
+            "trajectory contains NaN or inf states (did the simulation diverge?); pass a mask "
+            "marking only finite states as valid"
+        )
     k_idx, k_noise = jax.random.split(key)
     pick = np.asarray(jax.random.randint(k_idx, (n,), 0, valid.size))
     out = jnp.asarray(flat[valid[pick]], jnp.float32)
@@ -215,6 +223,10 @@ def linearize(model: AbstractRNN, point: ArrayLike, inputs: ArrayLike) -> Linear
         raise ValueError(f"point must have shape ({model.state_size},), got {x0.shape}")
     if u0.shape != (model.n_in,):
         raise ValueError(f"inputs must have shape ({model.n_in},), got {u0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise ValueError("point contains NaN or inf")
+    if not np.all(np.isfinite(u0)):
+        raise ValueError("inputs contains NaN or inf")
     with jax.enable_x64(True):
         m64 = to_float64(model)
         xj, uj = jnp.asarray(x0), jnp.asarray(u0)

@@ -17,6 +17,13 @@ from ._fixed_points import FixedPoints, _check_model
 UNSETTLED = "unsettled"
 
 
+def _positive_number(name, value) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 @eqx.filter_jit
 def _run_to_end(model, x0, u, n_steps):
     def one(x, uu):
@@ -61,18 +68,24 @@ def topology(
     for name, v in (("n_starts", n_starts), ("n_steps", n_steps)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not (np.isfinite(noise_std) and noise_std > 0):
-        raise ValueError(f"noise_std must be a positive number, got {noise_std!r}")
-    radius = float(noise_std if radius is None else radius)
-    if not (np.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a positive number, got {radius!r}")
+    noise_std = _positive_number("noise_std", noise_std)
+    radius = _positive_number("radius", noise_std if radius is None else radius)
     k = len(fixed_points)
     states = np.asarray(fixed_points.states)
     point_inputs = np.asarray(fixed_points.inputs)
+    # Points of another network would fail deep inside XLA: say so here.
+    if states.shape[1] != model.state_size or point_inputs.shape[1] != model.n_in:
+        raise ValueError(
+            f"fixed_points do not belong to this model: they have states of size "
+            f"{states.shape[1]} and inputs of size {point_inputs.shape[1]}, the model "
+            f"state_size={model.state_size} and n_in={model.n_in}"
+        )
     if inputs is not None:
         u = np.asarray(inputs, np.float64)
         if u.shape != (model.n_in,):
             raise ValueError(f"inputs must have shape ({model.n_in},), got {u.shape}")
+        if not np.all(np.isfinite(u)):
+            raise ValueError("inputs contains NaN or inf")
         point_inputs = np.broadcast_to(u, (k, model.n_in))
         same_input = np.ones((k, k), bool)
     else:
