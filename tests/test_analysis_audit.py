@@ -351,3 +351,70 @@ def test_linearize_discrete_map_matches_simulation():
         errors.append(np.max(np.abs(true - lin.simulate(inputs, x0 + dx))))
     # second order: a 10x smaller start is ~100x closer (float32 simulation floor ~1e-7)
     assert errors[1] < errors[0] / 30
+
+
+# ------------------------------------------------------------------ rnnlab analyze
+
+
+def _linear_line_run(tmp_path):
+    """A flip-flop run directory whose network is replaced by a linear CT-RNN with W =
+    diag(1, .5, .5), W_in = I: at input (0, a, 0) its fixed points are the line
+    {(s, 2a, 0)} (eigenvalue 0 along e1), so two inputs give two parallel lines."""
+    from rnnlab.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "flipflop", "--out", str(run), "--hidden", "3", "--steps", "1",
+                 "--no-progress"]) == 0
+    model = rl.CTRNN.from_weights(np.diag([1.0, 0.5, 0.5]), np.eye(3), np.eye(3),
+                                  activation="linear", dt=DT, tau=TAU)
+    rl.save(run / "model.safetensors", model)
+    return run, main
+
+
+def test_cli_analyze_manifolds_per_input(tmp_path, capsys):
+    # regression: attractor_manifolds ran on the points of all inputs pooled, so two parallel
+    # line attractors of two different inputs (0.1 apart) came out as one "surface"
+    import json
+
+    run, main = _linear_line_run(tmp_path)
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--n-initial", "256", "--n-trials", "32",
+                 "--slow-tol", "1e-6", "--topology-starts", "2",
+                 "--inputs", "[[0, 0, 0], [0, 0.05, 0]]"]) == 0
+    table = capsys.readouterr().out
+    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    fps = rl.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
+    manifolds = summary["manifolds"]
+    assert [(m["input"], m["kind"], m["dimension"]) for m in manifolds] == [
+        ("input0", "line", 1), ("input1", "line", 1)]
+    assert all(m["near_zero_tangent"] for m in manifolds)
+    for row, shift in zip(summary["inputs"], (0.0, 0.1)):
+        assert row["manifolds"] == 1
+        sel = np.all(np.asarray(fps.inputs) == np.asarray(row["input"]), axis=1)
+        x = np.asarray(fps.states)[sel]
+        # every point lies on its input's line, all modes but the line's decay
+        np.testing.assert_allclose(x[:, 1:], np.broadcast_to([shift, 0.0], x[:, 1:].shape),
+                                   atol=1e-9)
+        assert set(np.asarray(fps.stability)[sel]) == {"marginal"}
+        assert row["marginal"] == row["n_points"] == int(sel.sum())
+    assert "line (" in table and "input input1" in table
+    # the table's rows are the file's counts
+    for line, row in zip(table.splitlines()[2:4], summary["inputs"]):
+        cells = line.split()
+        assert cells[0] == row["name"] and int(cells[1]) == row["n_points"]
+        assert int(cells[-1]) == 1 and int(cells[-3]) == row["marginal"]
+
+
+def test_cli_analyze_context_task_inputs():
+    # the context-dependent decision task is analysed per context (Mante et al. 2013) at
+    # zero coherence, with the task's own channel layout
+    from rnnlab.cli._analyze import task_inputs
+
+    task = rl.tasks.make("context_decision_making")
+    named = dict(task_inputs(task))
+    assert list(named) == ["zero", "motion context(coh=0)", "colour context(coh=0)"]
+    trial = task.trial_for(0, 0.0, 0.0, 2, 3, 2)
+    stim = np.asarray(trial.inputs)[3]  # a stimulus step of a motion-context trial
+    np.testing.assert_allclose(named["motion context(coh=0)"], stim)
+    trial = task.trial_for(1, 0.0, 0.0, 2, 3, 2)
+    np.testing.assert_allclose(named["colour context(coh=0)"], np.asarray(trial.inputs)[3])

@@ -32,14 +32,22 @@ def _parse_inputs(text: str, n_in: int) -> list[list[float]]:
 def task_inputs(task) -> list[tuple[str, list[float]]]:
     """The constant inputs worth analysing for ``task``: zero input always, plus the task's own
     (a task may define ``fixed_point_inputs() -> dict[name, vector]``); for the perceptual
-    decision task the fixation + zero-coherence stimulus input."""
+    decision task the fixation + zero-coherence stimulus input; for the context-dependent
+    decision task each context cue with zero-coherence stimuli (Mante et al. 2013 analyse the
+    dynamics per context)."""
     out = [("zero", [0.0] * task.n_in)]
     own = getattr(task, "fixed_point_inputs", None)
+    kind = type(task).__name__
     if callable(own):
         for name, vec in own().items():
             out.append((str(name), [float(a) for a in vec]))
-    elif type(task).__name__ == "PerceptualDecisionMaking":
+    elif kind == "PerceptualDecisionMaking":
         out.append(("fixation+stimulus(coh=0)", [1.0, 0.5, 0.5]))
+    elif kind == "ContextDecisionMaking":
+        # inputs: (motion cue, colour cue, motion R, motion L, colour R, colour L); a zero
+        # coherence puts 0.5 on both channels of a modality
+        out.append(("motion context(coh=0)", [1.0, 0.0, 0.5, 0.5, 0.5, 0.5]))
+        out.append(("colour context(coh=0)", [0.0, 1.0, 0.5, 0.5, 0.5, 0.5]))
     return out
 
 
@@ -103,7 +111,12 @@ def analyze_cmd(
     n_comp = min(n_components, model.state_size)
     proj = pca(traj.states, n_comp)
     graph = topology(model, fps, key=k_topo, n_starts=topology_starts)
-    manifolds = attractor_manifolds(fps) if slow_tol is not None else []
+    # Manifolds per input: slow points at different constant inputs belong to different
+    # dynamical systems and must not be linked into one curve.
+    manifolds = []
+    if slow_tol is not None:
+        for (name, _), p in zip(named, parts):
+            manifolds.extend((name, m) for m in attractor_manifolds(p))
     elapsed = time.perf_counter() - t0
 
     out = Path(run) / "analysis"
@@ -122,7 +135,8 @@ def analyze_cmd(
     atomic_write_json(out / "topology.json", nx.node_link_data(graph, edges="edges"))
     per_input = []
     for (name, vec), p in zip(named, parts):
-        per_input.append({"name": name, "input": vec, **p.summary()})
+        per_input.append({"name": name, "input": vec, **p.summary(),
+                          "manifolds": sum(1 for n, _ in manifolds if n == name)})
     summary = {
         "run": str(run),
         "n_initial": n_initial,
@@ -132,9 +146,10 @@ def analyze_cmd(
         "total": fps.summary(),
         "pca_explained_variance_ratio": proj.explained_variance_ratio.tolist(),
         "manifolds": [
-            {"kind": m.kind, "dimension": m.dimension, "n_points": int(m.states.shape[0]),
-             "length": m.length, "near_zero_tangent": m.near_zero_tangent}
-            for m in manifolds
+            {"input": name, "kind": m.kind, "dimension": m.dimension,
+             "n_points": int(m.states.shape[0]), "length": m.length,
+             "near_zero_tangent": m.near_zero_tangent}
+            for name, m in manifolds
         ],
         "wall_time_s": elapsed,
     }
@@ -145,15 +160,20 @@ def analyze_cmd(
         return
     typer.echo(f"fixed points of {run} ({n_initial} candidates, {elapsed:.1f} s):")
     typer.echo(f"{'input':<28} {'points':>6} {'stable':>6} {'saddles (by index)':<22} "
-               f"{'unstable':>8} {'marginal':>8} {'slow':>5}")
+               f"{'unstable':>8} {'marginal':>8} {'slow':>5} {'manifolds':>9}")
     for row in per_input:
         sad = ", ".join(f"{k}:{v}" for k, v in row["saddles_by_index"].items()) or "-"
+        n_man = str(row["manifolds"]) if slow_tol is not None else "-"
         typer.echo(
             f"{row['name'][:28]:<28} {row['n_points']:>6} {row['stable']:>6} "
             f"{str(row['saddle']) + ' (' + sad + ')':<22} {row['unstable']:>8} "
-            f"{row['marginal']:>8} {row['slow']:>5}"
+            f"{row['marginal']:>8} {row['slow']:>5} {n_man:>9}"
         )
     if slow_tol is not None:
-        kinds = ", ".join(f"{m.kind} ({m.states.shape[0]} points)" for m in manifolds) or "none"
+        kinds = ", ".join(f"{m.kind} ({m.states.shape[0]} points, input {name})"
+                          for name, m in manifolds) or "none"
         typer.echo(f"attractor manifolds: {kinds}")
+    else:
+        typer.echo("attractor manifolds: not searched (they are made of slow points: pass "
+                   "--slow-tol)")
     typer.echo(f"written to {out}/")
