@@ -516,6 +516,8 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     best = np.sum(r * r, axis=1)
     best = np.where(np.isfinite(best), best, np.inf)
     z, rz = x.copy(), r.copy()
+    best0 = best.copy()
+    singular = np.zeros(k, bool)  # a Newton direction was non-finite (singular Jacobian)
     since = np.zeros(k, np.int64)
     n_iter = np.zeros(k, np.int64)
     conv = np.sqrt(best) / scale <= tol
@@ -576,6 +578,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             continue
         dn = _newton_directions(model, z[act], rz[act], us[act], scale)
         finite = np.all(np.isfinite(dn), axis=1)
+        singular[act[~finite]] = True
         dn = np.where(finite[:, None], dn, 0.0)
         rr = np.sum(rz[act] ** 2, axis=1)
         zf = z[act] + dn
@@ -605,7 +608,13 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
         bank_new_roots()
         capture(act[~done[act]])
     # --- Levenberg-Marquardt from the best point for what Newton left
-    left = np.nonzero(~conv & lm_allowed & (owner == np.arange(k)))[0]
+    # LM is for roots Newton cannot finish: on a continuum of roots (singular Jacobian) or
+    # where Newton was approaching one. A start where Newton's steps never lowered |r| (every
+    # backtracked step failed, the Jacobian being regular) sits near a local minimum of |r|
+    # that is not a root (a "ghost" of chaotic and untrained networks, hundreds of them):
+    # LM would only spend its patience there (measured: most of stage 2 on such networks).
+    hopeful = singular | (best < 0.81 * best0)
+    left = np.nonzero(~conv & lm_allowed & hopeful & (owner == np.arange(k)))[0]
     if left.size:
         z[left], rz[left] = x[left], r[left]
         theta = np.ones(k)
