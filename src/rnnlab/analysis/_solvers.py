@@ -494,7 +494,8 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     1/2 ... 1/16 that lowers |r|; at most ``caps[i]`` iterations, stopping when |F| <= tol or
     when the best |r| has not shrunk by 10% for ``newton_patience`` iterations), then
     Levenberg-Marquardt with damping ``theta |r|^2`` from its best point where
-    ``lm_allowed[i]`` and Newton did not converge (stopping after ``lm_patience`` iterations
+    ``lm_allowed[i]``, Newton did not converge, and Newton either met a singular Jacobian or
+    lowered |r| by 10% (stopping after ``lm_patience`` iterations
     without a 10% gain, or at the cap).
 
     Starts with ``newton_first[i]`` (the raw initial states) are left for last: once the
