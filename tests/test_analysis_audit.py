@@ -418,3 +418,15 @@ def test_cli_analyze_context_task_inputs():
     np.testing.assert_allclose(named["motion context(coh=0)"], stim)
     trial = task.trial_for(1, 0.0, 0.0, 2, 3, 2)
     np.testing.assert_allclose(named["colour context(coh=0)"], np.asarray(trial.inputs)[3])
+
+
+def test_cli_analyze_sine_wave_inputs_are_trained_levels():
+    from rnnlab.cli._analyze import task_inputs
+
+    task = rl.tasks.make("sine_wave")
+    named = task_inputs(task)
+    assert [n for n, _ in named][0] == "zero" and len(named) == 4
+    first = np.asarray(task.trial_for(0).inputs)[0]
+    last = np.asarray(task.trial_for(task.n_frequencies - 1).inputs)[0]
+    np.testing.assert_allclose(named[1][1], first, rtol=1e-6)
+    np.testing.assert_allclose(named[-1][1], last, rtol=1e-6)

@@ -34,7 +34,8 @@ def task_inputs(task) -> list[tuple[str, list[float]]]:
     (a task may define ``fixed_point_inputs() -> dict[name, vector]``); for the perceptual
     decision task the fixation + zero-coherence stimulus input; for the context-dependent
     decision task each context cue with zero-coherence stimuli (Mante et al. 2013 analyse the
-    dynamics per context)."""
+    dynamics per context); for the sine-wave generator the input levels of its lowest, middle
+    and highest frequency."""
     out = [("zero", [0.0] * task.n_in)]
     own = getattr(task, "fixed_point_inputs", None)
     kind = type(task).__name__
@@ -48,6 +49,11 @@ def task_inputs(task) -> list[tuple[str, list[float]]]:
         # coherence puts 0.5 on both channels of a modality
         out.append(("motion context(coh=0)", [1.0, 0.0, 0.5, 0.5, 0.5, 0.5]))
         out.append(("colour context(coh=0)", [0.0, 1.0, 0.5, 0.5, 0.5, 0.5]))
+    elif kind == "SineWave":
+        # the input level that sets the frequency: lowest, middle and highest trained one
+        # (each should hold an unstable point with a complex pair inside its limit cycle)
+        for w in sorted({task.w_min, 0.5 * (task.w_min + task.w_max), task.w_max}):
+            out.append((f"frequency w={w:.3g}", [float(task.input_level(w))]))
     return out
 
 
