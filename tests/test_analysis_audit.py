@@ -430,3 +430,33 @@ def test_cli_analyze_sine_wave_inputs_are_trained_levels():
     last = np.asarray(task.trial_for(task.n_frequencies - 1).inputs)[0]
     np.testing.assert_allclose(named[1][1], first, rtol=1e-6)
     np.testing.assert_allclose(named[-1][1], last, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_flipflop_edge_saddles_connect_neighbouring_corners():
+    """The scaffold of a trained 3-bit flip-flop (Sussillo & Barak 2013): every saddle with
+    one unstable mode sits between two memories, so its unstable manifold leads to exactly
+    two stable points whose outputs differ in exactly one bit, and every stable point
+    returns to itself."""
+    task = rl.tasks.make("flipflop")
+    model = rl.CTRNN(3, 32, 3, key=jax.random.PRNGKey(0))
+    res = rl.train(model, task, key=jax.random.PRNGKey(1), steps=600, learning_rate=1e-2,
+                   target_accuracy=0.99, progress=False)
+    traj = rl.simulate(res.model, task.sample_batch(jax.random.PRNGKey(2), 64).inputs)
+    x0 = rl.analysis.sample_states(traj, 1024, key=jax.random.PRNGKey(3))
+    fps = rl.find_fixed_points(res.model, np.zeros(3), x0)
+    graph = rl.analysis.topology(res.model, fps, key=jax.random.PRNGKey(4), n_starts=64,
+                                 noise_std=0.05, n_steps=2000)
+    lab, nu = np.array(fps.stability), np.asarray(fps.n_unstable)
+    bits = np.sign(np.asarray(fps.outputs))
+    assert np.sum(lab == "stable") == 8
+    edge_saddles = np.nonzero((lab == "saddle") & (nu == 1))[0]
+    assert len(edge_saddles) >= 7  # enough to connect the cube
+    for i in edge_saddles:
+        targets = {j: d["probability"] for _, j, d in graph.out_edges(int(i), data=True)}
+        assert set(targets) <= set(np.nonzero(lab == "stable")[0].tolist())
+        a, b = targets
+        assert int(np.sum(bits[a] != bits[b])) == 1
+        assert sum(targets.values()) == pytest.approx(1.0)
+    for i in np.nonzero(lab == "stable")[0]:
+        assert graph.edges[int(i), int(i)]["probability"] == 1.0
