@@ -552,9 +552,7 @@ def find_fixed_points(
     safeguarded Newton with the model's analytic `jacobian` (backtracking when a full step
     would multiply |F| by more than 10), then Levenberg-Marquardt with damping
     ``theta |r|^2`` (quadratically convergent even on continua of roots) where Newton did not
-    converge but met a singular Jacobian or lowered |F| (not where every Newton step failed:
-    a local minimum of |F| that is no root); each candidate stops at ``|F| <= tol``, on
-    stalling, or after ``newton_iters``.
+    converge; each candidate stops at ``|F| <= tol``, on stalling, or after ``newton_iters``.
     The iteration is driven from the host: a small jitted call evaluates residuals and
     Jacobians of the unfinished candidates only, and numpy's LAPACK solves the linear systems.
     Most candidates end at a root another one has reached, and are not iterated: the Jacobian

@@ -494,8 +494,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     1/2 ... 1/16 that lowers |r|; at most ``caps[i]`` iterations, stopping when |F| <= tol or
     when the best |r| has not shrunk by 10% for ``newton_patience`` iterations), then
     Levenberg-Marquardt with damping ``theta |r|^2`` from its best point where
-    ``lm_allowed[i]``, Newton did not converge, and Newton either met a singular Jacobian or
-    lowered |r| by 10% (stopping after ``lm_patience`` iterations
+    ``lm_allowed[i]`` and Newton did not converge (stopping after ``lm_patience`` iterations
     without a 10% gain, or at the cap).
 
     Starts with ``newton_first[i]`` (the raw initial states) are left for last: once the
@@ -517,8 +516,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     best = np.sum(r * r, axis=1)
     best = np.where(np.isfinite(best), best, np.inf)
     z, rz = x.copy(), r.copy()
-    best0 = best.copy()
-    singular = np.zeros(k, bool)  # a Newton direction was non-finite (singular Jacobian)
     since = np.zeros(k, np.int64)
     n_iter = np.zeros(k, np.int64)
     conv = np.sqrt(best) / scale <= tol
@@ -579,7 +576,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             continue
         dn = _newton_directions(model, z[act], rz[act], us[act], scale)
         finite = np.all(np.isfinite(dn), axis=1)
-        singular[act[~finite]] = True
         dn = np.where(finite[:, None], dn, 0.0)
         rr = np.sum(rz[act] ** 2, axis=1)
         zf = z[act] + dn
@@ -609,13 +605,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
         bank_new_roots()
         capture(act[~done[act]])
     # --- Levenberg-Marquardt from the best point for what Newton left
-    # LM is for roots Newton cannot finish: on a continuum of roots (singular Jacobian) or
-    # where Newton was approaching one. A start where Newton's steps never lowered |r| (every
-    # backtracked step failed, the Jacobian being regular) sits near a local minimum of |r|
-    # that is not a root (a "ghost" of chaotic and untrained networks, hundreds of them):
-    # LM would only spend its patience there (measured: most of stage 2 on such networks).
-    hopeful = singular | (best < 0.81 * best0)
-    left = np.nonzero(~conv & lm_allowed & hopeful & (owner == np.arange(k)))[0]
+    left = np.nonzero(~conv & lm_allowed & (owner == np.arange(k)))[0]
     if left.size:
         z[left], rz[left] = x[left], r[left]
         theta = np.ones(k)
