@@ -1,0 +1,470 @@
+"""Continuous attractors among slow points: linking, dimension, ordering and length.
+
+Slow points found from trajectory samples are spread very unevenly along a line or ring
+attractor (dense where trajectories linger, sparse elsewhere), and lie off it by a small
+amount that depends on the speed tolerance. Every scale used here is therefore local or
+estimated from the data:
+
+- linking: continuous k-nearest neighbours (CkNN, Berry & Sauer 2019), two points are linked
+  when ``|x_i - x_j| <= link_factor * sqrt(r_i r_j)`` with ``r_i`` the distance from ``x_i`` to
+  its ``n_neighbours``-th nearest neighbour. The threshold follows the local sampling density,
+  so a line sampled 20 times more densely at one end than the other stays one piece, while
+  two curves further apart than their own sampling scale stay apart, and an isolated point at
+  distance D from a curve of spacing s joins it only when D is below ~ link_factor^2 * r ~ 10 s;
+- dimension and off-manifold spread: local PCA in balls of radius ``local_scale`` x the
+  group's diameter (at least the ``n_neighbours``-th neighbour distance), which is far larger
+  than the spacing in dense regions, so that jitter there is not mistaken for extra
+  dimensions;
+- length: the ordered points are grouped into consecutive pieces at least ``6 x spread`` long
+  and the length is that of the polygon through the pieces' centroids (and, for a line, its two
+  end points), so the jitter does not add to the length.
+"""
+
+import dataclasses
+
+import numpy as np
+from jaxtyping import ArrayLike
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
+from scipy.spatial.distance import cdist
+
+from ._fixed_points import FixedPoints
+
+
+@dataclasses.dataclass(frozen=True)
+class AttractorManifold:
+    """A continuous attractor (or candidate) made of slow/fixed points.
+
+    Fields:
+        kind: ``"line"`` (open curve), ``"ring"`` (closed curve) or ``"surface"`` (dimension >= 2).
+        dimension: estimated intrinsic dimension.
+        states: [M, N] the member points, ordered along the curve (for surfaces: by the first
+            principal component).
+        indices: [M] the members' indices in the input points, in the same order.
+        length: arc length along the ordering, from the jitter-averaged curve (a ring includes
+            the closing segment); for a surface, its diameter (largest distance between members).
+        speeds: [M] speeds of the members (NaN when plain states were given).
+        tangent_eigenvalues: [M] (curves) for each member, the eigenvalue whose right
+            eigenvector is most aligned with the local tangent (NaN without Jacobians).
+        tangent_alignment: [M] |cos| of the angle between that eigenvector and the tangent.
+        near_zero_tangent: whether the median |tangent eigenvalue| is below ``zero_tol`` times
+            the median spectral scale (max |eigenvalue|) of the members: the flow along the
+            manifold is (nearly) zero, as a continuous attractor requires.
+        spread: estimated root-mean-square distance of the members from the manifold (the
+            off-manifold jitter), in state units.
+    """
+
+    kind: str
+    dimension: int
+    states: np.ndarray
+    indices: np.ndarray
+    length: float
+    speeds: np.ndarray
+    tangent_eigenvalues: np.ndarray
+    tangent_alignment: np.ndarray
+    near_zero_tangent: bool
+    spread: float = 0.0
+
+
+def _neighbour_radius(d: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each point to its k-th nearest *distinct* other point [K] (duplicates
+    skipped; the farthest distinct point when there are fewer than k)."""
+    dd = np.where(d > 0, d, np.inf)
+    k = max(1, min(k, d.shape[0] - 1))
+    r = np.partition(dd, k - 1, axis=1)[:, k - 1]
+    bad = ~np.isfinite(r)
+    if np.any(bad):
+        far = np.max(np.where(np.isfinite(dd[bad]), dd[bad], -np.inf), axis=1)
+        r[bad] = np.where(np.isfinite(far), far, 0.0)
+    return r
+
+
+def _local_structure(
+    x: np.ndarray, d: np.ndarray, r_k: np.ndarray, variance: float, local_scale: float,
+    max_eval: int = 64, max_ball: int = 128,
+) -> tuple[int, float]:
+    """(dimension, spread): the median over (at most ``max_eval``) points of the number of
+    principal components explaining ``variance`` of a ball of radius
+    ``max(r_k, local_scale * diameter)``, and the root of the median variance left outside
+    them (the off-manifold spread). Large balls are thinned evenly by distance rank."""
+    m = x.shape[0]
+    radius = np.maximum(r_k, local_scale * float(d.max()))
+    dims, resid = [], []
+    for i in np.unique(np.linspace(0, m - 1, min(m, max_eval)).round().astype(int)):
+        ball = np.flatnonzero(d[i] <= radius[i])
+        if ball.size > max_ball:
+            ball = ball[np.argsort(d[i, ball], kind="stable")]
+            ball = ball[np.linspace(0, ball.size - 1, max_ball).round().astype(int)]
+        y = x[ball] - x[ball].mean(axis=0)
+        ev = np.clip(np.linalg.eigvalsh(y @ y.T)[::-1], 0.0, None)
+        total = ev.sum()
+        if not total > 0:
+            continue
+        k = int(np.searchsorted(np.cumsum(ev) / total, variance * (1 - 1e-12)) + 1)
+        dims.append(k)
+        resid.append(ev[k:].sum() / ball.size)
+    if not dims:
+        return 0, 0.0
+    return int(np.median(dims)), float(np.sqrt(np.median(resid)))
+
+
+def _longest_tree_path(tree) -> tuple[np.ndarray, np.ndarray]:
+    """The longest path of a (spanning) tree by two sweeps: (path nodes, distance of every node
+    from the path's first node)."""
+    dist0 = shortest_path(tree, directed=False, indices=0)
+    a = int(np.argmax(np.where(np.isfinite(dist0), dist0, -1)))
+    dist_a, pred = shortest_path(tree, directed=False, indices=a, return_predecessors=True)
+    b = int(np.argmax(np.where(np.isfinite(dist_a), dist_a, -1)))
+    path = [b]
+    while path[-1] != a:
+        path.append(int(pred[path[-1]]))
+    return np.asarray(path[::-1]), dist_a
+
+
+def _order_curve(
+    x: np.ndarray, d: np.ndarray, linked: np.ndarray, r_k: np.ndarray, *, link_factor: float,
+    local_scale: float, spread: float, n_end: int, min_cos: float = 0.7,
+) -> tuple[np.ndarray, bool, float, np.ndarray]:
+    """Order a 1-D group along its curve and measure it.
+
+    The order: positions along the longest path of the minimum spanning tree of the linking
+    graph (members off the path take the position of their nearest path point). The length:
+    consecutive ordered points are grouped into pieces (a new piece starts once a point is
+    ``h = 6 * spread`` from the piece's first point, ``h`` at most a tenth of the diameter) and
+    the length is that of the polygon through the pieces' centroids (a line adds its first and
+    last points, a ring the closing side). Closed (a ring) when a member of the two end pieces
+    (at least ``n_end`` points) of one side is linked to one of the other and the curve is more
+    than three times as long as the distance between its ends.
+
+    Returns: (order [M], closed, length, tangent [M, N] unit vectors along the curve).
+    """
+    m = x.shape[0]
+    scale = float(d.max())
+    weights = np.where(linked, d + 1e-12 * max(scale, 1e-300), 0.0)
+    np.fill_diagonal(weights, 0.0)
+    tree = minimum_spanning_tree(csr_matrix(weights))
+    path, dist = _longest_tree_path(tree)
+    pos = np.full(m, np.inf)
+    pos[path] = dist[path]
+    rest = np.setdiff1d(np.arange(m), path)
+    if rest.size and path.size > 1:
+        # project each off-path member onto the nearer of the two path segments at its
+        # nearest path point (placing it *at* that point would misorder sparse stretches)
+        near = np.argmin(d[np.ix_(rest, path)], axis=1)
+        best_t, best_e = np.zeros(rest.size), np.full(rest.size, np.inf)
+        for lo, hi in ((near - 1, near), (near, near + 1)):
+            ok = (lo >= 0) & (hi < path.size)
+            lo, hi = np.clip(lo, 0, path.size - 1), np.clip(hi, 0, path.size - 1)
+            xa, xb = x[path[lo]], x[path[hi]]
+            seg = xb - xa
+            lam = np.clip(np.einsum("ij,ij->i", x[rest] - xa, seg)
+                          / np.maximum(np.einsum("ij,ij->i", seg, seg), 1e-300), 0.0, 1.0)
+            err = np.linalg.norm(x[rest] - xa - lam[:, None] * seg, axis=1)
+            err = np.where(ok, err, np.inf)
+            t = dist[path[lo]] + lam * (dist[path[hi]] - dist[path[lo]])
+            better = err < best_e
+            best_t, best_e = np.where(better, t, best_t), np.where(better, err, best_e)
+        pos[rest] = best_t
+    elif rest.size:
+        pos[rest] = dist[path[0]]
+    order = np.lexsort((np.arange(m), pos))
+
+    h = min(6.0 * spread, 0.1 * scale)
+    xs = x[order]
+    piece = np.zeros(m, int)
+    start = 0
+    for i in range(1, m):
+        if np.linalg.norm(xs[i] - xs[start]) >= h:
+            start = i
+            piece[i] = piece[i - 1] + 1
+        else:
+            piece[i] = piece[i - 1]
+    n_pieces = piece[-1] + 1
+    counts = np.bincount(piece, minlength=n_pieces)
+    centres = np.zeros((n_pieces, x.shape[1]))
+    np.add.at(centres, piece, xs)
+    centres /= counts[:, None]
+
+    # closed: the curve continues itself across its two ends, by the rule that joins groups
+    # (_merge_groups): the closest pair of end members within 2 link_factor x the sparser
+    # end's neighbour distance is a step along the curve's tangent at both (a ring's density
+    # may jump where its ends meet; the ends of a bent line meet sideways, if at all)
+    first = np.nonzero(piece <= min(1, n_pieces - 1))[0]
+    last = np.nonzero(piece >= max(n_pieces - 2, 0))[0]
+    first = first if first.size >= n_end else np.arange(min(n_end, m))
+    last = last if last.size >= n_end else np.arange(max(m - n_end, 0), m)
+    a, b = order[first], order[last]
+    dab = d[np.ix_(a, b)]
+    meet = dab <= 2.0 * link_factor * np.maximum.outer(r_k[a], r_k[b])
+    ends_linked = False
+    if np.any(meet):
+        i, j = np.unravel_index(np.argmin(np.where(meet, dab, np.inf)), dab.shape)
+        near_r = _neighbour_radius(d, 2)
+        floor = max(local_scale * scale, 6.0 * spread)
+        step = x[b[j]] - x[a[i]]
+        ends_linked = min(_along(x, d, p, step, max(near_r[p], floor), 1) for p in (a[i], b[j])) >= (
+            min_cos)
+    open_len = float(np.sum(np.linalg.norm(np.diff(centres, axis=0), axis=1)))
+    gap = float(np.linalg.norm(centres[-1] - centres[0]))
+    closed = m >= 6 and n_pieces >= 3 and ends_linked and open_len > 3.0 * gap
+    if closed:
+        length = open_len + gap
+        nxt, prv = np.roll(centres, -1, axis=0), np.roll(centres, 1, axis=0)
+    else:
+        chain = np.concatenate([xs[:1], centres, xs[-1:]])
+        length = float(np.sum(np.linalg.norm(np.diff(chain, axis=0), axis=1)))
+        nxt = np.concatenate([centres[1:], xs[-1:]])
+        prv = np.concatenate([xs[:1], centres[:-1]])
+    tangent = (nxt - prv)[piece]
+    norms = np.linalg.norm(tangent, axis=1, keepdims=True)
+    if np.any(norms == 0):  # a single piece: the principal direction
+        pc1 = np.linalg.svd(xs - xs.mean(axis=0), full_matrices=False)[2][0]
+        tangent = np.where(norms == 0, pc1, tangent)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-300)
+    return order, closed, length, tangent
+
+
+def _along(x: np.ndarray, d: np.ndarray, a: int, step: np.ndarray, radius: float,
+           dim: int) -> float:
+    """|cos| of the angle between ``step`` and the local tangent space at point ``a``: the
+    principal subspace (``dim`` components) of the points within ``radius`` of it."""
+    ball = np.flatnonzero(d[a] <= radius)
+    y = x[ball] - x[ball].mean(axis=0)
+    basis = np.linalg.svd(y, full_matrices=False)[2][: max(dim, 1)]
+    return float(np.linalg.norm(basis @ step) / max(np.linalg.norm(step), 1e-300))
+
+
+def _merge_groups(
+    x: np.ndarray, d: np.ndarray, labels: np.ndarray, linked: np.ndarray, *, k: int,
+    link_factor: float, min_points: int, variance: float, local_scale: float,
+    min_cos: float = 0.7,
+) -> np.ndarray:
+    """Join groups that continue each other, where the symmetric linking rule can cut a curve:
+    where its density jumps, or after a chance gap in a sparse stretch.
+
+    Two groups of at least ``min_points`` points are joined when their closest pair (i, j)
+    among those with ``d_ij <= 2 link_factor * max(r_i, r_j)`` (each ``r`` the k-th neighbour
+    distance within its own group: they meet at the spacing of the sparser one) is a step
+    along both groups' local tangent spaces (|cos| >= ``min_cos`` with each). A smaller group
+    joins a large one when its closest point within ``2 link_factor * r`` of the large group's
+    points lies along that group's tangent space. Tangent spaces: principal subspace (of the
+    group's dimension) of the points within the largest of the 2nd-neighbour distance,
+    ``local_scale`` x the group's diameter and 6 x the larger off-manifold spread of the two. Parallel curves, and isolated points beside a
+    curve, meet it sideways and stay apart; small groups are never joined to each other. The
+    joining pairs are added to ``linked`` in place; returns the new labels [K]."""
+    groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
+    big = [g for g, m in enumerate(groups) if m.size >= min_points]
+    if not big or len(groups) < 2:
+        return labels
+    sub, own_r, near_r, dims = {}, {}, {}, {}  # dims: group -> (dimension, spread)
+    for g in big:
+        sub[g] = d[np.ix_(groups[g], groups[g])]
+        own_r[g] = _neighbour_radius(sub[g], k)
+        near_r[g] = _neighbour_radius(sub[g], 2)
+    parent = list(range(len(groups)))
+    reach = 2.0 * link_factor  # lenient: the tangent test guards the joins
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def structure(g):
+        if g not in dims:
+            dims[g] = _local_structure(x[groups[g]], sub[g], own_r[g], variance, local_scale)
+        return dims[g]
+
+    def along(g, a, step, other=None):
+        """|cos| between ``step`` and group g's tangent space at its member a."""
+        # the finest scale that sees the curve through the jitter: a sparse group's end turns
+        # within a few spacings, a dense group's jitter needs a wide ball (at least 6 x the
+        # larger spread of the two groups: a short dense piece cannot measure its own)
+        floor = 6.0 * max(structure(g)[1], structure(other)[1] if other is not None else 0.0)
+        radius = max(near_r[g][a], local_scale * float(sub[g].max()), floor)
+        return _along(x[groups[g]], sub[g], a, step, radius, structure(g)[0])
+
+    def join(g, h, a, b):
+        linked[groups[g][a], groups[h][b]] = linked[groups[h][b], groups[g][a]] = True
+        parent[root(g)] = root(h)
+
+    for n, g in enumerate(big):
+        for h in big[n + 1:]:
+            dgh = d[np.ix_(groups[g], groups[h])]
+            meet = dgh <= reach * np.maximum.outer(own_r[g], own_r[h])
+            if not np.any(meet):
+                continue
+            a, b = np.unravel_index(np.argmin(np.where(meet, dgh, np.inf)), dgh.shape)
+            step = x[groups[h][b]] - x[groups[g][a]]
+            if min(along(g, a, step, h), along(h, b, step, g)) >= min_cos:
+                join(g, h, a, b)
+    for s in (g for g, m in enumerate(groups) if m.size < min_points):
+        best = None
+        for g in big:
+            dsg = d[np.ix_(groups[s], groups[g])]
+            dsg = np.where(dsg <= reach * own_r[g][None, :], dsg, np.inf)
+            if np.isfinite(dsg.min()) and (best is None or dsg.min() < best[0]):
+                a, b = np.unravel_index(np.argmin(dsg), dsg.shape)
+                best = (dsg[a, b], g, a, b)
+        if best is not None:
+            _, g, a, b = best
+            if along(g, b, x[groups[s][a]] - x[groups[g][b]]) >= min_cos:
+                join(s, g, a, b)
+    new = labels.copy()
+    for g, m in enumerate(groups):
+        new[m] = labels[groups[root(g)][0]]
+    _, new = np.unique(new, return_inverse=True)
+    return new
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not (np.isscalar(value) and np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def attractor_manifolds(
+    points: FixedPoints | ArrayLike,
+    *,
+    link_distance: float | None = None,
+    link_factor: float = 1.5,
+    min_points: int = 8,
+    n_neighbours: int = 8,
+    variance: float = 0.9,
+    local_scale: float = 0.1,
+    zero_tol: float = 0.05,
+) -> list[AttractorManifold]:
+    """Find continuous attractors (lines, rings, surfaces) among slow points.
+
+    1. Linking (robust to uneven sampling): with ``r_i`` the distance from point i to its
+       ``n_neighbours``-th nearest neighbour, points i and j are linked when
+       ``|x_i - x_j| <= link_factor * sqrt(r_i * r_j)`` (continuous k-nearest neighbours,
+       Berry & Sauer 2019): the threshold follows the local density, so a curve sampled 20 : 1
+       stays in one piece, while a gap much wider than the sampling on both sides (a second
+       curve, an isolated fixed point more than ~10 local spacings away) separates. With
+       ``link_distance`` the rule is instead ``|x_i - x_j| <= link_distance``.
+    2. Each connected group of at least ``min_points`` points is a candidate. It is kept if it
+       is extended (diameter at least 4 x its median nearest-neighbour distance) and, with a
+       `FixedPoints` (Jacobians available), if most members have a slow mode (smallest
+       |eigenvalue| at most ``zero_tol`` x the largest; growth rates mu - 1 for maps).
+    3. Dimension: the median over members of the number of local principal components that
+       explain ``variance`` of the points within ``local_scale`` x the group's diameter (at
+       least the ``n_neighbours``-th neighbour); what the dimension leaves unexplained is the
+       off-manifold ``spread``. Jitter up to about 2% of the diameter leaves a curve 1-D.
+    4. Curves are ordered along the longest path of the minimum spanning tree of their links;
+       the ``length`` is that of the curve through centroids of consecutive pieces about
+       ``6 x spread`` long (so the jitter does not lengthen it). A curve is a ``ring`` when its
+       two ends are linked (step 1's rule) and it is more than 3 times longer than the distance
+       between them, else a ``line``. Surfaces are ordered by their first principal component.
+    5. With Jacobians, each curve member's eigenvalue whose right eigenvector is most aligned
+       with the curve's tangent is reported, and ``near_zero_tangent`` says whether their
+       median magnitude is below ``zero_tol`` x the spectral scale.
+
+    Args:
+        points: a `FixedPoints` (typically from a loose ``slow_tol``) or states [K, N].
+        link_distance: a fixed linking distance (state units) instead of the local rule.
+        link_factor: the CkNN factor of step 1 (default 1.5).
+        min_points: smallest group reported (>= 3, default 8).
+        n_neighbours: the k of the local scale ``r_i`` (default 8).
+        variance: explained variance that fixes the local dimension (default 0.9).
+        local_scale: neighbourhood radius for the dimension, a fraction of the group's diameter
+            (default 0.1).
+        zero_tol: relative size of a "near-zero" eigenvalue (default 0.05).
+
+    Returns: a list of `AttractorManifold`, largest first. Costs O(K^2) memory and time for K
+    points (2000 points in 128 dimensions: well under a second).
+    """
+    if isinstance(points, FixedPoints):
+        x = np.asarray(points.states, np.float64)
+        speeds = np.asarray(points.speeds)
+        vals = np.asarray(points.eigenvalues)
+        vecs = np.asarray(points.right_eigenvectors)
+        if not points.is_continuous:  # map eigenvalues -> growth rates (mu - 1)
+            vals = vals - 1.0
+    else:
+        x = np.asarray(points, np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"points must be a FixedPoints or states [K, N], got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("points must be finite (states [K, N] with no NaN or inf)")
+        speeds = np.full(x.shape[0], np.nan)
+        vals = vecs = None
+    for name, v, low in (("min_points", min_points, 3), ("n_neighbours", n_neighbours, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    if not (0 < variance <= 1):
+        raise ValueError(f"variance must be in (0, 1], got {variance!r}")
+    link_factor = _check_positive("link_factor", link_factor)
+    local_scale = _check_positive("local_scale", local_scale)
+    if link_distance is not None:
+        link_distance = _check_positive("link_distance", link_distance)
+    if x.shape[0] < min_points:
+        return []
+    d = cdist(x, x)
+    r_k = _neighbour_radius(d, n_neighbours)
+    if link_distance is None:
+        linked = d <= link_factor * np.sqrt(np.outer(r_k, r_k))
+    else:
+        linked = d <= link_distance
+    n_comp, labels = connected_components(csr_matrix(linked), directed=False)
+    if link_distance is None:
+        labels = _merge_groups(x, d, labels, linked, k=n_neighbours, link_factor=link_factor,
+                               min_points=min_points, variance=variance,
+                               local_scale=local_scale)
+        n_comp = int(labels.max()) + 1
+    out = []
+    for c in range(n_comp):
+        members = np.nonzero(labels == c)[0]
+        if members.size < min_points:
+            continue
+        xm = x[members]
+        dm = d[np.ix_(members, members)]
+        nn = np.where(dm > 0, dm, np.inf).min(axis=1)
+        spacing = float(np.median(nn[np.isfinite(nn)])) if np.any(np.isfinite(nn)) else 0.0
+        if not dm.max() >= 4.0 * spacing or dm.max() == 0:
+            continue  # a small cluster of isolated points, not an extended manifold
+        if vals is not None:
+            # A continuous attractor has a (nearly) zero mode at its points: skip groups whose
+            # members mostly have none (e.g. the isolated corners and saddles of a flip-flop).
+            mags = np.abs(vals[members])
+            slow_mode = mags.min(axis=1) <= zero_tol * np.maximum(mags.max(axis=1), 1e-300)
+            if np.mean(slow_mode) < 0.5:
+                continue
+        rm = _neighbour_radius(dm, n_neighbours)
+        dim, spread = _local_structure(xm, dm, rm, variance, local_scale)
+        tangent = None
+        if dim <= 1:
+            order, closed, length, tangent = _order_curve(
+                xm, dm, linked[np.ix_(members, members)], rm, link_factor=link_factor,
+                local_scale=local_scale, spread=spread, n_end=n_neighbours)
+            kind = "ring" if closed else "line"
+            dim = 1
+        else:
+            centred = xm - xm.mean(axis=0)
+            pc1 = np.linalg.svd(centred, full_matrices=False)[2][0]
+            order = np.argsort(centred @ pc1, kind="stable")
+            kind = "surface"
+            length = float(dm.max())
+        idx = members[order]
+        tang_vals = np.full(idx.size, np.nan, complex)
+        align = np.full(idx.size, np.nan)
+        near_zero = False
+        if vals is not None and tangent is not None:
+            for lo in range(0, idx.size, 256):  # chunks: eigenvector stacks can be large
+                p = idx[lo:lo + 256]
+                v = vecs[p]
+                cos = np.abs(np.einsum("mn,mnk->mk", tangent[lo:lo + 256], v)) / np.maximum(
+                    np.linalg.norm(v, axis=1), 1e-300)
+                best = np.argmax(cos, axis=1)
+                rows = np.arange(p.size)
+                tang_vals[lo:lo + 256] = vals[p][rows, best]
+                align[lo:lo + 256] = cos[rows, best]
+            scale = np.median(np.max(np.abs(vals[idx]), axis=1))
+            near_zero = bool(np.median(np.abs(tang_vals)) <= zero_tol * max(scale, 1e-300))
+        out.append(AttractorManifold(
+            kind=kind, dimension=int(dim), states=x[idx], indices=idx, length=float(length),
+            speeds=speeds[idx], tangent_eigenvalues=tang_vals, tangent_alignment=align,
+            near_zero_tangent=near_zero, spread=float(spread),
+        ))
+    out.sort(key=lambda m: -m.states.shape[0])
+    return out
