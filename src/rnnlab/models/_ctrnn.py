@@ -423,6 +423,21 @@ class CTRNN(AbstractRNN):
              f32(arrays["b_out"])),
         )
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "CTRNN":
+        """A model with the structure given by `config` (array values arbitrary).
+
+        A trained trainable ``tau`` may sit at its lower clip ``dt``, which the constructor
+        refuses as a starting value; since `rnnlab.load` replaces ``tau_param`` with the saved
+        tensor anyway, the structure is built from a placeholder above ``dt``.
+        """
+        config = dict(config)
+        if "tau" in config.get("trainable", ()):
+            dt = float(config.get("dt", 10.0))
+            tau = np.maximum(np.asarray(config.get("tau", 100.0), dtype=np.float64), 2.0 * dt)
+            config["tau"] = float(tau) if tau.ndim == 0 else tau.tolist()
+        return super().from_config(config)
+
     def config(self) -> dict[str, Any]:
         if self.activation_name is None:
             raise ValueError(

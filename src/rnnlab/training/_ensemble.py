@@ -308,26 +308,32 @@ def train_ensemble(
     def member_noise(row):
         return None if noise is None else (row, noise[1])
 
-    def chunk(arrays, opt, active, loss_sum, n_done, start, stop):
-        """Steps start..stop-1 for every network still active; then evaluate at `stop`."""
+    def chunk(arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done, start, stop):
+        """Steps start..stop-1 for every network still active; then evaluate at `stop`.
+
+        ``prev_arrays`` / ``prev_opt`` hold each network's state one step back: a network
+        whose loss becomes non-finite returns to them, the last state whose loss was seen
+        finite (as `rnnlab.train` does)."""
 
         def body(i, carry):
-            arrays, opt, active, loss_sum, n_done = carry
+            arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done = carry
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(train_keys)
             new_arrays, new_opt, loss = jax.vmap(
                 lambda a, o, k, z: step_one(a, o, k, member_noise(z)),
                 in_axes=(0, 0, 0, noise_axis),
             )(arrays, opt, step_keys, noise_arg)
             ok = active & jnp.isfinite(loss)
-            arrays = keep(ok, new_arrays, arrays)
-            opt = keep(ok, new_opt, opt)
+            diverged = active & ~jnp.isfinite(loss)
+            prev_arrays = keep(ok, arrays, prev_arrays)
+            prev_opt = keep(ok, opt, prev_opt)
+            arrays = keep(ok, new_arrays, keep(diverged, prev_arrays, arrays))
+            opt = keep(ok, new_opt, keep(diverged, prev_opt, opt))
             loss_sum = loss_sum + jnp.where(ok, loss, 0.0)
             n_done = n_done + ok.astype(jnp.int32)
-            diverged = active & ~jnp.isfinite(loss)
-            return arrays, opt, active & ~diverged, loss_sum, n_done
+            return arrays, opt, prev_arrays, prev_opt, active & ~diverged, loss_sum, n_done
 
-        arrays, opt, active, loss_sum, n_done = jax.lax.fori_loop(
-            start, stop, body, (arrays, opt, active, loss_sum, n_done)
+        arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done = jax.lax.fori_loop(
+            start, stop, body, (arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done)
         )
         eval_k = jax.vmap(lambda k: jax.random.fold_in(k, stop))(eval_keys)
         scores = jax.vmap(
@@ -336,7 +342,7 @@ def train_ensemble(
             ),
             in_axes=(0, 0, noise_axis),
         )(arrays, eval_k, noise_arg)
-        return arrays, opt, active, loss_sum, n_done, scores
+        return arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done, scores
 
     chunk_jit = jax.jit(chunk)
     active = jnp.ones((n,), bool)
@@ -344,7 +350,8 @@ def train_ensemble(
     zeros_i = jnp.zeros((n,), jnp.int32)
     t0 = time.perf_counter()
     compiled = chunk_jit.lower(
-        stacked, opt_state, active, zeros_f, zeros_i, jnp.int32(0), jnp.int32(1)
+        stacked, opt_state, stacked, opt_state, active, zeros_f, zeros_i, jnp.int32(0),
+        jnp.int32(1),
     ).compile()
     compile_time = time.perf_counter() - t0
 
@@ -354,6 +361,7 @@ def train_ensemble(
     best_acc = np.full(n, -1.0)
     best_arrays = stacked
     arrays = stacked
+    prev_arrays, prev_opt = stacked, opt_state
     bar = None
     if _progress_enabled(progress):
         from tqdm.auto import tqdm
@@ -365,8 +373,9 @@ def train_ensemble(
         while step < steps and bool(np.any(np.asarray(active))):
             stop = min(steps, (step // eval_every + 1) * eval_every)
             t1 = time.perf_counter()
-            arrays, opt_state, new_active, loss_sum, n_done, scores = compiled(
-                arrays, opt_state, active, zeros_f, zeros_i, jnp.int32(step), jnp.int32(stop)
+            arrays, opt_state, prev_arrays, prev_opt, new_active, loss_sum, n_done, scores = (
+                compiled(arrays, opt_state, prev_arrays, prev_opt, active, zeros_f, zeros_i,
+                         jnp.int32(step), jnp.int32(stop))
             )
             scores = {k: np.asarray(v) for k, v in scores.items()}
             run_time += time.perf_counter() - t1
@@ -380,7 +389,11 @@ def train_ensemble(
             for i in np.flatnonzero(was_active):
                 taken[i] = step + int(n_done[i])
                 if not new_active[i]:
+                    # back to the state one step before the non-finite loss; its later
+                    # evaluations are dropped (as `rnnlab.train` does)
                     status[i] = "diverged"
+                    taken[i] = max(taken[i] - 1, 0)
+                    histories[i] = [h for h in histories[i] if h["step"] <= taken[i]]
                     continue
                 record = {"step": stop, "train_loss": float(loss_sum[i] / max(n_done[i], 1))}
                 record.update({k: float(v[i]) for k, v in scores.items()})

@@ -179,6 +179,22 @@ def _check_pair(model, task) -> None:
         )
 
 
+def check_key(key: Any, name: str = "key") -> Array:
+    """``key`` as one JAX PRNG key, or a TypeError naming ``name``."""
+    if isinstance(key, (jax.Array, np.ndarray)):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0:
+            return key
+        if key.dtype == np.uint32 and key.ndim == 1:
+            return jnp.asarray(key)
+        what = f"an array of dtype {key.dtype} and shape {key.shape}"
+    else:
+        what = type(key).__name__
+    raise TypeError(
+        f"{name} must be one JAX PRNG key, e.g. jax.random.PRNGKey(seed) or "
+        f"jax.random.key(seed), got {what}"
+    )
+
+
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -186,6 +202,10 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def _check_float(name: str, value: Any, minimum: float = 0.0, *, strict=False) -> float:
+    if isinstance(value, (jax.Array, np.ndarray)) and value.shape == () and jnp.issubdtype(
+        value.dtype, jnp.floating
+    ):
+        value = float(value)  # a 0-d array (np.float32(...), jnp.asarray(...)) is a number
     ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
     ok = ok and math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
@@ -255,9 +275,13 @@ def _task_config(task) -> Any:
         return type(task).__name__
 
 
-def save_checkpoint(path, params, opt_state, meta) -> None:
+def save_checkpoint(path, params, opt_state, meta, best_params=None) -> None:
+    """Write the trainable leaves, the optimiser state and (optionally) the trainable leaves
+    of the best model so far to one atomic checkpoint file."""
     tensors = tree_to_tensors(params, "params")
     tensors.update(tree_to_tensors(opt_state, "opt"))
+    if best_params is not None:
+        tensors.update(tree_to_tensors(best_params, "best"))
     write_safetensors(path, tensors, {"kind": "checkpoint", **meta})
 
 
@@ -266,6 +290,14 @@ def load_checkpoint(path, params_template, opt_template):
     params = tensors_to_tree(params_template, tensors, "params", str(path))
     opt_state = tensors_to_tree(opt_template, tensors, "opt", str(path))
     return params, opt_state, meta
+
+
+def load_best_params(path, params_template):
+    """The best model's trainable leaves stored in a checkpoint, or None (older files)."""
+    tensors, _ = read_safetensors(path, kind="checkpoint")
+    if not any(name.startswith("best") for name in tensors):
+        return None
+    return tensors_to_tree(params_template, tensors, "best", str(path))
 
 
 # ------------------------------------------------------------------------------ train
@@ -329,10 +361,13 @@ def train(
     Returns: a `TrainResult`.
     """
     _check_pair(model, task)
+    key = check_key(key)
     steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy = (
         check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
                         target_accuracy)
     )
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r} is a file; give a directory for the run")
     if checkpoint_every is None:
         checkpoint_every = eval_every
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
@@ -360,6 +395,7 @@ def train(
     train_key, eval_key = jax.random.split(key)
 
     start = 0
+    resumed_losses: list[float] = []
     finished = False
     history: list[dict[str, float]] = []
     wall_offset = 0.0
@@ -380,7 +416,14 @@ def train(
             start = int(meta["step"])
             history = list(meta["history"])
             wall_offset = float(meta.get("wall_time", 0.0))
-            best = (float(meta.get("best_accuracy", -1.0)), None)
+            # the training losses since the last evaluation, so that the next record's
+            # train_loss averages the same steps as in an uninterrupted run
+            resumed_losses = [float(x) for x in meta.get("losses_since_eval", [])]
+            best_params = load_best_params(ckpt_path, params)
+            best = (
+                float(meta.get("best_accuracy", -1.0)),
+                None if best_params is None else eqx.combine(best_params, static),
+            )
             finished = meta.get("stopped") == "target_accuracy"
         elif (out / "config.json").exists() and not resume and ckpt_path.exists():
             raise FileExistsError(
@@ -411,19 +454,23 @@ def train(
             lines = "".join(json.dumps(h) + "\n" for h in history)
             atomic_write_text(out / "history.jsonl", lines)
 
-    def checkpoint(step_done, p, o, wall):
+    def checkpoint(step_done, p, o, wall, hist, losses):
         if ckpt_path is None:
             return
         meta = {
-            "step": step_done, "history": history, "wall_time": wall,
+            "step": step_done, "history": hist, "wall_time": wall,
             "best_accuracy": best[0], "fingerprint": fingerprint, "stopped": stopped,
+            "losses_since_eval": losses,
         }
-        save_checkpoint(ckpt_path, p, o, meta)
+        best_p = None if best[1] is None else eqx.filter(best[1], model.trainable_filter())
+        save_checkpoint(ckpt_path, p, o, meta, best_p)
 
     t0 = time.perf_counter()
     stopped = "steps"
-    losses_since_eval: list[Array] = []
-    last_good = (params, opt_state)
+    losses_since_eval: list[float] = resumed_losses
+    # the last (params, opt_state, steps done) whose training loss was seen to be finite
+    # (before the first step: the starting point, the best there is)
+    last_good = (params, opt_state, start)
     step = start
     last_saved = start
     if finished:
@@ -434,21 +481,35 @@ def train(
             new_params, new_opt, loss = step_fn(params, opt_state, step_key)
             loss_value = float(loss)
             if not math.isfinite(loss_value):
+                # `params` (after `step` updates) gave a non-finite loss: the last good
+                # parameters are those of the previous step, whose loss was finite
+                good_p, good_o, good_step = last_good
+                history[:] = [h for h in history if h["step"] <= good_step]
+                if ckpt_path is not None and last_saved > good_step:
+                    # the checkpoint on disk holds the parameters that just failed: replace
+                    # it by the last good ones
+                    kept_losses = losses_since_eval[: max(len(losses_since_eval) - 1, 0)]
+                    if history and history[-1]["step"] == good_step:
+                        kept_losses = []
+                    checkpoint(good_step, good_p, good_o, wall_offset + time.perf_counter() - t0,
+                               history, kept_losses)
+                    last_saved = good_step
                 write_history()
-                good = current_model(last_good[0])
+                good = current_model(good_p)
                 where = (
                     f"; the last good checkpoint (step {last_saved}) is kept at {ckpt_path}"
                     if ckpt_path is not None and ckpt_path.exists()
                     else ""
                 )
                 raise TrainingDiverged(
-                    f"training diverged: the loss became {loss_value} at step {step + 1}{where}. "
-                    "Lower the learning rate, clip gradients harder (grad_clip) or check the "
-                    "task's inputs.",
-                    TrainResult(good, history, best[1] or good, step, "diverged"),
+                    f"training diverged: the loss became {loss_value} at step {step + 1} (the "
+                    f"parameters after {step} steps); the last good parameters are those after "
+                    f"{good_step} steps{where}. Lower the learning rate, clip gradients harder "
+                    "(grad_clip) or check the task's inputs.",
+                    TrainResult(good, history, best[1] or good, good_step, "diverged"),
                 )
+            last_good = (params, opt_state, step)
             params, opt_state = new_params, new_opt
-            last_good = (params, opt_state)
             step += 1
             losses_since_eval.append(loss_value)
             if bar is not None:
@@ -473,7 +534,8 @@ def train(
             if reached:
                 stopped = "target_accuracy"
             if step % checkpoint_every == 0 or step == steps or reached:
-                checkpoint(step, params, opt_state, wall_offset + time.perf_counter() - t0)
+                checkpoint(step, params, opt_state, wall_offset + time.perf_counter() - t0,
+                           history, losses_since_eval)
                 last_saved = step
             if reached:
                 break

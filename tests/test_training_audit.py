@@ -1,0 +1,202 @@
+"""Regressions from an audit of the training side (train, ensembles, checkpoints, save/load).
+
+Each test asserts a truth a careful user relies on: a run re-done for exactly as many steps as
+a result reports reproduces its parameters bit for bit; an interrupted run resumes to the same
+history and best model; a saved model loads; bad arguments are named.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnlab as rl
+import rnnlab.training._train as tr
+from rnnlab.io import read_safetensors
+from rnnlab.io._model_io import tree_to_tensors
+from rnnlab.tasks import AbstractTask, Trial
+
+TASK = rl.tasks.FlipFlop(n_bits=2, n_steps=30)
+
+
+def _model(seed=0, **kw):
+    return rl.CTRNN(TASK.n_in, 12, TASK.n_out, key=jax.random.PRNGKey(seed), dt=TASK.dt, **kw)
+
+
+def _arrays(model):
+    return [np.asarray(x) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))]
+
+
+def _assert_identical(a, b):
+    la, lb = _arrays(a), _arrays(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(x, y)
+
+
+def _without_wall_time(history):
+    return [{k: v for k, v in h.items() if k != "wall_time"} for h in history]
+
+
+class GlitchyFlipFlop(AbstractTask):
+    """The flip-flop, but a trial's inputs are NaN with probability ``p`` (a broken recording):
+    the step whose batch holds one has a NaN loss, whatever the parameters."""
+
+    base: rl.tasks.FlipFlop
+    p: float
+    n_in: int
+    n_out: int
+    n_steps: int
+    dt: float
+
+    def __init__(self, base, p):
+        self.base, self.p = base, p
+        self.n_in, self.n_out, self.n_steps, self.dt = base.n_in, base.n_out, base.n_steps, base.dt
+
+    def sample(self, key) -> Trial:
+        k_trial, k_bad = jax.random.split(key)
+        trial = self.base.sample(k_trial)
+        bad = jax.random.uniform(k_bad) < self.p
+        return eqx.tree_at(lambda t: t.inputs, trial,
+                           jnp.where(bad, jnp.nan, trial.inputs))
+
+
+# ------------------------------------------------------------------------------ save / load
+
+
+def test_trainable_tau_at_its_clip_saves_and_loads(tmp_path):
+    """A trained per-unit tau that reached its lower clip (tau = dt) used to make the saved
+    model unloadable: the constructor refuses a trainable tau that starts at dt."""
+    model = _model(tau=np.linspace(20.0, 200.0, 12), trainable=("w_rec", "tau"))
+    # what training does to a unit whose tau is pushed below dt: log-tau under log(dt)
+    below = model.tau_param.at[:3].set(jnp.log(TASK.dt) - 1.0)
+    trained = eqx.tree_at(lambda m: m.tau_param, model, below)
+    assert float(jnp.min(trained.tau)) == TASK.dt  # clipped
+    rl.save(tmp_path / "m.safetensors", trained)
+    loaded = rl.load(tmp_path / "m.safetensors")
+    _assert_identical(trained, loaded)
+    inputs = jax.random.normal(jax.random.PRNGKey(1), (25, TASK.n_in))
+    a, b = rl.simulate(trained, inputs), rl.simulate(loaded, inputs)
+    np.testing.assert_array_equal(np.asarray(a.outputs), np.asarray(b.outputs))
+    assert loaded.config() == trained.config()
+
+
+# ------------------------------------------------------------------------------ resume
+
+
+def test_resume_reproduces_history_and_best_model(tmp_path, monkeypatch):
+    """Killed right after a checkpoint that falls between evaluations: the resumed run's
+    history (train_loss included) and best model equal the uninterrupted run's."""
+    # Adam 3e-2 for 8 steps, then a rate that makes the network worse: the best evaluation
+    # lies before the interruption, so only a restored best model can equal the full run's
+    schedule = lambda step: jnp.where(step < 8, 3e-2, 0.3)  # noqa: E731
+    kw = dict(steps=16, batch_size=16, learning_rate=schedule, grad_clip=None, eval_every=4,
+              eval_batch_size=64, checkpoint_every=3, progress=False)
+    model = _model(noise_std=0.05)
+    full = tr.train(model, TASK, key=jax.random.PRNGKey(4), **kw)
+    accs = [h["accuracy"] for h in full.history]
+    assert int(np.argmax(accs)) < 2 and max(accs) > max(accs[2:])  # best at step 4 or 8
+
+    real = tr.save_checkpoint
+
+    def save_then_die(path, params, opt_state, meta, *args, **kwargs):
+        real(path, params, opt_state, meta, *args, **kwargs)
+        if meta["step"] == 9:  # between the evaluations at 8 and 12
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(model, TASK, key=jax.random.PRNGKey(4), out_dir=tmp_path, **kw)
+    monkeypatch.setattr(tr, "save_checkpoint", real)
+    resumed = tr.train(model, TASK, key=jax.random.PRNGKey(4), out_dir=tmp_path, resume=True,
+                       **kw)
+    _assert_identical(resumed.model, full.model)
+    assert _without_wall_time(resumed.history) == _without_wall_time(full.history)
+    _assert_identical(resumed.best_model, full.best_model)
+
+
+# ------------------------------------------------------------------------------ divergence
+
+
+def test_divergence_returns_the_last_parameters_with_a_finite_loss(tmp_path):
+    """A step whose loss is NaN condemns the parameters it was computed with; the result and
+    the checkpoint hold the parameters one step earlier, which a run of exactly that many
+    steps reproduces bit for bit."""
+    # the 5th update (Optax count 4) uses a huge rate: the parameters after 5 steps are
+    # finite but so large that their loss is not; the last good ones are those after 4
+    schedule = lambda step: jnp.where(step < 4, 1e-3, 1e8)  # noqa: E731
+    kw = dict(batch_size=8, learning_rate=schedule, grad_clip=None, eval_every=1,
+              progress=False)
+    model = _model(activation="relu", gain=2.0)
+    with pytest.raises(rl.TrainingDiverged) as info:
+        rl.train(model, TASK, key=jax.random.PRNGKey(0), steps=50, out_dir=tmp_path, **kw)
+    result = info.value.result
+    assert result.stopped == "diverged" and result.steps == 4
+    # the returned model's own loss is finite, and it is the model after result.steps steps
+    again = rl.train(model, TASK, key=jax.random.PRNGKey(0), steps=result.steps, **kw)
+    _assert_identical(result.model, again.model)
+    assert np.isfinite(rl.training.evaluate(result.model, TASK, key=jax.random.PRNGKey(1),
+                                            batch_size=16)["loss"])
+    assert [h["step"] for h in result.history] == list(range(1, result.steps + 1))
+    # the checkpoint (written every step) was put back to those parameters
+    tensors, meta = read_safetensors(tmp_path / "checkpoints" / "checkpoint.safetensors")
+    assert meta["step"] == result.steps
+    params = eqx.filter(again.model, again.model.trainable_filter())
+    for name, value in tree_to_tensors(params, "params").items():
+        np.testing.assert_array_equal(tensors[name], value)
+    assert f"after {result.steps} steps" in str(info.value)
+
+
+def test_ensemble_member_that_diverges_mid_run_equals_training_it_alone():
+    """Divergence from a broken batch at a step > 0: the ensemble member and the lone run
+    both return the parameters one step before, with the same step count and history."""
+    task = GlitchyFlipFlop(TASK, 0.003)
+    kw = dict(steps=30, batch_size=16, grad_clip=1.0, eval_every=5, eval_batch_size=32,
+              progress=False)
+    models = [_model(0), _model(1)]
+    # with these keys the first broken batches come at steps 10 and 16 (0-based): the loss
+    # of the parameters after 10 (16) steps is NaN, so those after 9 (15) are returned
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    ens = rl.train_ensemble(models, task, key=keys, learning_rate=[1e-2, 3e-3], **kw)
+    assert list(ens.steps) == [9, 15]
+    for member, m, k, lr in zip(ens, models, keys, (1e-2, 3e-3)):
+        try:
+            alone = rl.train(m, task, key=k, learning_rate=lr, **kw)
+        except rl.TrainingDiverged as e:
+            alone = e.result
+        assert member.stopped == alone.stopped == "diverged"
+        assert member.steps == alone.steps > 0
+        assert [h["step"] for h in member.history] == [h["step"] for h in alone.history]
+        for x, y in zip(_arrays(member.model), _arrays(alone.model)):
+            np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-5)
+        redo = rl.train(m, task, key=k, learning_rate=lr, **{**kw, "steps": alone.steps})
+        _assert_identical(redo.model, alone.model)
+
+
+# ------------------------------------------------------------------------------ arguments
+
+
+@pytest.mark.parametrize("key", [0, None, "seed", np.zeros(3, np.float32)])
+def test_a_key_that_is_not_a_prng_key_is_named(key):
+    with pytest.raises(TypeError, match="key must be one JAX PRNG key"):
+        rl.train(_model(), TASK, key=key, steps=2, progress=False)
+
+
+def test_learning_rate_as_a_0d_array_and_typed_keys_are_accepted():
+    kw = dict(steps=2, batch_size=4, eval_every=2, eval_batch_size=8, progress=False)
+    a = rl.train(_model(), TASK, key=jax.random.PRNGKey(0), learning_rate=1e-2, **kw)
+    b = rl.train(_model(), TASK, key=jax.random.PRNGKey(0), learning_rate=jnp.float32(1e-2),
+                 **kw)
+    _assert_identical(a.model, b.model)
+    c = rl.train(_model(), TASK, key=jax.random.wrap_key_data(jax.random.PRNGKey(0)), **kw)
+    d = rl.train(_model(), TASK, key=jax.random.PRNGKey(0), **kw)
+    _assert_identical(c.model, d.model)
+
+
+def test_out_dir_that_is_a_file_is_named(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="out_dir"):
+        rl.train(_model(), TASK, key=jax.random.PRNGKey(0), steps=2, out_dir=path,
+                 progress=False)
