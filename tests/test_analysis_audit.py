@@ -148,6 +148,12 @@ def test_per_unit_tau_keeps_points_and_inertia():
         np.float64,
     )
     fv = out["vec"]
+    ct_model = rl.CTRNN.from_weights(w_rec, np.zeros((n, 1)), np.eye(n), b, activation="tanh",
+                                     dt=DT, tau=taus["vec"])
+    lin = rl.analysis.linearize(ct_model, np.asarray(fv.states)[0], np.zeros(1))
+    np.testing.assert_allclose(lin.eigenvalues, np.asarray(fv.eigenvalues)[0], atol=1e-12)
+    np.testing.assert_allclose(lin.map_eigenvalues, np.asarray(fv.map_eigenvalues)[0],
+                               atol=1e-12)
     for i, x in enumerate(np.asarray(fv.states)):
         step_jac = np.eye(n) + (DT / tau)[:, None] * (-np.eye(n) + w_rec / np.cosh(x)[None] ** 2)
         mu = np.linalg.eigvals(step_jac)
@@ -342,6 +348,9 @@ def test_linearize_discrete_map_matches_simulation():
     x0 = np.asarray(fps.states)[i]
     lin = rl.analysis.linearize(model, x0, u)
     np.testing.assert_allclose(lin.A + np.eye(6), np.asarray(fps.jacobians)[i], atol=1e-12)
+    # the map's multipliers are the FixedPoints eigenvalues; A's are mu - 1
+    np.testing.assert_allclose(lin.map_eigenvalues, np.asarray(fps.eigenvalues)[i], atol=1e-12)
+    np.testing.assert_allclose(lin.eigenvalues, np.asarray(fps.eigenvalues)[i] - 1, atol=1e-12)
     errors = []
     for size in (1e-2, 1e-3):
         dx = size * rng.normal(size=6)

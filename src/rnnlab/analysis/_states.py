@@ -187,6 +187,16 @@ class LinearSystem(eqx.Module):
         w = np.linalg.eigvals(self.A)
         return w[np.lexsort((-w.imag, -w.real))]
 
+    @property
+    def map_eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of the step's Jacobian ``I + h A`` (h = dt for continuous-time models,
+        1 for maps), sorted by real part, largest first: for maps these are the
+        `FixedPoints.eigenvalues` (``eigenvalues`` here are those of A = dF/dx = mu - 1), for
+        continuous-time models `FixedPoints.map_eigenvalues`."""
+        h = self.dt if (self.is_continuous and self.dt is not None) else 1.0
+        w = np.linalg.eigvals(np.eye(self.A.shape[0]) + h * self.A)
+        return w[np.lexsort((-w.imag, -w.real))]
+
     def vector_field(self, x: ArrayLike, u: ArrayLike) -> np.ndarray:
         x, u = np.asarray(x, np.float64), np.asarray(u, np.float64)
         return self.f0 + (x - self.x0) @ self.A.T + (u - self.u0) @ self.B.T
