@@ -493,3 +493,21 @@ def test_flipflop_edge_saddles_connect_neighbouring_corners():
         assert sum(targets.values()) == pytest.approx(1.0)
     for i in np.nonzero(lab == "stable")[0]:
         assert graph.edges[int(i), int(i)]["probability"] == 1.0
+
+
+def test_concatenate_checks_its_parts():
+    model, fps = _bistable_points()
+    empty = fps[np.zeros(len(fps), bool)]
+    both = rl.FixedPoints.concatenate([empty, fps, fps[:2]])
+    assert len(both) == len(fps) + 2 and both.stability == fps.stability + fps.stability[:2]
+    with pytest.raises(TypeError, match="parts"):
+        rl.FixedPoints.concatenate([fps, np.zeros((2, 2))])
+    # labels made with another marginal band cannot share one marginal_tol field
+    looser = rl.find_fixed_points(model, np.zeros(1), np.asarray(fps.states), marginal_tol=1e-3)
+    with pytest.raises(ValueError, match="marginal_tol"):
+        rl.FixedPoints.concatenate([fps, looser])
+    # same state size, other input size: another model
+    other = rl.CTRNN.from_weights(2 * np.eye(2), np.zeros((2, 2)), np.eye(2), dt=DT, tau=TAU)
+    with pytest.raises(ValueError, match="different models"):
+        rl.FixedPoints.concatenate(
+            [fps, rl.find_fixed_points(other, np.zeros(2), np.asarray(fps.states))])

@@ -359,11 +359,24 @@ class FixedPoints(eqx.Module):
         parts = list(parts)
         if not parts:
             raise ValueError("parts must hold at least one FixedPoints")
+        for p in parts:
+            if not isinstance(p, FixedPoints):
+                raise TypeError(f"parts must hold FixedPoints, got {type(p).__name__}")
         first = parts[0]
+
+        def kind(p):
+            return (p.is_continuous, p.dt, p.n_states, np.shape(p.inputs)[1],
+                    np.shape(p.outputs)[1])
+
         for p in parts[1:]:
-            if (p.is_continuous, p.dt, p.n_states) != (first.is_continuous, first.dt,
-                                                       first.n_states):
+            if kind(p) != kind(first):
                 raise ValueError("cannot concatenate fixed points of different models")
+            # the labels were computed with each part's own marginal band
+            if p.marginal_tol != first.marginal_tol:
+                raise ValueError(
+                    f"cannot concatenate fixed points classified with different marginal_tol "
+                    f"({first.marginal_tol} and {p.marginal_tol})"
+                )
         arrays = {
             f: np.concatenate([np.asarray(getattr(p, f)) for p in parts])
             for f in _ARRAY_FIELDS
