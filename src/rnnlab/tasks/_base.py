@@ -34,23 +34,32 @@ class Trial(eqx.Module):
 # --------------------------------------------------------------------------------- losses
 
 
+def _masked_targets(targets: Array, mask: Array) -> Array:
+    # Targets where the mask is 0 are ignored exactly, even when they hold NaN or inf (a
+    # common "no target here" marker): a product mask * NaN would be NaN, in the loss and its
+    # gradient.
+    return jnp.where(mask > 0, targets, jnp.zeros_like(targets))
+
+
 def masked_mse(outputs: Array, targets: Array, mask: Array) -> Array:
-    """sum(mask * (outputs - targets)^2) / sum(mask) over all axes."""
-    err = mask * (outputs - targets) ** 2
+    """sum(mask * (outputs - targets)^2) / sum(mask) over all axes (targets where the mask is
+    0 are ignored, whatever their value)."""
+    err = mask * (outputs - _masked_targets(targets, mask)) ** 2
     return jnp.sum(err) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def masked_cross_entropy(logits: Array, targets: Array, mask: Array) -> Array:
     """Mean over masked steps of -sum(targets * log_softmax(logits)); ``mask`` [..., T, n_out]."""
     logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.sum(targets * logp, axis=-1)
     w = mask[..., 0]
+    nll = -jnp.sum(_masked_targets(targets, w[..., None]) * logp, axis=-1)
     return jnp.sum(w * nll) / jnp.maximum(jnp.sum(w), 1.0)
 
 
 def masked_r2(outputs: Array, targets: Array, mask: Array) -> Array:
     """1 - SS_res / SS_tot over masked entries, per output channel pooled (variance about the
     masked mean of each channel)."""
+    targets = _masked_targets(targets, mask)
     n = jnp.maximum(jnp.sum(mask, axis=tuple(range(mask.ndim - 1))), 1.0)
     mean = jnp.sum(mask * targets, axis=tuple(range(mask.ndim - 1))) / n
     ss_res = jnp.sum(mask * (outputs - targets) ** 2)
