@@ -128,7 +128,8 @@ def _order_curve(
     """Order a 1-D group along its curve and measure it.
 
     The order: positions along the longest path of the minimum spanning tree of the linking
-    graph (members off the path take the position of their nearest path point). The length:
+    graph plus each member's ``n_end`` nearest neighbours (members off the path are projected
+    onto the nearer path segment at their nearest path point). The length:
     consecutive ordered points are grouped into pieces (a new piece starts once a point is
     ``h = 6 * spread`` from the piece's first point, ``h`` at most a tenth of the diameter) and
     the length is that of the polygon through the pieces' centroids (a line adds its first and
@@ -140,7 +141,12 @@ def _order_curve(
     """
     m = x.shape[0]
     scale = float(d.max())
-    weights = np.where(linked, d + 1e-12 * max(scale, 1e-300), 0.0)
+    # the links plus each member's n_end nearest neighbours: a tree close to the Euclidean
+    # minimum spanning tree, also across the single links that joined groups
+    near = np.zeros_like(linked)
+    kk = min(n_end, m - 1)
+    np.put_along_axis(near, np.argpartition(d, kk, axis=1)[:, : kk + 1], True, axis=1)
+    weights = np.where(linked | near | near.T, d + 1e-12 * max(scale, 1e-300), 0.0)
     np.fill_diagonal(weights, 0.0)
     tree = minimum_spanning_tree(csr_matrix(weights))
     path, dist = _longest_tree_path(tree)
@@ -188,7 +194,7 @@ def _order_curve(
     # closed: the curve continues itself across its two ends, by the rule that joins groups
     # (_merge_groups): the closest pair of end members within 2 link_factor x the sparser
     # end's neighbour distance is a step along the curve's tangent at both (a ring's density
-    # may jump where its ends meet; the ends of a bent line meet sideways, if at all)
+    # may jump where its ends meet; the ends of a bent line meet at an angle, if at all)
     first = np.nonzero(piece <= min(1, n_pieces - 1))[0]
     last = np.nonzero(piece >= max(n_pieces - 2, 0))[0]
     first = first if first.size >= n_end else np.arange(min(n_end, m))
@@ -202,8 +208,8 @@ def _order_curve(
         near_r = _neighbour_radius(d, 2)
         floor = max(local_scale * scale, 6.0 * spread)
         step = x[b[j]] - x[a[i]]
-        ends_linked = min(_along(x, d, p, step, max(near_r[p], floor), 1) for p in (a[i], b[j])) >= (
-            min_cos)
+        ends_linked = min(_along(x, d, p, step, max(near_r[p], floor), 1)
+                          for p in (a[i], b[j])) >= min_cos
     open_len = float(np.sum(np.linalg.norm(np.diff(centres, axis=0), axis=1)))
     gap = float(np.linalg.norm(centres[-1] - centres[0]))
     closed = m >= 6 and n_pieces >= 3 and ends_linked and open_len > 3.0 * gap
@@ -248,8 +254,9 @@ def _merge_groups(
     along both groups' local tangent spaces (|cos| >= ``min_cos`` with each). A smaller group
     joins a large one when its closest point within ``2 link_factor * r`` of the large group's
     points lies along that group's tangent space. Tangent spaces: principal subspace (of the
-    group's dimension) of the points within the largest of the 2nd-neighbour distance,
-    ``local_scale`` x the group's diameter and 6 x the larger off-manifold spread of the two. Parallel curves, and isolated points beside a
+    group's dimension) of the points within the largest of the 2nd (or (k/2)-th: the better
+    aligned counts) neighbour distance, ``local_scale`` x the group's diameter and 6 x the
+    larger off-manifold spread of the two. Parallel curves, and isolated points beside a
     curve, meet it sideways and stay apart; small groups are never joined to each other. The
     joining pairs are added to ``linked`` in place; returns the new labels [K]."""
     groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
@@ -260,7 +267,7 @@ def _merge_groups(
     for g in big:
         sub[g] = d[np.ix_(groups[g], groups[g])]
         own_r[g] = _neighbour_radius(sub[g], k)
-        near_r[g] = _neighbour_radius(sub[g], 2)
+        near_r[g] = [_neighbour_radius(sub[g], j) for j in sorted({2, max(2, k // 2)})]
     parent = list(range(len(groups)))
     reach = 2.0 * link_factor  # lenient: the tangent test guards the joins
 
@@ -277,12 +284,16 @@ def _merge_groups(
 
     def along(g, a, step, other=None):
         """|cos| between ``step`` and group g's tangent space at its member a."""
-        # the finest scale that sees the curve through the jitter: a sparse group's end turns
-        # within a few spacings, a dense group's jitter needs a wide ball (at least 6 x the
-        # larger spread of the two groups: a short dense piece cannot measure its own)
-        floor = 6.0 * max(structure(g)[1], structure(other)[1] if other is not None else 0.0)
-        radius = max(near_r[g][a], local_scale * float(sub[g].max()), floor)
-        return _along(x[groups[g]], sub[g], a, step, radius, structure(g)[0])
+        # a scale that sees the curve through the jitter and the local clumping: a sparse
+        # group's end turns within a few spacings, slow points come in clumps (a slow point
+        # next to its polished root), a dense group's jitter needs a wide ball (at least 6 x
+        # the larger spread of the two groups: a short dense piece cannot measure its own).
+        # Two neighbour scales are tried and the better alignment counts: sideways meetings
+        # (parallel curves, isolated points beside a curve) are misaligned at every scale.
+        floor = max(6.0 * max(structure(g)[1], structure(other)[1] if other is not None else 0.0),
+                    local_scale * float(sub[g].max()))
+        return max(_along(x[groups[g]], sub[g], a, step, max(r[a], floor), structure(g)[0])
+                   for r in near_r[g])
 
     def join(g, h, a, b):
         linked[groups[g][a], groups[h][b]] = linked[groups[h][b], groups[g][a]] = True
