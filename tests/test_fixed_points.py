@@ -467,3 +467,39 @@ def test_captured_starts_are_in_their_roots_newton_basin():
         for _ in range(30):
             x = x - np.linalg.solve(jac(x, u), f(x, u))
         assert np.linalg.norm(x - xr) < 1e-8
+
+
+def test_one_initial_state_is_not_an_outlier():
+    # tau dx/dt = -x + 2 tanh(x) per unit: from (1, 1) the search reaches the stable corner
+    # (a, a), a = 2 tanh(a). One start (or copies of one) gives the outlier rule no spread.
+    model = decoupled_tanh(2.0)
+    a = root_of_x_eq_w_tanh(2.0)
+    for starts in (np.ones((1, 2)), np.ones((5, 2))):
+        fps = rl.find_fixed_points(model, np.zeros(1), starts)
+        assert len(fps) == 1
+        np.testing.assert_allclose(np.asarray(fps.states)[0], [a, a], atol=1e-12)
+
+
+def test_waves_grow_where_no_root_captures(monkeypatch):
+    # tau dx/dt = (eps, -y): no root anywhere, every start is a ghost (|F| = eps / tau after
+    # y -> 0). Stage 2 must not poll one start per host round: waves at least double.
+    eps = 1e-3
+    model = rl.CTRNN.from_weights(np.diag([1.0, 0.0]), np.zeros((2, 1)), np.eye(2),
+                                  b_rec=np.array([eps, 0.0]), activation="linear", dt=DT,
+                                  tau=TAU)
+    rng = np.random.default_rng(0)
+    starts = np.stack([np.linspace(-5, 5, 1000), rng.normal(scale=0.1, size=1000)], axis=1)
+    from rnnlab.analysis import _solvers
+
+    calls = []
+    orig = _solvers._newton_directions
+    monkeypatch.setattr(_solvers, "_newton_directions",
+                        lambda *a, **k: calls.append(a[1].shape[0]) or orig(*a, **k))
+    fps = rl.find_fixed_points(model, np.zeros(1), starts, max_iters=0,
+                               exclude_unconverged=False)
+    assert not np.any(np.asarray(fps.converged))
+    np.testing.assert_allclose(np.asarray(fps.speeds), eps / TAU, rtol=1e-6)
+    # A spread-out cover alone is ~9 of these starts per wave: one host round per wave (each
+    # start stops at its singular Jacobian), ~100 rounds (measured 84), then
+    # Levenberg-Marquardt. Doubling waves need log2(1000 / 16) + 1 = 7 (measured 11 in all).
+    assert len(calls) <= 30, len(calls)

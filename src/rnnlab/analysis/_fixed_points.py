@@ -591,7 +591,7 @@ def find_fixed_points(
         tol_unique: points closer than this (Euclidean) are one point. Default 1e-3.
         outlier_distance_scale: drop points farther from the centroid of the initial states than
             this many times the initial states' mean distance to it (FixedPointFinder's rule,
-            default 10); None keeps all.
+            default 10; skipped when the initial states have no spread); None keeps all.
         tol_q, tol_dq, max_iters: stage-1 stopping rules (FixedPointFinder defaults);
             ``max_iters=0`` skips stage 1.
         learning_rate: stage 1's initial (adaptive) Adam learning rate, FixedPointFinder's
@@ -655,8 +655,11 @@ def find_fixed_points(
     if outlier_distance_scale is not None:
         centre = x0.mean(axis=0)
         avg = np.mean(np.linalg.norm(x0 - centre, axis=1))
-        dist = np.linalg.norm(xs - centre, axis=1)
-        keep &= dist <= outlier_distance_scale * max(avg, 1e-12)
+        # Initial states without spread (one state, or copies of one) give the rule no
+        # scale: it is skipped rather than dropping every point that moved.
+        if avg > 1e-12 * (1.0 + np.linalg.norm(centre)):
+            dist = np.linalg.norm(xs - centre, axis=1)
+            keep &= dist <= outlier_distance_scale * avg
     idx = np.nonzero(keep)[0]
 
     # Deduplicate within groups of equal input, slowest first.

@@ -379,6 +379,7 @@ class HostResult(eqx.Module):
 
 
 _BACKTRACK = (0.5, 0.25, 0.125, 0.0625)
+_WAVE_MIN = 16  # the first wave's least size (see polish)
 
 
 def greedy_cover(points, order, radius):
@@ -525,6 +526,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     owner = np.arange(k)
     bank = _RootBank(model, us, gid, scale, merge_tol)
     fracs = np.asarray(_BACKTRACK)
+    wave_min = _WAVE_MIN
     pat = newton_patience
 
     def finish(act, znew, rznew, moved):
@@ -565,7 +567,17 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             plain = wait[~must_step[wait]]
             if plain.size:
                 order = plain[np.argsort(best[plain], kind="stable")]
-                activated[greedy_cover(x, order, wave_radius)] = True
+                wave = greedy_cover(x, order, wave_radius)
+                if wave.size < wave_min:
+                    # Where no roots are found (slow points along an approximate line
+                    # attractor, ghosts of chaotic networks) a spread-out cover is a handful
+                    # of starts and stays one; waves of one start each cost one host round
+                    # per Newton step (measured: 5558 rounds of 1 row, 24 s, on a 64-unit
+                    # context-dependent decision network). So waves at least double.
+                    rest = order[~np.isin(order, wave)]
+                    wave = np.concatenate([wave, rest[:wave_min - wave.size]])
+                activated[wave] = True
+                wave_min *= 2
                 continue
             # Only starts that must step first are left: those that a contracting chord
             # iteration already ties to a root from where they are need no step.
