@@ -260,3 +260,27 @@ def test_targets_where_the_mask_is_zero_change_nothing(name, fill):
     scores = [base.evaluate(jnp.ones(t.targets.shape), t) for t in trials]
     assert {k: float(v) for k, v in scores[0].items()} == {
         k: float(v) for k, v in scores[1].items()}
+
+
+def test_resume_removes_temporaries_left_by_a_killed_write(tmp_path):
+    """A process killed inside an atomic write leaves its temporary file (never a partial
+    checkpoint); resuming the run deletes those leftovers and nothing else."""
+    kw = dict(steps=2, batch_size=4, eval_every=2, eval_batch_size=4, progress=False,
+              out_dir=tmp_path)
+    rl.train(_model(), TASK, key=jax.random.PRNGKey(0), **kw)
+    stale = [tmp_path / "checkpoints" / ".checkpoint.safetensors.k1ll3d.tmp",
+             tmp_path / ".history.jsonl.abc123.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 100)
+    keep = tmp_path / "notes.tmp"
+    keep.write_text("mine")
+    rl.train(_model(), TASK, key=jax.random.PRNGKey(0), resume=True, **{**kw, "steps": 3})
+    assert not any(path.exists() for path in stale) and keep.exists()
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_ensemble_and_evaluate_name_a_key_that_is_not_a_prng_key():
+    with pytest.raises(TypeError, match="key must be one JAX PRNG key"):
+        rl.train_ensemble([_model(0), _model(1)], TASK, key=0, steps=2, progress=False)
+    with pytest.raises(TypeError, match="key must be one JAX PRNG key"):
+        rl.training.evaluate(_model(), TASK, key=None)

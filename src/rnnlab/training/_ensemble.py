@@ -185,6 +185,11 @@ def _learning_rates(learning_rate, n: int) -> np.ndarray:
 
 
 def _network_keys(key, n: int) -> Array:
+    if not isinstance(key, (jax.Array, np.ndarray)):
+        raise TypeError(
+            f"key must be one JAX PRNG key (e.g. jax.random.PRNGKey(seed)) or a stack of {n} "
+            f"keys, got {type(key).__name__}"
+        )
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     single_ndim = 0 if typed else 1
@@ -224,7 +229,8 @@ def train_ensemble(
 
     Each network has its own early stopping and divergence handling: once its evaluation
     accuracy reaches ``target_accuracy`` its parameters and optimiser state stop changing (the
-    others go on), and a network whose loss becomes NaN/inf keeps its last good parameters and
+    others go on), and a network whose loss becomes NaN/inf returns to its last good parameters
+    (those one step before, whose loss was finite, as in `rnnlab.train`) and
     stops with ``stopped="diverged"`` instead of stopping the ensemble.
 
     Network ``i`` is trained exactly as ``rl.train(models[i], task, key=keys[i], ...)`` with the

@@ -33,7 +33,8 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite. ``result`` holds the last good model and history."""
+    """The loss became NaN or infinite. ``result`` holds the last good model (the parameters
+    one step before the non-finite loss), its step count and the history up to it."""
 
     def __init__(self, message: str, result: "TrainResult"):
         super().__init__(message)
@@ -146,6 +147,7 @@ def evaluate(
     Returns a dict of floats with at least ``loss`` and ``accuracy``.
     """
     _check_pair(model, task)
+    key = check_key(key)
     out = _evaluate_jit(model, task, key, batch_size)
     return {k: float(v) for k, v in out.items()}
 
@@ -303,6 +305,18 @@ def load_best_params(path, params_template):
 # ------------------------------------------------------------------------------ train
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files a process killed during an atomic write left behind (the
+    run's own files only; the finished files are never partial)."""
+    for folder, name in ((out, "config.json"), (out, "history.jsonl"),
+                         (out, "model.safetensors"), (out / "checkpoints", CHECKPOINT_NAME)):
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 def _progress_enabled(progress: bool | None) -> bool:
     if progress is not None:
         return bool(progress)
@@ -346,8 +360,13 @@ def train(
     (default: every evaluation). ``resume=True`` continues from that checkpoint, to the same
     result as an uninterrupted run (step ``i`` always uses ``fold_in(key, i)``).
 
-    A NaN or infinite loss stops training with `TrainingDiverged`; the last good checkpoint is
-    kept on disk and the exception's ``result`` holds the last good model.
+    A NaN or infinite loss stops training with `TrainingDiverged`. The parameters that gave it
+    are discarded: the last good ones are those one step earlier (the last whose training loss
+    was seen finite). The exception's ``result`` holds them (``result.steps`` counts their
+    steps; evaluations after them are dropped from ``result.history``), and the checkpoint on
+    disk holds the last good state: if the newest checkpoint held the discarded parameters, it
+    is put back one step. ``resume=True`` with no checkpoint in ``out_dir`` starts the run
+    from the beginning (so the same command can be re-run after any interruption).
 
     Args:
         model, task: what to train on what. ``model.dt`` must equal ``task.dt``.
@@ -406,6 +425,8 @@ def train(
     if out_dir is not None:
         out = Path(out_dir)
         ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
+        if resume:
+            _remove_stale_temporaries(out)
         if resume and ckpt_path.exists():
             params, opt_state, meta = load_checkpoint(ckpt_path, params, opt_state)
             if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
