@@ -401,6 +401,27 @@ def test_line_attractor_is_drawn_as_a_curve_and_flip_flop_has_none():
     assert continuous_attractors(flipflop_fixed_points()) == []
 
 
+def test_continuous_attractors_are_searched_per_input():
+    from rnnlab.analysis import find_fixed_points
+    from rnnlab.plot._run import continuous_attractors
+
+    # W = diag(1, 0.5), W_in = I: at input (0, c) the line of fixed points is y = 2 c. Two
+    # inputs give two parallel lines 0.1 apart, closer than the points along each line:
+    # pooled, they would be linked into one surface.
+    model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.eye(2), np.eye(2),
+                                  activation="linear", dt=10.0, tau=100.0)
+    cand = np.stack([np.linspace(-2, 2, 40), np.full(40, 0.3)], 1)
+    parts = [find_fixed_points(model, np.array([0.0, c]), cand) for c in (0.0, 0.05)]
+    fp = rl.FixedPoints.concatenate(parts)
+    lines = continuous_attractors(fp)
+    assert [m.kind for m in lines] == ["line", "line"]
+    heights = sorted(float(np.mean(m.states[:, 1])) for m in lines)
+    np.testing.assert_allclose(heights, [0.0, 0.1], atol=2e-8)  # |F| = |y - 2c| / 2 tau <= 1e-10
+    for m in lines:  # indices refer to the pooled points, one input each
+        np.testing.assert_allclose(np.asarray(fp.states)[m.indices], m.states)
+        assert len(np.unique(np.asarray(fp.inputs)[m.indices], axis=0)) == 1
+
+
 # ------------------------------------------------------------------------------ spectra
 
 
