@@ -284,3 +284,120 @@ def test_ensemble_and_evaluate_name_a_key_that_is_not_a_prng_key():
         rl.train_ensemble([_model(0), _model(1)], TASK, key=0, steps=2, progress=False)
     with pytest.raises(TypeError, match="key must be one JAX PRNG key"):
         rl.training.evaluate(_model(), TASK, key=None)
+
+
+# ------------------------------------------------------------------------------ fast gradients
+
+
+def _euler_reference(model, inputs, key):
+    """An Euler loop over time written from `CTRNN`'s documented equations, fed the noise the
+    fast path documents (``k_in, k_rec = split(key)``, `rnnlab._random.normal`)."""
+    from rnnlab._random import normal
+
+    w, alpha, f = model.effective_weights(), model.alpha, model.activation
+    k_in, k_rec = jax.random.split(key)
+    u = inputs + model.input_noise_std * normal(k_in, inputs.shape).astype(inputs.dtype)
+    xi = normal(k_rec, inputs.shape[:2] + (model.n_hidden,)).astype(inputs.dtype)
+
+    def body(x, step):
+        u_t, xi_t = step
+        p = u_t @ w["w_in"].T + w["b_rec"]
+        drive = f(x @ w["w_rec"].T + p) if model.form == "rate" else f(x) @ w["w_rec"].T + p
+        new = (1 - alpha) * x + alpha * drive + jnp.sqrt(2 * alpha) * model.noise_std * xi_t
+        return new, new
+
+    x0 = jnp.broadcast_to(model.initial_state(), (inputs.shape[0], model.n_hidden))
+    _, xs = jax.lax.scan(body, x0, (jnp.swapaxes(u, 0, 1), jnp.swapaxes(xi, 0, 1)))
+    return jnp.swapaxes(xs, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "form, activation, batch, n_steps",
+    [(form, act, 3, 7) for form in ("rate", "potential") for act in ("relu", "softplus",
+                                                                     "sigmoid")]
+    + [("rate", "softplus", 1, 1), ("potential", "relu", 1, 1)],
+)
+def test_fast_gradient_with_every_constraint_at_once(form, activation, batch, n_steps):
+    """Dale + no autapses + all three masks + excitatory readout + non-negative inputs +
+    noise on both + per-unit trainable tau and h0, together, down to one trial of one step:
+    the hand-written reverse pass equals autodiff through the reference loop."""
+    n, n_in, n_out = 10, 3, 2
+    rng = np.random.default_rng(7)
+    with jax.enable_x64(True):
+        model = rl.CTRNN(
+            n_in, n, n_out, key=jax.random.PRNGKey(1), dt=10.0, form=form,
+            activation=activation, dale=True, autapses=False, readout="excitatory",
+            nonnegative_inputs=True, noise_std=0.2, input_noise_std=0.1,
+            tau=np.linspace(25.0, 90.0, n), trainable=("w_rec", "w_in", "w_out", "b_rec",
+                                                      "b_out", "tau", "h0"),
+            w_rec_mask=rng.random((n, n)) < 0.6, w_in_mask=rng.random((n, n_in)) < 0.7,
+            w_out_mask=rng.random((n_out, n)) < 0.8,
+        )
+        model = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x,
+                             model)
+        model = eqx.tree_at(lambda m: m.h0, model, 0.3 * jnp.sin(jnp.arange(n, dtype=float)))
+        inputs = jax.random.normal(jax.random.PRNGKey(2), (batch, n_steps, n_in), jnp.float64)
+        targets = jax.random.normal(jax.random.PRNGKey(3), (batch, n_steps, n_out), jnp.float64)
+        key = jax.random.PRNGKey(4)
+        params, static = eqx.partition(model, model.trainable_filter())
+
+        def loss(p, unroll):
+            m = eqx.combine(p, static)
+            xs = unroll(m)
+            return jnp.mean((m.readout_all(xs) - targets) ** 2) + jnp.mean(m.rates_all(xs) ** 2)
+
+        fast = lambda m: m.unroll_batch(inputs, m.initial_state(), key=key)  # noqa: E731
+        ref = lambda m: _euler_reference(m, inputs, key)  # noqa: E731
+        lf, gf = jax.value_and_grad(loss)(params, fast)
+        lr_, gr = jax.value_and_grad(loss)(params, ref)
+        assert abs(float(lf) - float(lr_)) <= 1e-12 * abs(float(lr_))
+        for a, b in zip(jax.tree.leaves(gf), jax.tree.leaves(gr)):
+            scale = float(jnp.max(jnp.abs(b)))
+            assert scale > 0  # every trained leaf gets a gradient
+            assert float(jnp.max(jnp.abs(a - b))) <= 1e-10 * scale
+
+
+# ------------------------------------------------------------------------------ constraints
+
+
+@pytest.mark.parametrize("case", ["areas_dale_tau_noise", "rate_readout_frozen_nonneg"])
+def test_constraints_hold_exactly_after_violent_training(case):
+    """Learning rate 0.5, no clipping: Dale's signs per presynaptic column, no autapses,
+    masks (a two-area structure with no projection from area 1 to area 0), excitatory-only
+    readout and non-negative inputs hold exactly; frozen leaves are bit-identical."""
+    n = 16
+    if case == "areas_dale_tau_noise":
+        areas = rl.models.multi_area_mask([8, 8], [[0.9, 0.0], [0.5, 0.9]],
+                                          key=jax.random.PRNGKey(5))
+        kw = dict(dale=True, autapses=False, w_rec_mask=areas, noise_std=0.1,
+                  tau=np.linspace(20.0, 200.0, n), trainable=("w_rec", "w_out", "tau", "h0"))
+    else:
+        areas = None
+        kw = dict(dale=True, excitatory_fraction=0.75, form="rate", activation="relu",
+                  readout="excitatory", nonnegative_inputs=True,
+                  trainable=("w_rec", "b_rec", "w_out"))
+    model = rl.CTRNN(TASK.n_in, n, TASK.n_out, key=jax.random.PRNGKey(0), dt=TASK.dt, **kw)
+    res = rl.train(model, TASK, key=jax.random.PRNGKey(1), steps=20, batch_size=8,
+                   learning_rate=0.5, grad_clip=None, eval_every=20, eval_batch_size=8,
+                   progress=False)
+    trained = res.model
+    w = {k: np.asarray(v) for k, v in trained.effective_weights().items()}
+    sign = np.where(np.arange(n) < trained.n_excitatory, 1.0, -1.0)
+    assert np.all(w["w_rec"] * sign[None, :] >= 0)
+    assert np.any(w["w_rec"][:, sign < 0] < 0)  # inhibitory columns really are negative
+    if areas is not None:
+        assert not trained.autapses and np.all(np.diag(w["w_rec"]) == 0)
+        allowed = np.asarray(areas, bool) & ~np.eye(n, dtype=bool)
+        assert np.all(w["w_rec"][~allowed] == 0) and np.all(w["w_rec"][:8, 8:] == 0)
+        assert float(jnp.max(jnp.abs(trained.tau - model.tau))) > 0  # tau was trained
+    else:
+        assert np.all(w["w_out"][:, trained.n_excitatory:] == 0)
+        assert np.all(w["w_in"] >= 0)
+    names = {"w_rec": "w_rec", "w_in": "w_in", "w_out": "w_out", "b_rec": "b_rec",
+             "b_out": "b_out", "tau_param": "tau", "h0": "h0"}
+    for field, name in names.items():
+        before, after = np.asarray(getattr(model, field)), np.asarray(getattr(trained, field))
+        if name in model.trainable:
+            assert not np.array_equal(before, after), field
+        else:
+            np.testing.assert_array_equal(before, after)
