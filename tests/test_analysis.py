@@ -130,6 +130,17 @@ def test_cli_analyze(tmp_path, capsys):
     topo = json.loads((run / "analysis" / "topology.json").read_text())
     assert len([n for n in topo["nodes"] if n["id"] != "unsettled"]) == len(fps)
     assert (run / "analysis" / "pca.safetensors").is_file()
+    # with slow points, the topology graph is over the roots only, under their file indices
+    assert main(["analyze", str(run), "--n-initial", "64", "--n-trials", "16",
+                 "--topology-starts", "4", "--slow-tol", "1e-2"]) == 0
+    fps = rl.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
+    assert np.sum(~np.asarray(fps.converged)) > 0
+    topo = json.loads((run / "analysis" / "topology.json").read_text())
+    ids = sorted(n["id"] for n in topo["nodes"] if n["id"] != "unsettled")
+    assert ids == np.nonzero(np.asarray(fps.converged))[0].tolist()
+    for n in topo["nodes"]:
+        if n["id"] != "unsettled":
+            np.testing.assert_allclose(n["state"], np.asarray(fps.states)[n["id"]])
     assert main(["analyze", str(run), "--inputs", "[[1, 2]]"]) == 2
     assert "--inputs" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path / "nope")]) == 2

@@ -72,7 +72,9 @@ def analyze_cmd(
     ),
     tol: float = typer.Option(1e-10, "--tol", help="Speed |F| at which a point is a root."),
     n_components: int = typer.Option(3, "--n-components", help="PCA components to keep."),
-    topology_starts: int = typer.Option(32, "--topology-starts", help="Perturbed runs per point."),
+    topology_starts: int = typer.Option(
+        32, "--topology-starts", help="Perturbed runs per fixed point (slow points excluded)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -116,7 +118,14 @@ def analyze_cmd(
     fps = FixedPoints.concatenate(parts)
     n_comp = min(n_components, model.state_size)
     proj = pca(traj.states, n_comp)
-    graph = topology(model, fps, key=k_topo, n_starts=topology_starts)
+    # The topology is a graph of where the flow settles: among the roots, not the slow points
+    # (with --slow-tol there can be thousands, and the dynamics do not stop at them). Nodes keep
+    # their indices in fixed_points.safetensors.
+    roots = np.nonzero(np.asarray(fps.converged))[0]
+    graph = nx.relabel_nodes(
+        topology(model, fps[roots], key=k_topo, n_starts=topology_starts),
+        {j: int(i) for j, i in enumerate(roots)},
+    )
     # Manifolds per input: slow points at different constant inputs belong to different
     # dynamical systems and must not be linked into one curve.
     manifolds = []
