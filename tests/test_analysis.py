@@ -143,6 +143,10 @@ def test_cli_analyze(tmp_path, capsys):
             np.testing.assert_allclose(n["state"], np.asarray(fps.states)[n["id"]])
     assert main(["analyze", str(run), "--inputs", "[[1, 2]]"]) == 2
     assert "--inputs" in capsys.readouterr().err
+    for opt, value in (("--tol", "0"), ("--slow-tol", "1e-12"), ("--noise", "-1")):
+        assert main(["analyze", str(run), opt, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert opt in err and len(err.splitlines()) == 1
     assert main(["analyze", str(tmp_path / "nope")]) == 2
 
 

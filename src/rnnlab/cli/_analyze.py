@@ -100,6 +100,12 @@ def analyze_cmd(
                     ("--n-components", n_components), ("--topology-starts", topology_starts)):
         if v < 1:
             raise CLIError(f"{name} must be a positive integer, got {v}")
+    if not (np.isfinite(tol) and tol > 0):
+        raise CLIError(f"--tol must be a positive number, got {tol}")
+    if slow_tol is not None and not (np.isfinite(slow_tol) and slow_tol >= tol):
+        raise CLIError(f"--slow-tol must be a number >= --tol ({tol}), got {slow_tol}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise CLIError(f"--noise must be a non-negative number, got {noise}")
     if inputs is None:
         named = task_inputs(task)
     else:
