@@ -73,7 +73,7 @@ def helix_line_beta(n=100, k=400, jitter=0.01, seed=1):
     return _line(y, s, n, rng, jitter)
 
 
-def line_step_density(n=100, k=300, jitter=0.005, seed=11):
+def line_step_density(n=100, k=400, jitter=0.005, seed=11):
     """A helix line sampled 20 times more densely on its first half than on its second (an
     abrupt change of density)."""
     rng = np.random.default_rng(seed)

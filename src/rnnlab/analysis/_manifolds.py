@@ -243,17 +243,18 @@ def _along(x: np.ndarray, d: np.ndarray, a: int, step: np.ndarray, radius: float
 def _merge_groups(
     x: np.ndarray, d: np.ndarray, labels: np.ndarray, linked: np.ndarray, *, k: int,
     link_factor: float, min_points: int, variance: float, local_scale: float,
-    min_cos: float = 0.7,
+    min_cos: float = 0.7, min_cos_groups: float = 0.85,
 ) -> np.ndarray:
     """Join groups that continue each other, where the symmetric linking rule can cut a curve:
     where its density jumps, or after a chance gap in a sparse stretch.
 
     Two groups of at least ``min_points`` points are joined when their closest pair (i, j)
-    among those with ``d_ij <= 2 link_factor * max(r_i, r_j)`` (each ``r`` the k-th neighbour
+    among those with ``d_ij <= 2 link_factor * max(r_i, r_j)`` (each ``r`` the 2k-th neighbour
     distance within its own group: they meet at the spacing of the sparser one) is a step
-    along both groups' local tangent spaces (|cos| >= ``min_cos`` with each). A smaller group
-    joins a large one when its closest point within ``2 link_factor * r`` of the large group's
-    points lies along that group's tangent space. Tangent spaces: principal subspace (of the
+    along both groups' local tangent spaces (|cos| >= ``min_cos_groups`` with each). A smaller
+    group joins a large one when its closest point within ``2 link_factor * r`` (``r``: k-th
+    neighbour distance) of the large group's points lies along that group's tangent space
+    (|cos| >= ``min_cos``). Tangent spaces: principal subspace (of the
     group's dimension) of the points within the largest of the 2nd (or (k/2)-th: the better
     aligned counts) neighbour distance, ``local_scale`` x the group's diameter and 6 x the
     larger off-manifold spread of the two. Parallel curves, and isolated points beside a
@@ -263,10 +264,13 @@ def _merge_groups(
     big = [g for g, m in enumerate(groups) if m.size >= min_points]
     if not big or len(groups) < 2:
         return labels
-    sub, own_r, near_r, dims = {}, {}, {}, {}  # dims: group -> (dimension, spread)
+    sub, own_r, far_r, near_r, dims = {}, {}, {}, {}, {}  # dims: group -> (dim, spread)
     for g in big:
         sub[g] = d[np.ix_(groups[g], groups[g])]
         own_r[g] = _neighbour_radius(sub[g], k)
+        # reach from the 2k-th neighbour: slow points come in clumps (many candidates settle
+        # close together), and the spacing that matters is that between the clumps
+        far_r[g] = _neighbour_radius(sub[g], 2 * k)
         near_r[g] = [_neighbour_radius(sub[g], j) for j in sorted({2, max(2, k // 2)})]
     parent = list(range(len(groups)))
     reach = 2.0 * link_factor  # lenient: the tangent test guards the joins
@@ -302,12 +306,12 @@ def _merge_groups(
     for n, g in enumerate(big):
         for h in big[n + 1:]:
             dgh = d[np.ix_(groups[g], groups[h])]
-            meet = dgh <= reach * np.maximum.outer(own_r[g], own_r[h])
+            meet = dgh <= reach * np.maximum.outer(far_r[g], far_r[h])
             if not np.any(meet):
                 continue
             a, b = np.unravel_index(np.argmin(np.where(meet, dgh, np.inf)), dgh.shape)
             step = x[groups[h][b]] - x[groups[g][a]]
-            if min(along(g, a, step, h), along(h, b, step, g)) >= min_cos:
+            if min(along(g, a, step, h), along(h, b, step, g)) >= min_cos_groups:
                 join(g, h, a, b)
     for s in (g for g, m in enumerate(groups) if m.size < min_points):
         best = None

@@ -1,0 +1,223 @@
+"""attractor_manifolds on point clouds whose manifolds are known by construction.
+
+The clouds (tests/_manifold_cases.py) are sampled as slow points are: very unevenly along the
+curve (density 20 : 1, or crowded at both ends), a little off it, embedded in 3 or 100
+dimensions. The truths: how many manifolds, which points belong to each, kind and dimension,
+the order along the curve (monotone in the true parameter up to jitter, up to reversal and,
+for rings, rotation) and the true arc length. Then real slow points of hand-built CT-RNNs with
+a line and a ring attractor, found by `find_fixed_points(..., slow_tol=...)`.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.optimize
+from _manifold_cases import CASES, check, embed, ordering_error, uneven
+
+import rnnlab as rl
+
+TAU, DT = 100.0, 10.0
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_known_manifolds(name):
+    case = CASES[name]()
+    found = rl.analysis.attractor_manifolds(case.x)
+    assert check(case, found) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_known_manifolds_many_seeds(name):
+    failures = {}
+    for seed in range(100, 140):
+        case = CASES[name](seed=seed)
+        errors = check(case, rl.analysis.attractor_manifolds(case.x))
+        if errors:
+            failures[seed] = errors
+    assert failures == {}
+
+
+def test_the_checker_can_fail():
+    """check() catches what a wrong answer gets wrong (else the tests above prove nothing)."""
+    case = CASES["helix_line_exp20_n3"]()
+    (line,) = rl.analysis.attractor_manifolds(case.x)
+    assert check(case, []) != []
+    rng = np.random.default_rng(0)
+    shuffled = dataclasses.replace(line, indices=rng.permutation(line.indices))
+    assert any("order runs back" in e for e in check(case, [shuffled]))
+    assert check(case, [dataclasses.replace(line, indices=line.indices[::-1])]) == []
+    assert any("length" in e for e in check(case, [dataclasses.replace(line, length=1.05 * line.length)]))
+    assert any("found as ring" in e for e in check(case, [dataclasses.replace(line, kind="ring")]))
+    half = dataclasses.replace(line, indices=line.indices[: len(line.indices) // 2])
+    assert any("missing" in e for e in check(case, [half]))
+    ring_case = CASES["ring_von_mises_n3"]()
+    (ring,) = rl.analysis.attractor_manifolds(ring_case.x)
+    rolled = dataclasses.replace(ring, indices=np.roll(ring.indices, 37))  # rotation: still fine
+    assert check(ring_case, [rolled]) == []
+
+
+def test_spread_estimates_the_jitter():
+    """On a straight line the off-manifold spread is the jitter's rms norm off the line."""
+    rng = np.random.default_rng(3)
+    t = 2.0 * uneven(rng, 400)
+    n, jitter = 100, 0.01
+    x = embed(np.stack([t, 0 * t], 1), n, rng, jitter)
+    (line,) = rl.analysis.attractor_manifolds(x)
+    off_line = jitter * np.sqrt((n - 1) / n)
+    assert line.spread == pytest.approx(off_line, rel=0.2)
+    assert line.length == pytest.approx(np.ptp(t), rel=0.01)
+
+
+def test_invariant_to_rigid_motion_and_order_of_points():
+    case = CASES["disjoint_rings_n100"]()
+    base = rl.analysis.attractor_manifolds(case.x)
+    rng = np.random.default_rng(1)
+    q = np.linalg.qr(rng.normal(size=(100, 100)))[0]
+    moved = rl.analysis.attractor_manifolds(case.x @ q.T + 3.0)
+    assert [m.kind for m in moved] == [m.kind for m in base]
+    for a, b in zip(base, moved):
+        assert set(a.indices.tolist()) == set(b.indices.tolist())
+        assert b.length == pytest.approx(a.length, rel=1e-6)
+    perm = rng.permutation(len(case.x))
+    shuffled = rl.analysis.attractor_manifolds(case.x[perm])
+    assert [m.kind for m in shuffled] == [m.kind for m in base]
+    for a, b in zip(base, shuffled):
+        assert set(a.indices.tolist()) == set(perm[b.indices].tolist())
+        assert b.length == pytest.approx(a.length, rel=0.01)
+
+
+def test_link_distance_is_a_fixed_threshold():
+    """A straight line with spacing 0.1 and one gap of 0.5: a fixed link_distance splits it
+    exactly where asked; the default (local) rule reads a 5-spacing gap as part of the line."""
+    t = np.concatenate([np.arange(0.0, 2.0001, 0.1), np.arange(2.5, 4.0001, 0.1)])
+    x = np.stack([t, np.zeros_like(t)], 1)
+    (one,) = rl.analysis.attractor_manifolds(x)
+    assert one.kind == "line" and one.length == pytest.approx(4.0, rel=1e-9)
+    two = rl.analysis.attractor_manifolds(x, link_distance=0.3)
+    assert sorted(m.length for m in two) == pytest.approx([1.5, 2.0], rel=1e-9)
+    (joined,) = rl.analysis.attractor_manifolds(x, link_distance=0.6)
+    assert joined.length == pytest.approx(4.0, rel=1e-9)
+    assert rl.analysis.attractor_manifolds(x, link_distance=0.05) == []
+
+
+def test_isolated_points_alone_are_no_manifold():
+    rng = np.random.default_rng(0)
+    assert rl.analysis.attractor_manifolds(rng.normal(size=(30, 10))) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"link_distance": -1.0}, "link_distance"),
+        ({"link_factor": 0.0}, "link_factor"),
+        ({"local_scale": float("nan")}, "local_scale"),
+        ({"n_neighbours": 0}, "n_neighbours"),
+        ({"min_points": 2}, "min_points"),
+        ({"variance": 1.5}, "variance"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=match):
+        rl.analysis.attractor_manifolds(x, **kwargs)
+
+
+def test_bad_points():
+    with pytest.raises(ValueError, match="points"):
+        rl.analysis.attractor_manifolds(np.zeros((5, 2, 2)))
+    x = np.zeros((20, 3))
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        rl.analysis.attractor_manifolds(x)
+
+
+# --------------------------------------------------------- real slow points of CT-RNNs
+
+N = 64
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow),
+                                  pytest.param(2, marks=pytest.mark.slow)])
+def test_ctrnn_line_attractor_slow_points(seed):
+    """tanh CT-RNN with W = u u^T, u_i = +-1/sqrt(N): along x = c u the flow is exactly
+    (-c + sqrt(N) tanh(c / sqrt(N))) u / tau ~ -c^3 / (3 N tau), a line of slow points; u is an
+    eigenvector of the Jacobian there with eigenvalue (-1 + sech^2(c / sqrt(N))) / tau.
+    Candidates are spread 20 : 1 along the line, off it in the other directions."""
+    rng = np.random.default_rng(seed)
+    u = rng.choice([-1.0, 1.0], N) / np.sqrt(N)
+    model = rl.CTRNN.from_weights(np.outer(u, u), np.zeros((N, 1)), u[None, :],
+                                  activation="tanh", dt=DT, tau=TAU)
+    c0 = -2.5 + 5.0 * uneven(rng, 300)
+    off = np.eye(N) - np.outer(u, u)
+    x0 = c0[:, None] * u + (rng.normal(size=(300, N)) @ off) * 0.3 / np.sqrt(N)
+    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, handoff_speed=1e-4)
+    x = np.asarray(fps.states)
+    c = x @ u
+    assert len(fps) >= 60 and np.ptp(c) > 2.0
+    assert np.linalg.norm(x @ off, axis=1).max() < 0.02  # on the line, up to the tolerance
+
+    (line,) = rl.analysis.attractor_manifolds(fps)
+    assert line.kind == "line" and line.dimension == 1
+    assert sorted(line.indices.tolist()) == list(range(len(fps)))
+    cl = c[line.indices]
+    assert np.all(np.diff(cl) > 0) or np.all(np.diff(cl) < 0)
+    assert line.length == pytest.approx(np.ptp(c), rel=0.03)
+    lam = (-1 + 1 / np.cosh(cl / np.sqrt(N)) ** 2) / TAU
+    np.testing.assert_allclose(line.tangent_eigenvalues.real, lam, atol=1e-6)
+    assert np.all(line.tangent_alignment > 0.99)
+    assert line.near_zero_tangent
+
+
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow),
+                                  pytest.param(3, marks=pytest.mark.slow)])
+def test_ctrnn_ring_attractor_slow_points(seed):
+    """tanh CT-RNN with W = g (u u^T + v v^T), u, v = sqrt(2/N) (cos, sin) of N equally
+    spaced preferred angles: rotation-symmetric (up to harmonics of order N), a ring of fixed
+    points of radius rho with rho = g sqrt(2/N) sum_j cos(phi_j) tanh(rho sqrt(2/N) cos(phi_j)).
+    Candidates are spread 20 : 1 around it."""
+    rng = np.random.default_rng(seed)
+    phi = 2 * np.pi * np.arange(N) / N
+    u, v = np.sqrt(2 / N) * np.cos(phi), np.sqrt(2 / N) * np.sin(phi)
+    g = 2.0
+    model = rl.CTRNN.from_weights(g * (np.outer(u, u) + np.outer(v, v)), np.zeros((N, 1)),
+                                  np.stack([u, v]), activation="tanh", dt=DT, tau=TAU)
+    rho = scipy.optimize.brentq(
+        lambda r: -r + g * np.sqrt(2 / N) * np.sum(
+            np.cos(phi) * np.tanh(r * np.sqrt(2 / N) * np.cos(phi))), 0.1, 100.0)
+    theta0 = 2 * np.pi * uneven(rng, 300)
+    off = np.eye(N) - np.outer(u, u) - np.outer(v, v)
+    x0 = ((rho * (1 + 0.3 * rng.uniform(-1, 1, 300)))[:, None]
+          * (np.cos(theta0)[:, None] * u + np.sin(theta0)[:, None] * v)
+          + (rng.normal(size=(300, N)) @ off) * 0.3 / np.sqrt(N))
+    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, handoff_speed=1e-4)
+    x = np.asarray(fps.states)
+    a, b = x @ u, x @ v
+    np.testing.assert_allclose(np.hypot(a, b), rho, rtol=2e-3)
+    perp = np.linalg.norm(x @ off, axis=1).max()
+    assert perp < 0.02
+
+    (ring,) = rl.analysis.attractor_manifolds(fps)
+    assert ring.kind == "ring" and ring.dimension == 1
+    # slow points come in clumps with gaps of up to ~20 degrees between them in the sparse
+    # part; a handful of stragglers in such gaps may be left out, no more
+    assert len(ring.indices) >= 0.99 * len(fps)
+    angle = np.arctan2(b, a)[ring.indices]
+    assert np.ptp(np.unwrap(angle)) > 1.9 * np.pi
+    # Order: the unwrapped angle increases (or decreases) along it, up to the jitter, except
+    # for at most a few points where the candidates' slow points and their polished roots
+    # form two strands near the ring's cut (the tree's longest path can start on one strand
+    # and fold back: a known limitation, bounded here).
+    unwrapped = np.unwrap(angle)
+    s = unwrapped if unwrapped[-1] > unwrapped[0] else -unwrapped
+    back = (np.maximum.accumulate(s) - s) * rho
+    assert np.mean(back > 5 * max(perp, ring.spread)) <= 0.02
+    assert ordering_error(angle, periodic=True) <= 0.02 * 2 * np.pi
+    assert ring.length == pytest.approx(2 * np.pi * rho, rel=0.03)
+    assert ring.near_zero_tangent
+    assert np.median(ring.tangent_alignment) > 0.99
+    # the tangent mode is neutral at the roots on the ring (most members), nearly so at the
+    # slow points beside it; all other modes contract at rates >= 1 / tau off the ring's plane
+    tangent = np.abs(ring.tangent_eigenvalues)
+    assert np.median(tangent) < 1e-9 / TAU and np.max(tangent) < 0.01 / TAU
