@@ -401,3 +401,51 @@ def test_constraints_hold_exactly_after_violent_training(case):
             assert not np.array_equal(before, after), field
         else:
             np.testing.assert_array_equal(before, after)
+
+
+# ------------------------------------------------------------------------------ a real kill
+
+_WORKER = """
+import sys, jax, rnnlab as rl
+out, resume = sys.argv[1], sys.argv[2] == "1"
+task = rl.tasks.FlipFlop(n_bits=2, n_steps=40)
+model = rl.CTRNN(2, 16, 2, key=jax.random.PRNGKey(0), dt=task.dt, noise_std=0.05, dale=True)
+rl.train(model, task, key=jax.random.PRNGKey(1), steps=150, batch_size=16, learning_rate=1e-2,
+         eval_every=10, checkpoint_every=7, out_dir=out, resume=resume, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path):
+    """A training process killed with SIGKILL (no clean-up at all) after its first
+    checkpoints resumes to bit-identical weights and the same history as a run never
+    interrupted."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(_WORKER)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run([sys.executable, str(worker), str(full), "0"], check=True)
+    proc = subprocess.Popen([sys.executable, str(worker), str(cut), "0"])
+    ckpt = cut / "checkpoints" / "checkpoint.safetensors"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if ckpt.exists() and read_safetensors(ckpt)[1]["step"] >= 14:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = read_safetensors(ckpt)[1]["step"]
+    assert 14 <= killed_at < 150  # really interrupted mid-run
+    subprocess.run([sys.executable, str(worker), str(cut), "1"], check=True)
+    _assert_identical(rl.load(full / "model.safetensors"), rl.load(cut / "model.safetensors"))
+
+    def history(run):
+        lines = (run / "history.jsonl").read_text().splitlines()
+        return _without_wall_time([json.loads(x) for x in lines])
+
+    assert history(full) == history(cut)
