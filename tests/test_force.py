@@ -173,7 +173,7 @@ def test_compiles_once_per_shape(monkeypatch):
         return orig(*args)
 
     monkeypatch.setattr(_force, "_rls_update", counting)
-    esn = rl.EchoStateNetwork(1, 17, 1, key=jax.random.PRNGKey(0))
+    esn = rl.EchoStateNetwork(1, 17, 1, key=jax.random.PRNGKey(0), initial_state="random")
     f = jnp.sin(jnp.arange(33.0) / 4)[:, None]
     rl.train_force(esn, f, passes=2)
     n_traces = len(calls)

@@ -449,3 +449,25 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path):
         return _without_wall_time([json.loads(x) for x in lines])
 
     assert history(full) == history(cut)
+
+
+# ------------------------------------------------------------------------------ FORCE
+
+
+def test_force_warns_when_the_reservoir_cannot_leave_zero():
+    """From a = 0 with no input, bias or noise, tanh keeps the reservoir at 0: the readout
+    cannot learn (the error stays the target itself), and the user is told why."""
+    f = jnp.sin(jnp.arange(120.0) / 6)[:, None]
+    silent = rl.EchoStateNetwork(1, 30, 1, key=jax.random.PRNGKey(0), readout_scale=0.0)
+    with pytest.warns(UserWarning, match="initial_state='random'"):
+        res = rl.train_force(silent, f, passes=2)
+    np.testing.assert_array_equal(np.asarray(res.errors[-1]), -np.asarray(f))
+    np.testing.assert_array_equal(np.asarray(res.model.w_out), np.asarray(silent.w_out))
+    lively = rl.EchoStateNetwork(1, 30, 1, key=jax.random.PRNGKey(0), readout_scale=0.0,
+                                 initial_state="random")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = rl.train_force(lively, f, passes=2)
+    assert float(res.pass_rmse[-1]) < 0.5 * float(jnp.sqrt(jnp.mean(f**2)))

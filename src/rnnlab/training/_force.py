@@ -1,5 +1,7 @@
 """FORCE learning (Sussillo & Abbott 2009): recursive least squares on an echo-state readout."""
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -78,6 +80,24 @@ def _force_jit(model, targets, inputs, P, a0, noise, update_every, carry_state):
     )
     new_model = eqx.tree_at(lambda m: m.w_out, model, w_out.astype(model.w_out.dtype))
     return ForceResult(new_model, P, errors, outputs, a)
+
+
+def _warn_if_silent(esn, inputs, a0, key) -> None:
+    """Warn when the reservoir can never leave a = 0 (nothing to learn from)."""
+    noisy = key is not None and (esn.noise_std > 0 or esn.input_noise_std > 0)
+    if noisy or np.any(np.asarray(a0)) or np.any(np.asarray(inputs)):
+        return
+    if np.any(np.asarray(esn.effective_weights()["b_rec"])):
+        return
+    if float(esn.activation(jnp.zeros(()))) != 0.0:
+        return
+    warnings.warn(
+        "train_force: the reservoir starts at a = 0 with no input, no bias and no noise, so "
+        "it stays at its fixed point a = 0, the rates are 0 and FORCE cannot change the "
+        "readout; start it elsewhere (EchoStateNetwork(..., initial_state='random') or "
+        "initial_state=...), give inputs, or pass a key with noise_std > 0",
+        stacklevel=3,
+    )
 
 
 def train_force(
@@ -175,6 +195,7 @@ def train_force(
         a0 = jnp.asarray(initial_state, dtype)
         if a0.shape != (n,):
             raise ValueError(f"initial_state must have shape ({n},), got {a0.shape}")
+    _warn_if_silent(esn, inputs, a0, key)
     # Noise for every pass and step, drawn up front (additive on the state; input noise enters
     # through the projection).
     noise = jnp.zeros((int(passes), n_steps, n), dtype)
