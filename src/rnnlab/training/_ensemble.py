@@ -314,32 +314,26 @@ def train_ensemble(
     def member_noise(row):
         return None if noise is None else (row, noise[1])
 
-    def chunk(arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done, start, stop):
-        """Steps start..stop-1 for every network still active; then evaluate at `stop`.
-
-        ``prev_arrays`` / ``prev_opt`` hold each network's state one step back: a network
-        whose loss becomes non-finite returns to them, the last state whose loss was seen
-        finite (as `rnnlab.train` does)."""
+    def chunk(arrays, opt, active, loss_sum, n_done, start, stop):
+        """Steps start..stop-1 for every network still active; then evaluate at `stop`."""
 
         def body(i, carry):
-            arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done = carry
+            arrays, opt, active, loss_sum, n_done = carry
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(train_keys)
             new_arrays, new_opt, loss = jax.vmap(
                 lambda a, o, k, z: step_one(a, o, k, member_noise(z)),
                 in_axes=(0, 0, 0, noise_axis),
             )(arrays, opt, step_keys, noise_arg)
             ok = active & jnp.isfinite(loss)
-            diverged = active & ~jnp.isfinite(loss)
-            prev_arrays = keep(ok, arrays, prev_arrays)
-            prev_opt = keep(ok, opt, prev_opt)
-            arrays = keep(ok, new_arrays, keep(diverged, prev_arrays, arrays))
-            opt = keep(ok, new_opt, keep(diverged, prev_opt, opt))
+            arrays = keep(ok, new_arrays, arrays)
+            opt = keep(ok, new_opt, opt)
             loss_sum = loss_sum + jnp.where(ok, loss, 0.0)
             n_done = n_done + ok.astype(jnp.int32)
-            return arrays, opt, prev_arrays, prev_opt, active & ~diverged, loss_sum, n_done
+            diverged = active & ~jnp.isfinite(loss)
+            return arrays, opt, active & ~diverged, loss_sum, n_done
 
-        arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done = jax.lax.fori_loop(
-            start, stop, body, (arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done)
+        arrays, opt, active, loss_sum, n_done = jax.lax.fori_loop(
+            start, stop, body, (arrays, opt, active, loss_sum, n_done)
         )
         eval_k = jax.vmap(lambda k: jax.random.fold_in(k, stop))(eval_keys)
         scores = jax.vmap(
@@ -348,7 +342,7 @@ def train_ensemble(
             ),
             in_axes=(0, 0, noise_axis),
         )(arrays, eval_k, noise_arg)
-        return arrays, opt, prev_arrays, prev_opt, active, loss_sum, n_done, scores
+        return arrays, opt, active, loss_sum, n_done, scores
 
     chunk_jit = jax.jit(chunk)
     active = jnp.ones((n,), bool)
@@ -356,10 +350,22 @@ def train_ensemble(
     zeros_i = jnp.zeros((n,), jnp.int32)
     t0 = time.perf_counter()
     compiled = chunk_jit.lower(
-        stacked, opt_state, stacked, opt_state, active, zeros_f, zeros_i, jnp.int32(0),
-        jnp.int32(1),
+        stacked, opt_state, active, zeros_f, zeros_i, jnp.int32(0), jnp.int32(1)
     ).compile()
     compile_time = time.perf_counter() - t0
+
+    def replay(starts, target, members):
+        """The (arrays, opt_state) of ``members`` after ``target`` steps, re-run from the
+        saved start of the chunk holding that step (the same compiled program, only these
+        members active: their lanes compute exactly what they computed before)."""
+        base_step, base_arrays, base_opt = max(
+            (entry for entry in starts if entry[0] <= target), key=lambda entry: entry[0]
+        )
+        mask = np.zeros(n, bool)
+        mask[members] = True
+        out = compiled(base_arrays, base_opt, jnp.asarray(mask), zeros_f, zeros_i,
+                       jnp.int32(base_step), jnp.int32(target))
+        return out[0], out[1]
 
     histories: list[list[dict[str, float]]] = [[] for _ in range(n)]
     status = ["steps"] * n
@@ -367,7 +373,9 @@ def train_ensemble(
     best_acc = np.full(n, -1.0)
     best_arrays = stacked
     arrays = stacked
-    prev_arrays, prev_opt = stacked, opt_state
+    # (step, arrays, opt_state) at the start of the last two chunks: a network whose loss
+    # turns non-finite at step s is put back to its state after s - 1 steps by a replay
+    starts = [(0, stacked, opt_state)]
     bar = None
     if _progress_enabled(progress):
         from tqdm.auto import tqdm
@@ -379,9 +387,9 @@ def train_ensemble(
         while step < steps and bool(np.any(np.asarray(active))):
             stop = min(steps, (step // eval_every + 1) * eval_every)
             t1 = time.perf_counter()
-            arrays, opt_state, prev_arrays, prev_opt, new_active, loss_sum, n_done, scores = (
-                compiled(arrays, opt_state, prev_arrays, prev_opt, active, zeros_f, zeros_i,
-                         jnp.int32(step), jnp.int32(stop))
+            starts = [*starts[-1:], (step, arrays, opt_state)]
+            arrays, opt_state, new_active, loss_sum, n_done, scores = compiled(
+                arrays, opt_state, active, zeros_f, zeros_i, jnp.int32(step), jnp.int32(stop)
             )
             scores = {k: np.asarray(v) for k, v in scores.items()}
             run_time += time.perf_counter() - t1
@@ -408,6 +416,19 @@ def train_ensemble(
                 if target_accuracy is not None and record["accuracy"] >= target_accuracy:
                     status[i] = "target_accuracy"
                     new_active[i] = False
+            # networks that diverged in this chunk: back to their last good state
+            gone = [i for i in np.flatnonzero(was_active) if status[i] == "diverged"]
+            t1 = time.perf_counter()
+            for target in sorted({int(taken[i]) for i in gone}):
+                members = [int(i) for i in gone if taken[i] == target]
+                back_arrays, back_opt = replay(starts, target, members)
+                chosen = np.zeros(n, bool)
+                chosen[members] = True
+                arrays = keep(jnp.asarray(chosen), back_arrays, arrays)
+                opt_state = keep(jnp.asarray(chosen), back_opt, opt_state)
+            if gone:
+                jax.block_until_ready(arrays)
+                run_time += time.perf_counter() - t1
             active = jnp.asarray(new_active)
             if bar is not None:
                 bar.update(stop - step)
