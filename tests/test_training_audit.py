@@ -173,6 +173,10 @@ def test_ensemble_member_that_diverges_mid_run_equals_training_it_alone():
             np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-5)
     # the eval at step 10 of the first network (parameters that then failed) is dropped
     assert [h["step"] for h in ens[0].history] == [5]
+    # the first network, put back to step 9, is bit for bit the ensemble run for 9 steps
+    short = rl.train_ensemble(models, task, key=keys, learning_rate=[1e-2, 3e-3],
+                              **{**kw, "steps": 9})
+    _assert_identical(ens[0].model, short[0].model)
     # truth for the lone run: a run of exactly that many steps
     redo = rl.train(models[0], task, key=keys[0], learning_rate=1e-2, **{**kw, "steps": 9})
     _assert_identical(redo.model, alone[0].model)
