@@ -239,6 +239,12 @@ def test_bad_arguments_name_the_argument(kwargs, match):
         rl.CTRNN(2, 8, 1, key=jax.random.PRNGKey(0), **kwargs)
 
 
+def test_trainable_as_one_string_is_refused_by_name():
+    # set("w_rec") would be its letters: a confusing "unknown names ['_', 'c', ...]" before
+    with pytest.raises(TypeError, match=r"trainable must be a collection of names, e\.g\."):
+        rl.CTRNN(2, 8, 1, key=jax.random.PRNGKey(0), trainable="w_rec")
+
+
 def test_bad_sizes_and_from_weights_errors():
     with pytest.raises(ValueError, match="n_hidden"):
         rl.CTRNN(2, 0, 1, key=jax.random.PRNGKey(0))

@@ -199,6 +199,11 @@ class CTRNN(AbstractRNN):
             raise ValueError(
                 f"excitatory_fraction must be in (0, 1], got {excitatory_fraction!r}"
             )
+        if isinstance(trainable, str):  # set("w_rec") would be its letters
+            raise TypeError(
+                f"trainable must be a collection of names, e.g. ({trainable!r},), got the "
+                f"string {trainable!r}"
+            )
         trainable = tuple(sorted(set(trainable)))
         unknown = set(trainable) - _TRAINABLE_NAMES
         if unknown:
