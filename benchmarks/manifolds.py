@@ -164,9 +164,9 @@ def main():
         "",
         *tim,
         "",
-        f"Shared machine (other engineers' jobs running): load average {load:.1f} at the start, "
-        f"{load_end:.1f} at the end; whole run {time.perf_counter() - t0:.0f} s. Timings are "
-        "noisy; rerun on a quiet machine for final numbers.",
+        f"1-minute load average {load:.1f} at the start, {load_end:.1f} at the end (2 cores; "
+        f"above ~1.5 other jobs were running and the times are inflated); whole run "
+        f"{time.perf_counter() - t0:.0f} s.",
     ])
     print(body)
     write_section("manifolds", body)
