@@ -127,3 +127,13 @@ def topology(
             graph.add_edge(i, t, count=int(c), probability=c / n_starts)
     return graph
 
+
+
+def root_topology(model: AbstractRNN, fixed_points: FixedPoints, *, key: PRNGKeyArray,
+                  **kwargs) -> nx.DiGraph:
+    """`topology` among the roots (converged points) of ``fixed_points`` only, its nodes
+    numbered by their indices in ``fixed_points``: the flow settles at roots, not at slow
+    points (of which a ``slow_tol`` search can keep thousands)."""
+    roots = np.nonzero(np.asarray(fixed_points.converged))[0]
+    graph = topology(model, fixed_points[roots], key=key, **kwargs)
+    return nx.relabel_nodes(graph, {j: int(i) for j, i in enumerate(roots)})

@@ -84,8 +84,9 @@ def analyze_cmd(
     import numpy as np
 
     from ..analysis import (
-        FixedPoints, attractor_manifolds, find_fixed_points, pca, sample_states, topology,
+        FixedPoints, attractor_manifolds, find_fixed_points, pca, sample_states,
     )
+    from ..analysis._structure import root_topology
     from .._simulate import simulate
     from ..io import load
     from ..io._safe import atomic_write_json, write_safetensors
@@ -124,14 +125,8 @@ def analyze_cmd(
     fps = FixedPoints.concatenate(parts)
     n_comp = min(n_components, model.state_size)
     proj = pca(traj.states, n_comp)
-    # The topology is a graph of where the flow settles: among the roots, not the slow points
-    # (with --slow-tol there can be thousands, and the dynamics do not stop at them). Nodes keep
-    # their indices in fixed_points.safetensors.
-    roots = np.nonzero(np.asarray(fps.converged))[0]
-    graph = nx.relabel_nodes(
-        topology(model, fps[roots], key=k_topo, n_starts=topology_starts),
-        {j: int(i) for j, i in enumerate(roots)},
-    )
+    # Where the flow settles, among the roots (nodes keep their indices in fixed_points).
+    graph = root_topology(model, fps, key=k_topo, n_starts=topology_starts)
     # Manifolds per input: slow points at different constant inputs belong to different
     # dynamical systems and must not be linked into one curve.
     manifolds = []

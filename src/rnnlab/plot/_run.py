@@ -115,7 +115,8 @@ def continuous_attractors(fixed_points) -> list:
 def _load_analysis(data: RunData, *, seed: int) -> None:
     """Fixed points from ``RUN/analysis/fixed_points.safetensors``; the topology graph from
     ``topology.json`` (node-link JSON) when the analysis wrote one, else computed here
-    (`rnnlab.analysis.topology`, ``PRNGKey(seed)``); continuous attractors among the points."""
+    (`rnnlab.analysis.topology` among the roots, ``PRNGKey(seed)``); continuous attractors
+    among the points."""
     adir = data.path / "analysis"
     fp_path = adir / "fixed_points.safetensors"
     if not fp_path.is_file():
@@ -137,8 +138,10 @@ def _load_analysis(data: RunData, *, seed: int) -> None:
         except (KeyError, TypeError, nx.NetworkXError) as e:
             data.notes.append(f"{topo_file} could not be read ({e})")
     elif getattr(data.fixed_points, "n_states", None) == data.model.state_size:
-        data.topology = analysis.topology(data.model, data.fixed_points,
-                                          key=jax.random.PRNGKey(seed))
+        from ..analysis._structure import root_topology
+
+        data.topology = root_topology(data.model, data.fixed_points,
+                                      key=jax.random.PRNGKey(seed))
     data.manifolds = continuous_attractors(data.fixed_points)
     pca_file = adir / "pca.safetensors"
     if pca_file.is_file():
