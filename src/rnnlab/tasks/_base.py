@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
@@ -145,6 +146,28 @@ class AbstractTask(eqx.Module):
             out["r2"] = masked_r2(outputs, trial.targets, trial.mask)
         return out
 
+    # Fields holding input-noise levels; `noise_free` sets those present to 0.
+    noise_fields: ClassVar[tuple[str, ...]] = ("input_noise", "sigma")
+
+    def noise_free(self) -> "AbstractTask":
+        """This task with every input-noise field of ``noise_fields`` that it has set to 0
+        (the same trials otherwise: same key, same conditions and epochs)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        zero = {n: 0.0 for n in self.noise_fields if n in names}
+        return dataclasses.replace(self, **zero) if zero else self
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """The constant inputs the network receives, worth analysing for fixed points:
+        ``{name: input vector [n_in] float64}``.
+
+        Default: the input vector that occurs at the most scored time steps (some mask entry
+        > 0) of 64 noise-free trials (``"most frequent input"``, see `most_frequent_input`),
+        typically the one of the longest epoch without a stimulus. Tasks that know their epochs override this with the input of each epoch
+        that has a neutral stimulus (fixation, delay, context cues, always-on channels),
+        never an input the network does not receive.
+        """
+        return {"most frequent input": most_frequent_input(self)}
+
     def recommended_training(self) -> dict[str, float | int | str]:
         """The training settings this task recommends, as a dict with a subset of the keys
         ``learning_rate``, ``hidden``, ``activation``, ``batch_size`` and ``steps`` (only
@@ -168,6 +191,19 @@ class AbstractTask(eqx.Module):
                 value = list(value)
             out[f.name] = value
         return out
+
+
+def most_frequent_input(task: AbstractTask, *, n_trials: int = 64, seed: int = 0) -> np.ndarray:
+    """The input vector [n_in] that occurs at the most time steps of ``n_trials``
+    noise-free trials of ``task`` (ties: the smallest in lexicographic order). Only steps in
+    the loss (some mask entry > 0) count, so the padding after a short trial does not."""
+    trials = task.noise_free().sample_batch(jax.random.PRNGKey(seed), n_trials)
+    rows = np.asarray(trials.inputs, np.float64).reshape(-1, task.n_in)
+    scored = np.asarray(trials.mask).reshape(rows.shape[0], -1).max(axis=1) > 0
+    if scored.any():
+        rows = rows[scored]
+    values, counts = np.unique(rows, axis=0, return_counts=True)
+    return values[int(np.argmax(counts))].copy()
 
 
 # --------------------------------------------------------------------------------- registry

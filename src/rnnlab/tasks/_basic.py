@@ -126,6 +126,10 @@ class FlipFlop(AbstractTask):
             {"final_bits": targets[-1], "n_pulses": jnp.sum(starts, axis=0)},
         )
 
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``{"no pulse": 0}``: between pulses every channel is 0 (the memory states)."""
+        return {"no pulse": np.zeros(self.n_bits)}
+
 
 # --------------------------------------------------------------------------------- sine wave
 
@@ -193,6 +197,16 @@ class SineWave(AbstractTask):
 
     def sample(self, key: PRNGKeyArray) -> Trial:
         return self.trial_for(jax.random.randint(key, (), 0, self.n_frequencies))
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """The input levels of the lowest, middle and highest trained frequency,
+        ``"frequency w=<w>"`` (each should hold an unstable focus inside its limit cycle)."""
+        w = np.asarray(self.frequencies, np.float64)
+        picks = sorted({0, (self.n_frequencies - 1) // 2, self.n_frequencies - 1})
+        level = np.asarray(self.input_level(jnp.asarray(self.frequencies)), np.float64)
+        # the float32 level the trials carry, so it occurs exactly
+        level = np.asarray(jnp.asarray(level, jnp.float32), np.float64)
+        return {f"frequency w={w[i]:.3g}": np.array([level[i]]) for i in picks}
 
 
 # --------------------------------------------------------------------------------- decision
@@ -300,6 +314,15 @@ class PerceptualDecisionMaking(AbstractTask):
         ]
         choice = jax.random.randint(k_choice, (), 0, 2)
         return self.trial_for(coh, choice, k_noise)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"fixation+stimulus coh=0"``: fixation on, both stimulus channels at their
+        zero-coherence level 0.5 (where the evidence is integrated); ``"delay"`` (fixation
+        on, no stimulus) when the task has a delay epoch."""
+        out = {"fixation+stimulus coh=0": np.array([1.0, 0.5, 0.5])}
+        if round(self.delay / self.dt) > 0:
+            out["delay"] = np.array([1.0, 0.0, 0.0])
+        return out
 
     def decisions(self, outputs: Array) -> Array:
         """Chosen class per trial (0 fixate, 1, 2) from outputs [(B,) T, 3]."""

@@ -4,6 +4,7 @@ discrimination (Romo et al. 1999), Go/No-Go."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import Trial, register
@@ -139,6 +140,13 @@ class ContextDecisionMaking(DecisionTask):
         noise = jax.random.normal(ks[6], (self.n_steps, 6)) if self.input_noise > 0 else None
         return self.trial_for(context, motion, colour, *steps, noise=noise)
 
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """Each context cue with both modalities at zero coherence (0.5 on every stimulus
+        channel): ``"motion context coh=0"``, ``"colour context coh=0"`` (Mante et al. 2013
+        analyse the dynamics per context at this input)."""
+        return {"motion context coh=0": np.array([1.0, 0.0, 0.5, 0.5, 0.5, 0.5]),
+                "colour context coh=0": np.array([0.0, 1.0, 0.5, 0.5, 0.5, 0.5])}
+
     def choices(self, outputs: Array, trial: Trial) -> Array:
         t = jnp.arange(outputs.shape[-2])
         start = trial.conditions["response_start"][..., None]
@@ -262,6 +270,10 @@ class DelayedDiscrimination(DecisionTask):
         noise = jax.random.normal(ks[7], (self.n_steps, 2)) if self.input_noise > 0 else None
         return self.trial_for(f1, f2, steps, noise)
 
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"delay"``: no stimulus (0 on both channels), where f1 is held."""
+        return {"delay": np.zeros(2)}
+
     def choices(self, outputs: Array, trial: Trial) -> Array:
         mean = _mean_over(outputs, trial.mask[..., 0] > 0)
         return (mean[..., 1] > mean[..., 0]).astype(jnp.int32)
@@ -345,6 +357,10 @@ class GoNoGo(DecisionTask):
                  for n, k in zip(self._epochs, ks[1:5])]
         noise = jax.random.normal(ks[5], (self.n_steps, 3)) if self.input_noise > 0 else None
         return self.trial_for(value, steps, noise)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"delay"``: no stimulus, no go cue, the constant channel at 1."""
+        return {"delay": np.array([0.0, 0.0, 1.0])}
 
     def choices(self, outputs: Array, trial: Trial) -> Array:
         t = jnp.arange(outputs.shape[-2])

@@ -4,6 +4,7 @@ attractor), and the binary decision on the sign of integrated white noise."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import Trial, register
@@ -67,6 +68,11 @@ class Integrator(ScoredTask):
         ones = jnp.ones((self.n_steps, 1), jnp.float32)
         return Trial(u[:, None], y[:, None], ones,
                      {"bias": jnp.asarray(bias, jnp.float32), "final_sum": y[-1]})
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"no input"``: 0, where the sum is held (it occurs in trials with bias_max = 0
+        and noise_std = 0; elsewhere 0 is the centre of the input distribution)."""
+        return {"no input": np.zeros(1)}
 
     def sample(self, key: PRNGKeyArray) -> Trial:
         k_b, k_n = jax.random.split(key)
@@ -161,6 +167,10 @@ class AngularIntegrator(ScoredTask):
         noise = jax.random.normal(k_n, (self.n_steps, 3)) if self.input_noise > 0 else None
         return self.trial_for(theta0, omega, noise)
 
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"zero angular velocity"``: omega = 0 with the cue off, where the heading is held."""
+        return {"zero angular velocity": np.zeros(3)}
+
     def headings(self, outputs: Array) -> Array:
         """Decoded heading per step [..., T] from outputs [..., T, n_out]."""
         if self.output == "sincos":
@@ -246,6 +256,10 @@ class BinaryDecision(DecisionTask):
         bias = jax.random.uniform(k_b, (), minval=-self.bias_max, maxval=self.bias_max)
         steps = sample_steps(self.stimulus, k_d, self.dt)
         return self.trial_for(bias, jax.random.normal(k_n, (self.n_steps,)), steps)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"decision epoch (no input)"``: 0, where the choice is reported."""
+        return {"decision epoch (no input)": np.zeros(1)}
 
     def choices(self, outputs: Array, trial: Trial) -> Array:
         m = trial.mask[..., 0]

@@ -5,6 +5,7 @@ import abc
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import Trial, register
@@ -125,6 +126,10 @@ class DelayedMatchToSample(DecisionTask):
         return self.trial_for(sample, test, _jitter(ks[2], self.jitter),
                               _jitter(ks[3], self.jitter), noise)
 
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"delay"``: no stimulus, no cue (all inputs 0), where the sample is held."""
+        return {"delay": np.zeros(3)}
+
     def choices(self, outputs: Array, trial: Trial) -> Array:
         m = outputs[..., self.decision_on:self.decision_off, :].mean(axis=-2)
         return (m[..., 0] > m[..., 1]).astype(jnp.int32)
@@ -188,6 +193,10 @@ class _MemoryNumberBase(ScoredTask):
         x = jax.random.uniform(ks[0], ())
         noise = jax.random.normal(ks[2], (self.n_steps, 2)) if self.input_noise > 0 else None
         return self.trial_for(x, _jitter(ks[1], self.jitter), noise)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"delay"``: no stimulus, no recall cue (both inputs 0), where x is held."""
+        return {"delay": np.zeros(2)}
 
     def trial_scores(self, outputs: Array, trial: Trial) -> Array:
         """Fraction of recall steps within ``tolerance`` (0.1) of the reported value."""
@@ -306,6 +315,11 @@ class MemoryAntiAngle(ScoredTask):
         theta = jax.random.uniform(ks[0], (), maxval=2 * jnp.pi)
         noise = jax.random.normal(ks[2], (self.n_steps, 5)) if self.input_noise > 0 else None
         return self.trial_for(theta, _jitter(ks[1], self.jitter), noise)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """``"delay"``: the constant channel at 1, no stimulus, no recall cue (the input the
+        network holds the angle under; it never sees all-zero input)."""
+        return {"delay": np.array([0.0, 0.0, 0.0, 1.0, 0.0])}
 
     def reported_angles(self, outputs: Array) -> Array:
         """Decoded angle [...] of the mean output over the recall window."""

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import AbstractTask, Trial, masked_r2, registered_name
@@ -172,6 +173,23 @@ class Mixture(AbstractTask):
             sel = (which == i).astype(jnp.float32)
             out[f"accuracy/{_task_label(t, i)}"] = (
                 jnp.sum(scores * sel) / jnp.maximum(jnp.sum(sel), 1.0))
+        return out
+
+    def noise_free(self) -> "Mixture":
+        return Mixture([t.noise_free() for t in self.tasks], self.weights, self.rule_inputs)
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """Each task's `fixed_point_inputs`, padded to the common width and followed by its
+        rule input, named ``"<task>: <input>"``."""
+        out = {}
+        n = len(self.tasks)
+        for i, t in enumerate(self.tasks):
+            for name, vec in t.fixed_point_inputs().items():
+                u = np.zeros(self.n_in)
+                u[: t.n_in] = vec
+                if self.rule_inputs:
+                    u[self.n_task_inputs + i] = 1.0
+                out[f"{_task_label(t, i)}: {name}"] = u
         return out
 
     def config(self):

@@ -399,6 +399,18 @@ class _Yang19Common(ScoredTask):
     def trial_scores(self, outputs: Array, trial: Trial) -> Array:
         return yang_performance(outputs, trial)
 
+    def _fixation_input(self, rule: str) -> np.ndarray:
+        u = np.zeros(self.n_in)
+        u[0] = 1.0
+        u[1 + 2 * self.n_ring + RULES.index(rule)] = 1.0
+        return u
+
+    def fixed_point_inputs(self) -> dict[str, np.ndarray]:
+        """For each rule the task draws, ``"fixation, <rule>"``: fixation on, both rings
+        silent, the rule input on (the fixation epoch, and the delays of the delay rules)."""
+        rules = getattr(self, "rules", None) or (self.rule,)
+        return {f"fixation, {r}": self._fixation_input(r) for r in rules}
+
 
 _YANG_NOISE = round(0.01 * math.sqrt(2 / 0.2), 4)
 _DM_COHS = (0.04, 0.08, 0.16, 0.32)
