@@ -1,8 +1,10 @@
 """Reverse engineering: fixed and slow points, linearisation, topology, attractor manifolds, PCA."""
 
 from ._fixed_points import FixedPoints as FixedPoints
+from ._fixed_points import STABILITY_LABELS as STABILITY_LABELS
 from ._fixed_points import classify as classify
 from ._fixed_points import find_fixed_points as find_fixed_points
+from ._fixed_points import stability_views as stability_views
 from ._fixed_points import tolerance_sweep as tolerance_sweep
 from ._states import PCA as PCA
 from ._states import LinearSystem as LinearSystem

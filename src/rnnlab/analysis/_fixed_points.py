@@ -16,7 +16,9 @@ from ..io._safe import read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
 from . import _solvers
 
-STABILITY_LABELS = ("stable", "saddle", "unstable", "marginal")
+STABILITY_LABELS = ("stable", "saddle", "unstable", "marginal", "slow")
+# The labels a root can have (a point that is not a root is "slow").
+ROOT_LABELS = STABILITY_LABELS[:4]
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -183,6 +185,52 @@ def classify(
     return n_unstable, labels
 
 
+def stability_views(
+    eigenvalues: np.ndarray,
+    converged: np.ndarray,
+    *,
+    is_continuous: bool,
+    dt: float | None,
+    marginal_tol: float,
+) -> dict[str, Any]:
+    """The stability of the system that runs and of the ODE, from eigenvalues [K, N].
+
+    The system that runs is the Euler map ``x -> x + dt F(x)`` for a continuous-time model
+    with a ``dt`` (multipliers ``mu = 1 + dt lambda``, marginal band ``dt * marginal_tol`` on
+    ``|mu| - 1``), the ODE itself for a continuous-time model without ``dt``, and the map for
+    discrete-time models. Points that are not converged get the label ``"slow"`` (their
+    eigenvalues describe no equilibrium); their unstable-mode counts are kept.
+
+    Returns a dict with ``n_unstable`` [K], ``stability`` (K labels), ``ode_n_unstable``,
+    ``ode_stability`` and ``views_differ`` [K] (roots whose ODE label or unstable count
+    differs from the simulated system's).
+    """
+    lam = np.asarray(eigenvalues)
+    conv = np.asarray(converged, bool)
+    if is_continuous:
+        ode_nu, ode_lab = classify(lam, True, marginal_tol)
+        if dt is not None:
+            nu, lab = classify(1.0 + dt * lam, False, dt * marginal_tol)
+        else:
+            nu, lab = ode_nu, ode_lab
+    else:
+        nu, lab = classify(lam, False, marginal_tol)
+        ode_nu, ode_lab = nu, lab
+    differ = conv & ((np.asarray(ode_nu) != np.asarray(nu))
+                     | (np.asarray(ode_lab, dtype=object) != np.asarray(lab, dtype=object)))
+
+    def mark(labels):
+        return tuple(s if c else "slow" for s, c in zip(labels, conv))
+
+    return {
+        "n_unstable": np.asarray(nu, np.int64),
+        "stability": mark(lab),
+        "ode_n_unstable": np.asarray(ode_nu, np.int64),
+        "ode_stability": mark(ode_lab),
+        "views_differ": np.asarray(differ, bool).reshape(conv.shape),
+    }
+
+
 def eigendecompose(jacobians: np.ndarray):
     """Eigenvalues sorted by real part (largest first), right eigenvectors (columns) and left
     eigenvectors (rows of the inverse of the right ones, so ``L @ R = I``), complex128."""
@@ -238,7 +286,8 @@ class FixedPoints(eqx.Module):
 
     Array fields (K points, N = state size, float64 / complex128):
         states [K, N]; speeds [K] = |F(x*)| (for a CT-RNN in state units per time unit of ``dt``,
-        i.e. 1/ms); q [K] = 1/2 speeds^2; converged [K] (speed <= the search's ``tol``);
+        i.e. 1/ms); q [K] = 1/2 speeds^2; converged [K] (speed <= the search's ``tol``: a
+        root; the others are slow points);
         n_iters [K] (Newton/LM iterations) and n_adam_iters [K] (stage-1 iterations);
         counts [K] (how many initial states' polished stage-1 end points merged into the
         point: a basin-size estimate);
@@ -248,10 +297,31 @@ class FixedPoints(eqx.Module):
         eigenvalues [K, N] of ``jacobians``, sorted by real part, largest first;
         right_eigenvectors [K, N, N] (columns, ``J R = R diag(lambda)``);
         left_eigenvectors [K, N, N] (rows, ``L J = diag(lambda) L``, ``L R = I``);
-        n_unstable [K].
-    Static fields: ``stability`` (K labels among ``stable``, ``saddle``, ``unstable``,
-    ``marginal``), ``is_continuous``, ``dt`` (the model's Euler step, or None),
+        n_unstable [K], ode_n_unstable [K], views_differ [K] (see below).
+    Static fields: ``stability`` and ``ode_stability`` (K labels each, among
+    `STABILITY_LABELS`), ``is_continuous``, ``dt`` (the model's Euler step, or None),
     ``marginal_tol``.
+
+    Three views of stability:
+
+    - ``stability`` / ``n_unstable``: the **system that runs**. A CT-RNN with a ``dt`` is
+      trained and simulated as its Euler map ``x -> x + dt F(x)``, so a mode with eigenvalue
+      lambda is stable iff ``|1 + dt lambda| < 1`` (a disc of radius ``1/dt`` around
+      ``-1/dt``, not the half-plane Re lambda < 0); marginal when ``||mu| - 1| <= dt *
+      marginal_tol``. A continuous-time model without ``dt`` is labelled by its ODE; maps
+      (GRU, LSTM, vanilla, ESN) by ``|mu|`` of the map Jacobian. Labels of roots: ``stable``
+      (every mode decays), ``saddle`` (some modes unstable), ``unstable`` (all),
+      ``marginal`` (none unstable, some marginal); a point that is not converged is
+      ``"slow"`` (it is no equilibrium, whatever its eigenvalues). ``n_unstable`` counts the
+      unstable modes of every point, slow ones included.
+    - ``ode_stability`` / ``ode_n_unstable``: the ODE ``dx/dt = F(x)`` (Re lambda vs
+      ``marginal_tol``), what a finely integrated network would do; equal to ``stability``
+      / ``n_unstable`` for maps and for models without ``dt``.
+    - `map_stability`: the Euler map's (or map's) labels from the eigenvalues of *every*
+      point, slow points included (no ``"slow"`` label).
+
+    ``views_differ[i]`` is True for a root whose ODE label or unstable count differs from
+    the simulated system's: the network's function there depends on its step size.
 
     Points are ordered by speed (slowest first). `map_eigenvalues` gives ``mu = 1 + dt lambda``
     (the Euler map's view of a continuous-time model), `time_constants` the decay time of each
@@ -273,7 +343,10 @@ class FixedPoints(eqx.Module):
     right_eigenvectors: Complex[Array, "K N N"]
     left_eigenvectors: Complex[Array, "K N N"]
     n_unstable: Int[Array, " K"]
+    ode_n_unstable: Int[Array, " K"]
+    views_differ: Bool[Array, " K"]
     stability: tuple[str, ...] = eqx.field(static=True)
+    ode_stability: tuple[str, ...] = eqx.field(static=True)
     is_continuous: bool = eqx.field(static=True)
     dt: float | None = eqx.field(static=True)
     marginal_tol: float = eqx.field(static=True)
@@ -298,11 +371,13 @@ class FixedPoints(eqx.Module):
 
     @property
     def map_stability(self) -> tuple[str, ...]:
-        """Stability labels of the Euler map (|mu| < 1), the discrete view FixedPointFinder uses.
+        """Stability labels of the Euler map (|mu| < 1), the discrete view FixedPointFinder uses,
+        for every point from its eigenvalues (slow points included: no ``"slow"`` label).
 
         For a continuous-time model the marginal band is ``dt * marginal_tol`` on ``|mu| - 1``
-        (``|1 + dt lambda| - 1 ~ dt Re(lambda)``), so a mode that `stability` calls marginal
-        is marginal here too rather than unstable or stable by the change of units alone."""
+        (``|1 + dt lambda| - 1 ~ dt Re(lambda)``), so a mode that the ODE view calls marginal
+        is marginal here too rather than unstable or stable by the change of units alone. For
+        roots of a model with ``dt`` (or of a map) these are the labels of `stability`."""
         tol = self.marginal_tol * (self.dt if self.is_continuous else 1.0)
         _, labels = classify(np.asarray(self.map_eigenvalues), False, tol)
         return tuple(labels)
@@ -316,23 +391,36 @@ class FixedPoints(eqx.Module):
                 return -1.0 / np.asarray(self.eigenvalues).real
             return -1.0 / np.log(np.abs(np.asarray(self.eigenvalues)))
 
+    @property
+    def stability_view(self) -> str:
+        """Which system `stability` describes: ``"Euler map, dt=10 ms"``, ``"ODE"`` or
+        ``"map"``."""
+        return stability_view_name(self.is_continuous, self.dt)
+
     def summary(self) -> dict[str, Any]:
-        """Counts by stability: ``n_points``, ``stable``, ``saddle``, ``unstable``, ``marginal``,
-        ``saddles_by_index`` ({number of unstable modes: count}), ``converged``, ``slow``
-        (kept but not converged), ``max_speed``."""
+        """Counts: ``n_points``; ``stable``, ``saddle``, ``unstable``, ``marginal`` (roots only,
+        labels of the system that runs); ``slow`` (points that are not roots);
+        ``saddles_by_index`` ({number of unstable modes: count of saddle roots});
+        ``converged`` (roots); ``max_speed``; ``is_continuous``; ``views_differ`` (roots whose
+        ODE label or unstable count differs); ``ode`` ({stable, saddle, unstable, marginal} of
+        the roots in the ODE view); ``stability_view`` (see `stability_view`)."""
         labels = Counter(self.stability)
+        ode = Counter(self.ode_stability)
         by_index = Counter(
             int(n) for n, s in zip(np.asarray(self.n_unstable), self.stability) if s == "saddle"
         )
-        conv = np.asarray(self.converged)
+        conv = np.asarray(self.converged, bool)
         return {
             "n_points": len(self),
-            **{lab: labels.get(lab, 0) for lab in STABILITY_LABELS},
+            **{lab: labels.get(lab, 0) for lab in ROOT_LABELS},
+            "slow": int((~conv).sum()),
             "saddles_by_index": {str(k): v for k, v in sorted(by_index.items())},
             "converged": int(conv.sum()),
-            "slow": int((~conv).sum()),
             "max_speed": float(np.max(np.asarray(self.speeds))) if len(self) else 0.0,
             "is_continuous": self.is_continuous,
+            "views_differ": int(np.sum(np.asarray(self.views_differ, bool))),
+            "ode": {lab: ode.get(lab, 0) for lab in ROOT_LABELS},
+            "stability_view": self.stability_view,
         }
 
     def __getitem__(self, index) -> "FixedPoints":
@@ -345,6 +433,7 @@ class FixedPoints(eqx.Module):
         return FixedPoints(
             **arrays,
             stability=tuple(self.stability[i] for i in idx),
+            ode_stability=tuple(self.ode_stability[i] for i in idx),
             is_continuous=self.is_continuous, dt=self.dt, marginal_tol=self.marginal_tol,
         )
 
@@ -383,6 +472,7 @@ class FixedPoints(eqx.Module):
         }
         return cls(
             **arrays, stability=tuple(s for p in parts for s in p.stability),
+            ode_stability=tuple(s for p in parts for s in p.ode_stability),
             is_continuous=first.is_continuous, dt=first.dt, marginal_tol=first.marginal_tol,
         )
 
@@ -399,7 +489,11 @@ class FixedPoints(eqx.Module):
                 tensors[f] = a.astype(np.uint8) if a.dtype == bool else a
         meta = {
             "kind": "fixed_points",
+            # 2: stability of the system that runs, slow points labelled "slow", ODE view
+            # stored beside it (version 1 files held the ODE labels of continuous models).
+            "labels_version": 2,
             "stability": list(self.stability),
+            "ode_stability": list(self.ode_stability),
             "is_continuous": self.is_continuous,
             "dt": self.dt,
             "marginal_tol": self.marginal_tol,
@@ -409,38 +503,64 @@ class FixedPoints(eqx.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FixedPoints":
-        """Read a file written by `save` (checksum verified)."""
+        """Read a file written by `save` (checksum verified). Files written before the labels
+        described the system that runs (no ``labels_version``) get every label and count
+        recomputed from their eigenvalues, ``dt``, ``marginal_tol`` and ``converged``."""
         tensors, meta = read_safetensors(path, kind="fixed_points")
+        is_continuous = bool(meta["is_continuous"])
+        dt, marginal_tol = meta["dt"], float(meta["marginal_tol"])
         arrays = {}
         for f in _ARRAY_FIELDS:
+            if f in _LABEL_ARRAYS and meta.get("labels_version", 1) < 2:
+                continue
             if f in tensors:
                 a = tensors[f]
             elif f + ".real" in tensors:
                 a = tensors[f + ".real"] + 1j * tensors[f + ".imag"]
             else:
                 raise ValueError(f"{path}: missing array {f!r}")
-            if f == "converged":
+            if f in ("converged", "views_differ"):
                 a = a.astype(bool)
             arrays[f] = a
+        if meta.get("labels_version", 1) < 2:
+            views = stability_views(arrays["eigenvalues"], arrays["converged"],
+                                    is_continuous=is_continuous, dt=dt,
+                                    marginal_tol=marginal_tol)
+            arrays.update({f: views[f] for f in _LABEL_ARRAYS})
+            labels, ode_labels = views["stability"], views["ode_stability"]
+        else:
+            labels, ode_labels = tuple(meta["stability"]), tuple(meta["ode_stability"])
         # Keep float64 / complex128 as stored (jnp would truncate them without x64).
         return cls(
-            **arrays, stability=tuple(meta["stability"]), is_continuous=bool(meta["is_continuous"]),
-            dt=meta["dt"], marginal_tol=float(meta["marginal_tol"]),
+            **arrays, stability=labels, ode_stability=ode_labels, is_continuous=is_continuous,
+            dt=dt, marginal_tol=marginal_tol,
         )
 
     def __repr__(self) -> str:
         s = self.summary()
+        differ = f", {s['views_differ']} differ from the ODE" if s["views_differ"] else ""
         return (
             f"FixedPoints({s['n_points']} points: {s['stable']} stable, {s['saddle']} saddle, "
-            f"{s['unstable']} unstable, {s['marginal']} marginal; "
-            f"{'continuous-time' if self.is_continuous else 'map'})"
+            f"{s['unstable']} unstable, {s['marginal']} marginal, {s['slow']} slow; "
+            f"stability of the {s['stability_view']}{differ})"
         )
 
 
+def stability_view_name(is_continuous: bool, dt: float | None) -> str:
+    """``"Euler map, dt=10 ms"`` (continuous time with ``dt``), ``"ODE"`` or ``"map"``."""
+    if not is_continuous:
+        return "map"
+    if dt is None:
+        return "ODE"
+    return f"Euler map, dt={float(dt):g} ms"
+
+
+# the arrays derived from the eigenvalues (recomputed when an old file is loaded)
+_LABEL_ARRAYS = ("n_unstable", "ode_n_unstable", "views_differ")
 _ARRAY_FIELDS = (
     "states", "speeds", "q", "converged", "n_iters", "n_adam_iters", "counts", "inputs",
     "outputs", "jacobians", "input_jacobians", "eigenvalues", "right_eigenvectors",
-    "left_eigenvectors", "n_unstable",
+    "left_eigenvectors", *_LABEL_ARRAYS,
 )
 
 
@@ -716,8 +836,10 @@ def _assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts,
         jin = np.zeros((0, n, n_in))
         out = np.zeros((0, n_out))
     vals, right, left = eigendecompose(jac)
-    n_unstable, labels = classify(vals, model.is_continuous, marginal_tol)
-    dt = getattr(model, "dt", None)
+    dt = getattr(model, "dt", None) if model.is_continuous else None
+    dt = None if dt is None else float(dt)
+    views = stability_views(vals, np.asarray(converged, bool), is_continuous=model.is_continuous,
+                            dt=dt, marginal_tol=marginal_tol)
     return FixedPoints(
         states=np.asarray(states, np.float64),
         speeds=np.asarray(speeds, np.float64),
@@ -733,10 +855,13 @@ def _assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts,
         eigenvalues=vals,
         right_eigenvectors=right,
         left_eigenvectors=left,
-        n_unstable=n_unstable,
-        stability=tuple(labels),
+        n_unstable=views["n_unstable"],
+        ode_n_unstable=views["ode_n_unstable"],
+        views_differ=views["views_differ"],
+        stability=views["stability"],
+        ode_stability=views["ode_stability"],
         is_continuous=bool(model.is_continuous),
-        dt=None if dt is None else float(dt),
+        dt=dt,
         marginal_tol=float(marginal_tol),
     )
 
