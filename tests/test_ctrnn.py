@@ -147,7 +147,8 @@ def test_gain_and_spectral_radius_init():
     assert abs(rho - 1.1) < 1e-4
     m3 = rl.CTRNN(1, 50, 1, key=jax.random.PRNGKey(0), dale=True)
     rho = np.max(np.abs(np.linalg.eigvals(np.asarray(m3.effective_weights()["w_rec"]))))
-    assert abs(rho - 1.5) < 1e-4  # Dale init is rescaled to the (tanh) gain
+    assert m3.activation_name == "relu"  # Dale networks default to a non-negative activation
+    assert abs(rho - 0.9) < 1e-4  # Dale init is rescaled to the (relu) gain
     assert m.effective_weights()["w_in"].shape == (n, 1)
 
 

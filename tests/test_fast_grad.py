@@ -83,7 +83,8 @@ def make(key, **kw):
 
 OPTIONS = {
     "plain": {},
-    "dale_exc_readout": {"dale": True, "readout": "excitatory"},
+    # tanh under Dale's law is an explicit opt-in (these check gradients, not the rule)
+    "dale_exc_readout": {"dale": True, "readout": "excitatory", "allow_negative_rates": True},
     "no_autapses": {"autapses": False},
     "masks": {
         "w_rec_mask": np.random.default_rng(0).random((N, N)) < 0.5,
@@ -95,7 +96,8 @@ OPTIONS = {
     "scalar_tau_no_bias": {"tau": 50.0, "use_bias": False},
     "frozen_w_in_tau": {"trainable": ("w_rec", "w_out", "b_rec", "h0")},
     "dale_noise_all": {"dale": True, "autapses": False, "noise_std": 0.2,
-                       "input_noise_std": 0.1, "nonnegative_inputs": True},
+                       "input_noise_std": 0.1, "nonnegative_inputs": True,
+                       "allow_negative_rates": True},
 }
 ACTIVATIONS = ["tanh", "relu", "softplus", "sigmoid", "retanh", "leaky_relu", "linear"]
 

@@ -100,7 +100,14 @@ def train_cmd(
         "recommendation, else tanh)."
     ),
     tau: float = typer.Option(100.0, "--tau", help="Time constant (ms)."),
-    dale: bool = typer.Option(False, "--dale", help="Dale's law (80% excitatory)."),
+    dale: bool = typer.Option(
+        False, "--dale", help="Dale's law (80% excitatory); without --activation the "
+        "activation is the task's recommendation if it is never negative, else relu."
+    ),
+    allow_negative_rates: bool = typer.Option(
+        False, "--allow-negative-rates", help="With --dale, accept an activation that can be "
+        "negative (tanh, linear, ...): units then act against their E/I type below zero."
+    ),
     no_autapses: bool = typer.Option(False, "--no-autapses", help="Zero self-connections."),
     noise: float = typer.Option(0.0, "--noise", help="Recurrent noise std (sigma_rec)."),
     input_noise: float = typer.Option(0.0, "--input-noise", help="Input noise std."),
@@ -142,7 +149,14 @@ def train_cmd(
     rec = {**_TRAIN_DEFAULTS, **the_task.recommended_training()}
     lr = rec["learning_rate"] if lr is None else lr
     hidden = rec["hidden"] if hidden is None else hidden
-    activation = rec["activation"] if activation is None else activation
+    if activation is None:
+        activation = rec["activation"]
+        if dale and not allow_negative_rates:
+            from ..models._activations import DALE_DEFAULT_ACTIVATION, can_be_negative
+
+            if can_be_negative(activation):
+                # units act through their rates: Dale's signs need rates >= 0
+                activation = DALE_DEFAULT_ACTIVATION
     steps = rec["steps"] if steps is None else steps
     batch_size = rec["batch_size"] if batch_size is None else batch_size
     out = Path(out) if out is not None else Path("runs") / task
@@ -156,6 +170,8 @@ def train_cmd(
     opts = {"activation": activation, "noise_std": noise, "input_noise_std": input_noise}
     if model == "ctrnn":
         opts.update(tau=tau, dale=dale, autapses=not no_autapses, form=form)
+        if allow_negative_rates:
+            opts["allow_negative_rates"] = True
     elif dale or no_autapses:
         opts.update(dale=dale, autapses=not no_autapses)
     net = MODEL_BUILDERS[model](

@@ -60,3 +60,42 @@ def activation_name(activation: str | Callable) -> str | None:
         if fn is activation:
             return name
     return None
+
+
+# The range of each named activation over the reals. Under Dale's law a unit acts on its
+# targets through its rate with the sign of its type; a rate below zero would flip that sign
+# (an "excitatory" unit inhibiting), so Dale networks need activations that are never negative.
+ACTIVATION_RANGE: dict[str, tuple[float, float]] = {
+    "tanh": (-1.0, 1.0),
+    "relu": (0.0, float("inf")),
+    "softplus": (0.0, float("inf")),
+    "sigmoid": (0.0, 1.0),
+    "retanh": (0.0, 1.0),
+    "leaky_relu": (float("-inf"), float("inf")),
+    "linear": (float("-inf"), float("inf")),
+}
+NONNEGATIVE_ACTIVATIONS: tuple[str, ...] = tuple(
+    name for name, (low, _) in ACTIVATION_RANGE.items() if low >= 0.0
+)
+# The activation a Dale network gets when none is asked for: rectified linear, as PsychRNN
+# (Song et al. 2016) and trainRNNbrain use.
+DALE_DEFAULT_ACTIVATION = "relu"
+
+
+def can_be_negative(activation: str | Callable) -> bool:
+    """Whether ``activation`` takes a negative value anywhere.
+
+    Named activations are looked up in `ACTIVATION_RANGE`; a callable is probed on a grid of
+    inputs from -1e6 to 1e6 (dense in [-50, 50]), so an activation negative only in a sliver
+    the grid misses passes.
+    """
+    name = activation_name(activation)
+    if name in ACTIVATION_RANGE:
+        return ACTIVATION_RANGE[name][0] < 0.0
+    fn = resolve_activation(activation)
+    probe = jnp.concatenate([
+        jnp.linspace(-50.0, 50.0, 20001),
+        -jnp.logspace(-8, 6, 200), jnp.logspace(-8, 6, 200),
+    ])
+    values = jnp.asarray(fn(probe))
+    return bool(jnp.any(values < 0))

@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._activations import DEFAULT_GAIN, activation_name, resolve_activation
+from ._activations import (
+    DALE_DEFAULT_ACTIVATION,
+    DEFAULT_GAIN,
+    NONNEGATIVE_ACTIVATIONS,
+    activation_name,
+    can_be_negative,
+    resolve_activation,
+)
 from ._base import AbstractRNN, register_model
 
 _WEIGHT_NAMES = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
@@ -95,6 +102,14 @@ class CTRNN(AbstractRNN):
     - ``dale=True``: the first ``round(excitatory_fraction * n_hidden)`` units are excitatory,
       the rest inhibitory; ``W_rec = |W_raw| * mask * sign[None, :]`` (column j is the
       presynaptic unit j). ``readout="excitatory"`` reads the output from excitatory units only.
+      Units act on each other through their rates, so the rates must be non-negative for the
+      signs to mean excitation and inhibition: Dale networks default to ``relu`` (as PsychRNN
+      and trainRNNbrain), and an activation that can be negative (``tanh``, ``leaky_relu``,
+      ``linear``, a callable negative somewhere) is refused unless
+      ``allow_negative_rates=True``. In the potential form the rates are ``f(x) >= 0``; in the
+      rate form the state is the rate, which stays ``>= 0`` from a non-negative initial state
+      without noise (each step is a convex combination of non-negative values), while
+      recurrent noise can push it below zero by about its own amplitude.
     - ``autapses=False``: the diagonal of ``W_rec`` is exactly 0.
     - ``w_rec_mask``, ``w_in_mask``, ``w_out_mask``: 0/1 arrays; masked entries are exactly 0.
     - ``nonnegative_inputs`` / ``nonnegative_outputs``: ``W_in`` / ``W_out`` are ``|W_raw|``.
@@ -106,6 +121,7 @@ class CTRNN(AbstractRNN):
         key: PRNG key for the initialisation.
         activation: a name (``tanh``, ``relu``, ``softplus``, ``sigmoid``, ``retanh``,
             ``leaky_relu``, ``linear``) or a callable (a callable model cannot be saved).
+            Default ``tanh``, or ``relu`` with ``dale=True``.
         dt: Euler step, in the same time unit as ``tau`` (ms by convention). Default 10.
         tau: time constant, scalar or a vector of ``n_hidden`` per-unit values. Default 100.
         noise_std: recurrent noise sigma_rec. Default 0.
@@ -118,6 +134,8 @@ class CTRNN(AbstractRNN):
         use_bias: whether b_rec and b_out exist as trainable leaves (else they stay 0).
         initial_state: ``"zeros"`` or an array of shape [n_hidden]; add ``"h0"`` to
             ``trainable`` to learn it.
+        allow_negative_rates: with ``dale=True``, accept an activation that can be negative
+            (the E/I signs then hold for the weights only, not for the units' effects).
     """
 
     is_continuous: ClassVar[bool] = True
@@ -153,6 +171,7 @@ class CTRNN(AbstractRNN):
     use_bias: bool = eqx.field(static=True)
     trainable: tuple[str, ...] = eqx.field(static=True)
     tau_per_unit: bool = eqx.field(static=True)
+    allow_negative_rates: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -161,7 +180,7 @@ class CTRNN(AbstractRNN):
         n_out: int,
         *,
         key: PRNGKeyArray,
-        activation: str | Callable = "tanh",
+        activation: str | Callable | None = None,
         dt: float = 10.0,
         tau: float | ArrayLike = 100.0,
         noise_std: float = 0.0,
@@ -181,11 +200,25 @@ class CTRNN(AbstractRNN):
         use_bias: bool = True,
         initial_state: Literal["zeros"] | ArrayLike = "zeros",
         trainable: Iterable[str] = _DEFAULT_TRAINABLE,
+        allow_negative_rates: bool = False,
     ):
         n_in = _check_size("n_in", n_in)
         n_hidden = _check_size("n_hidden", n_hidden)
         n_out = _check_size("n_out", n_out)
+        if activation is None:
+            activation = DALE_DEFAULT_ACTIVATION if dale else "tanh"
         fn = resolve_activation(activation)
+        if dale and not allow_negative_rates and can_be_negative(activation):
+            shown = activation if isinstance(activation, str) else getattr(
+                activation, "__name__", repr(activation))
+            raise ValueError(
+                f"activation={shown!r} can be negative, so with dale=True an excitatory unit "
+                "would inhibit its targets (and an inhibitory one excite them) whenever its "
+                "rate is below zero; use a non-negative activation "
+                f"({', '.join(NONNEGATIVE_ACTIVATIONS)}; the default for dale=True is "
+                f"{DALE_DEFAULT_ACTIVATION!r}), or pass "
+                "allow_negative_rates=True to keep it anyway"
+            )
         _check_positive("dt", dt)
         _check_nonneg("noise_std", noise_std)
         _check_nonneg("input_noise_std", input_noise_std)
@@ -269,6 +302,12 @@ class CTRNN(AbstractRNN):
                 raise ValueError(
                     f"initial_state must have shape ({n_hidden},), got {h0.shape}"
                 )
+            if dale and form == "rate" and not allow_negative_rates and bool(jnp.any(h0 < 0)):
+                raise ValueError(
+                    "initial_state has negative entries, but in the rate form the state is "
+                    "the rates, which dale=True keeps non-negative; give initial_state >= 0 "
+                    "(or allow_negative_rates=True)"
+                )
 
         name = activation_name(activation)
         if gain is None:
@@ -336,6 +375,7 @@ class CTRNN(AbstractRNN):
         self.use_bias = bool(use_bias)
         self.trainable = trainable
         self.tau_per_unit = tau_per_unit
+        self.allow_negative_rates = bool(allow_negative_rates)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -348,7 +388,7 @@ class CTRNN(AbstractRNN):
         b_rec: ArrayLike | None = None,
         b_out: ArrayLike | None = None,
         *,
-        activation: str | Callable = "tanh",
+        activation: str | Callable | None = None,
         dt: float = 10.0,
         tau: float | ArrayLike = 100.0,
         **kwargs,
@@ -437,6 +477,13 @@ class CTRNN(AbstractRNN):
         tensor anyway, the structure is built from a placeholder above ``dt``.
         """
         config = dict(config)
+        if (config.get("dale") and "allow_negative_rates" not in config
+                and can_be_negative(config.get("activation", "tanh"))):
+            # a file written before dale=True refused activations that can be negative (a
+            # Dale network with tanh): load it as it was trained
+            config["allow_negative_rates"] = True
+        if "activation" not in config:
+            config["activation"] = "tanh"  # the default before Dale networks had their own
         if "tau" in config.get("trainable", ()):
             dt = float(config.get("dt", 10.0))
             tau = np.maximum(np.asarray(config.get("tau", 100.0), dtype=np.float64), 2.0 * dt)
@@ -468,6 +515,9 @@ class CTRNN(AbstractRNN):
             "nonnegative_outputs": self.nonnegative_outputs,
             "use_bias": self.use_bias,
             "trainable": list(self.trainable),
+            # written only when set, so that configs (and checkpoint fingerprints) of models
+            # that obey the rule are unchanged
+            **({"allow_negative_rates": True} if self.allow_negative_rates else {}),
         }
 
     # ------------------------------------------------------------------ derived quantities
