@@ -6,6 +6,8 @@ from ._fixed_points import classify as classify
 from ._fixed_points import find_fixed_points as find_fixed_points
 from ._fixed_points import stability_views as stability_views
 from ._fixed_points import tolerance_sweep as tolerance_sweep
+from ._slow import SlowPointTolerance as SlowPointTolerance
+from ._slow import slow_point_tolerance as slow_point_tolerance
 from ._states import PCA as PCA
 from ._states import LinearSystem as LinearSystem
 from ._states import linearize as linearize
