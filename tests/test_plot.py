@@ -214,7 +214,7 @@ def _integrator_for_decisions(task):
 
 
 def test_psychometric_matches_the_analytic_curve_of_a_perfect_integrator():
-    task = rl.tasks.make("perceptual_decision_making")
+    task = rl.tasks.make("perceptual_decision_making", stimulus=2000)  # fixed duration
     model = _integrator_for_decisions(task)
     n_trials = 3000
     fig = rl.plot.psychometric(model, task, key=jax.random.PRNGKey(5), n_trials=n_trials)
@@ -223,25 +223,25 @@ def test_psychometric_matches_the_analytic_curve_of_a_perfect_integrator():
     x, p = points.lines[0].get_xdata(), points.lines[0].get_ydata()
     np.testing.assert_allclose(np.sort(x), np.sort(np.unique(np.concatenate(
         [np.array(task.coherences), -np.array(task.coherences)]))))
-    # The integrator chooses output 1 (channel 1) when the summed evidence is positive.
-    # Choice 1 in rl.tasks.psychometric is output 2, so P(choice 1) = Phi(-c / s).
+    # The integrator chooses output 1 (channel 1, "right") when the summed evidence is
+    # positive; the curve is P(right) = Phi(c / s) (issue 12: it rises with the x axis).
     n_stim = task.epochs["stimulus"][1] - task.epochs["stimulus"][0]
     s = np.sqrt(2.0 * n_stim) * task.sigma / np.sqrt(task.dt) * 100.0 / n_stim
-    expected = norm.cdf(-x / s)
+    expected = norm.cdf(x / s)
     n_per_point = n_trials / (2 * len(task.coherences)) * np.where(x == 0, 2, 1)
     se = np.sqrt(expected * (1 - expected) / n_per_point) + 1e-3
     assert np.all(np.abs(p - expected) < 4.5 * se), (p, expected)
-    assert ax.get_xlabel() == "signed coherence (%)"
-    assert ax.get_ylabel() == "P(choice 1)"
-    (fit,) = _lines(ax, "fit")  # the logistic fit falls through 0.5 near 0
+    assert ax.get_xlabel() == "signed coherence (%, + = right)"
+    assert ax.get_ylabel() == "P(right)"
+    (fit,) = _lines(ax, "fit")  # the logistic fit rises through 0.5 near 0
     y = fit.get_ydata()
-    assert np.all(np.diff(y) < 0)
-    assert abs(np.interp(0.5, y[::-1], fit.get_xdata()[::-1])) < 2.0
+    assert np.all(np.diff(y) > 0)
+    assert abs(np.interp(0.5, y, fit.get_xdata())) < 2.0
     # its slope matches the probit's: logistic scale ~ s / 1.7 (the usual probit-logit ratio)
     from rnnlab.plot._psychometric import fit_logistic
 
     bias, scale = fit_logistic(x, p, np.full(len(x), n_per_point))
-    assert -s / 1.7 * 1.25 < scale < -s / 1.7 * 0.8
+    assert s / 1.7 * 0.8 < scale < s / 1.7 * 1.25
 
 
 def test_psychometric_curves_per_context():
@@ -253,6 +253,9 @@ def test_psychometric_curves_per_context():
                                         .conditions[task.psychometric_by])))
     assert len(ax.containers) == n_groups >= 2
     assert len(ax.get_legend().get_texts()) == n_groups
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["motion context",
+                                                                    "colour context"]
+    assert ax.get_ylabel() == "P(right)" and "%" not in ax.get_xlabel()
 
 
 def test_psychometric_rejects_tasks_without_decisions():

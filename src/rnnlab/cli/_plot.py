@@ -34,7 +34,7 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
               "pca": data.pca}
         emit("state_space", state_space(data.trajectory, **kw))
         emit("state_space_3d", state_space(data.trajectory, n_components=3, **kw))
-        if hasattr(data.task, "decisions"):
+        if hasattr(data.task, "choices"):  # every decision task
             emit("psychometric", psychometric(data.model, data.task))
     if data.fixed_points is not None and len(data.fixed_points):
         emit("eigenspectra", eigenspectra(data.fixed_points))

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import scipy.optimize
 
-from ._style import format_condition, new_figure, paper_style
+from ._style import new_figure, paper_style
 
 
 def psychometric_data(model, task, *, key, n_trials: int = 2000, x: str | None = None,
@@ -12,10 +12,11 @@ def psychometric_data(model, task, *, key, n_trials: int = 2000, x: str | None =
     """`rnnlab.tasks.psychometric` (the choice fractions), with its argument checks."""
     from ..tasks import psychometric as task_psychometric
 
-    if not (hasattr(task, "choices") or hasattr(task, "decisions")):
+    if not hasattr(task, "choices"):
         raise TypeError(
-            f"psychometric curves need a decision task (with choices() or decisions(), e.g. "
-            f"perceptual_decision_making); {type(task).__name__} is not one"
+            f"psychometric curves need a decision task (with choices(), e.g. "
+            f"perceptual_decision_making; it has no decisions either); "
+            f"{type(task).__name__} is not one"
         )
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 2:
         raise ValueError(f"n_trials must be an integer >= 2, got {n_trials!r}")
@@ -50,14 +51,17 @@ def psychometric(
     model, task, *, key=None, n_trials: int = 2000, x: str | None = None, by: str | None = None,
     bins: int | None = None,
 ):
-    """Psychometric curve: the fraction of trials with choice 1 against a condition.
+    """Psychometric curve: the fraction of trials with one choice against a condition.
 
     The fractions come from `rnnlab.tasks.psychometric` (``n_trials`` fresh trials, the
     network's own noise on): points with binomial standard errors, and the maximum-likelihood
     logistic fit as a curve. One curve per value of ``by`` (e.g. the context of the
-    context-dependent task). Which choice is "1" is the task's convention (for
-    perceptual_decision_making, ``choices = decisions - 1``: choice 1 is output channel 2, so
-    the curve falls with ``signed_coherence``, which is positive toward channel 1).
+    context-dependent task). The counted choice, the axis labels (with units) and the curve
+    names are the task's own (`DecisionTask.psychometric_choice`, ``choice_names``,
+    ``condition_labels``, ``group_names``): for perceptual_decision_making P(right) against
+    the signed coherence in % toward right, rising; for context_decision_making P(right)
+    against the motion coherence (a fraction), one curve per context, "motion context" and
+    "colour context".
 
     Args:
         model: a trained network; task: a decision task.
@@ -71,7 +75,6 @@ def psychometric(
     if key is None:
         key = jax.random.PRNGKey(0)
     data = psychometric_data(model, task, key=key, n_trials=n_trials, x=x, by=by, bins=bins)
-    x_name = x or getattr(task, "psychometric_x", "signed_coherence")
     by_name = by if by is not None else getattr(task, "psychometric_by", None)
     levels = np.asarray(data["x"], float)
     with paper_style():
@@ -80,7 +83,7 @@ def psychometric(
         groups = np.asarray(data["groups"])
         for i, g in enumerate(groups):
             color = "k" if len(groups) == 1 else f"C{i}"
-            label = None if by_name is None else f"{by_name} {format_condition(g.item())}"
+            label = None if by_name is None else data["group_labels"][i]
             p, n = np.asarray(data["p_choice"])[i], np.asarray(data["n"])[i]
             se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
             ax.errorbar(levels, p, yerr=se, fmt="o", color=color, ms=4, capsize=2, lw=1,
@@ -95,9 +98,8 @@ def psychometric(
         if levels.min() < 0 < levels.max():
             ax.axvline(0.0, color="0.8", lw=0.6, zorder=0)
         ax.set_ylim(-0.03, 1.03)
-        label = x_name.replace("_", " ")
-        ax.set_xlabel(f"{label} (%)" if "coherence" in x_name else label)
-        ax.set_ylabel("P(choice 1)")
+        ax.set_xlabel(data["x_label"])
+        ax.set_ylabel(data["y_label"])
         ax.set_title("psychometric curve")
         if by_name is not None:
             ax.legend(loc="best")

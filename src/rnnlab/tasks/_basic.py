@@ -9,7 +9,17 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import AbstractTask, Trial, register
-from ._common import check_float_tuple, float_tuple
+from ._common import (
+    DecisionTask,
+    check_duration,
+    check_float_tuple,
+    duration,
+    float_tuple,
+    max_steps,
+    min_steps,
+    sample_steps,
+    window,
+)
 
 
 # ------------------------------------------------------------------ parameter checks (shared)
@@ -212,32 +222,47 @@ class SineWave(AbstractTask):
 # --------------------------------------------------------------------------------- decision
 
 _COHERENCES = (0.0, 6.4, 12.8, 25.6, 51.2)
+_PDM_EPOCHS = ("fixation", "stimulus", "delay", "decision")
 
 
 @register("perceptual_decision_making")
-class PerceptualDecisionMaking(AbstractTask):
-    """Two-alternative perceptual decision making (random dots; NeuroGym, Yang & Wang 2020).
+class PerceptualDecisionMaking(DecisionTask):
+    """Two-alternative perceptual decision making (random dots; NeuroGym, Yang & Wang 2020,
+    Yang et al. 2019's dm rules).
 
-    Epochs (ms): ``fixation`` 100, ``stimulus`` 2000, ``delay`` 0, ``decision`` 100, each
-    rounded to whole steps of ``dt`` (20 ms). Inputs (3): a fixation cue (1 until the decision
-    epoch, then 0) and two stimulus channels ``cos(theta_i - theta_choice) * coh / 200 + 0.5``
-    during the stimulus, theta = (0, pi); Gaussian noise of std ``sigma / sqrt(dt)`` is added to
-    every input during the stimulus (NeuroGym's convention). Outputs (3 classes): 0 = fixate,
-    1 = channel 1, 2 = channel 2; the target is "fixate" before the decision epoch and the
-    choice during it; every step is in the loss. Coherence (percent) is drawn from
-    ``coherences``, the choice uniformly.
+    Epochs (ms, duration specs drawn per trial): ``fixation`` 100, ``stimulus``
+    ``("choice", 400, 800, 1600)`` (Yang 2019's dm stimulus durations: the network cannot
+    time its answer and must integrate for as long as the evidence lasts), ``delay`` 0
+    (optional, as NeuroGym's ``PerceptualDecisionMakingDelayResponse``: give a spec such as
+    ``("choice", 300, 500, 700)`` to make the network hold its decision), ``decision`` 100;
+    each rounded to whole steps of ``dt`` (20 ms). Trials are padded to the longest layout;
+    the padding is masked off. ``stimulus=2000`` gives the fixed layout of NeuroGym's
+    ``PerceptualDecisionMaking`` (and of this task before variable durations).
+
+    Inputs (3): a fixation cue (1 until the decision epoch, then 0) and two stimulus channels
+    ``cos(theta_i - theta_choice) * coh / 200 + 0.5`` during the stimulus, theta = (0, pi):
+    channel 1 is "right" (theta 0), channel 2 "left"; Gaussian noise of std
+    ``sigma / sqrt(dt)`` is added to every input during the stimulus (NeuroGym's convention).
+    Outputs (3 classes): 0 = fixate, 1 = right (channel 1), 2 = left (channel 2); the target
+    is "fixate" before the decision epoch and the choice during it; every step of the trial is
+    in the loss. Coherence (percent) is drawn from ``coherences``, the choice uniformly.
 
     ``loss_type="cross_entropy"`` (default; one-hot targets) or ``"mse"`` (regress the one-hot
-    code). Accuracy: a trial is correct when the class with the largest mean output over the
+    code). Accuracy: a trial is correct when the class with the largest mean output over its
     decision steps is the right choice (so 0-coherence trials are at chance).
 
-    Conditions: ``coherence``, ``choice`` (0/1), ``signed_coherence`` (+coh toward channel 1).
+    Choice (`choices`): 0 = right, 1 = left, -1 = still fixating. Psychometric: P(right)
+    against ``signed_coherence`` (%, positive toward right), rising.
+
+    Conditions: ``coherence``, ``choice`` (0 right / 1 left), ``signed_coherence`` (+coh
+    toward right), ``stimulus_steps``, ``delay_steps``, ``decision_start``, ``trial_end``.
     """
 
-    fixation: float = 100.0
-    stimulus: float = 2000.0
-    delay: float = 0.0
-    decision: float = 100.0
+    fixation: float | tuple = eqx.field(default=100.0, converter=duration)
+    stimulus: float | tuple = eqx.field(default=("choice", 400.0, 800.0, 1600.0),
+                                        converter=duration)
+    delay: float | tuple = eqx.field(default=0.0, converter=duration)
+    decision: float | tuple = eqx.field(default=100.0, converter=duration)
     coherences: tuple[float, ...] = eqx.field(default=_COHERENCES, converter=float_tuple)
     sigma: float = 1.0
     loss_type: str = "cross_entropy"
@@ -245,25 +270,38 @@ class PerceptualDecisionMaking(AbstractTask):
 
     description = "two-choice random-dots decision: integrate noisy evidence, report the choice"
     target_accuracy = 0.8
+    psychometric_x = "signed_coherence"
+    psychometric_by = None
+    psychometric_choice = 0
+    choice_names = ("right", "left")
+    condition_labels = {"signed_coherence": "signed coherence (%, + = right)",
+                        "coherence": "coherence (%)"}
 
     def __check_init__(self):
         check_positive("dt", self.dt)
-        for name in ("fixation", "stimulus", "delay", "decision"):
-            check_nonneg(name, getattr(self, name))
+        for name in _PDM_EPOCHS:
+            check_duration(name, getattr(self, name))
         for name in ("stimulus", "decision"):
-            if round(getattr(self, name) / self.dt) < 1:
-                raise ValueError(f"{name} must last at least one step of dt={self.dt} ms")
+            if min_steps(getattr(self, name), self.dt) < 1:
+                raise ValueError(f"{name} must always last at least one step of "
+                                 f"dt={self.dt} ms, got {getattr(self, name)!r}")
         check_float_tuple("coherences", self.coherences, 0.0, 100.0)
         check_nonneg("sigma", self.sigma)
         if self.loss_type not in ("cross_entropy", "mse"):
             raise ValueError(f"loss_type={self.loss_type!r}: use 'cross_entropy' or 'mse'")
 
     @property
+    def fixed_layout(self) -> bool:
+        """True when every epoch has a fixed duration (then `epochs` is every trial's)."""
+        return all(isinstance(getattr(self, n), float) for n in _PDM_EPOCHS)
+
+    @property
     def epochs(self) -> dict[str, tuple[int, int]]:
-        """Step ranges [start, stop) of each epoch."""
+        """Step ranges [start, stop) of each epoch, for the longest duration of each (the
+        layout of every trial when `fixed_layout`)."""
         out, t = {}, 0
-        for name in ("fixation", "stimulus", "delay", "decision"):
-            n = int(round(getattr(self, name) / self.dt))
+        for name in _PDM_EPOCHS:
+            n = max_steps(getattr(self, name), self.dt)
             out[name] = (t, t + n)
             t += n
         return out
@@ -280,55 +318,78 @@ class PerceptualDecisionMaking(AbstractTask):
     def n_steps(self) -> int:
         return self.epochs["decision"][1]
 
-    def trial_for(self, coherence, choice, key: PRNGKeyArray | None = None) -> Trial:
-        """The trial with the given coherence (percent) and choice (0 or 1); noise from ``key``."""
-        ep = self.epochs
+    def trial_for(self, coherence, choice, key: PRNGKeyArray | None = None, *,
+                  steps=None) -> Trial:
+        """The trial with the given coherence (percent) and choice (0 right, 1 left); noise
+        from ``key``; ``steps``: the four epoch lengths in steps (default: the longest)."""
+        if steps is None:
+            steps = [max_steps(getattr(self, n), self.dt) for n in _PDM_EPOCHS]
+        fix_n, stim_n, delay_n, dec_n = (jnp.asarray(s, jnp.int32) for s in steps)
         t = jnp.arange(self.n_steps)
-        in_stim = (t >= ep["stimulus"][0]) & (t < ep["stimulus"][1])
-        in_dec = t >= ep["decision"][0]
+        s_on = fix_n
+        d_on = fix_n + stim_n + delay_n
+        end = d_on + dec_n
+        in_stim = window(t, s_on, s_on + stim_n)
+        in_dec = window(t, d_on, end)
         choice = jnp.asarray(choice, jnp.int32)
         coherence = jnp.asarray(coherence, jnp.float32)
         theta = jnp.array([0.0, jnp.pi])
         level = jnp.cos(theta - theta[choice]) * (coherence / 200.0) + 0.5
         stim = jnp.where(in_stim[:, None], level[None, :], 0.0)
-        fix = jnp.where(in_dec, 0.0, 1.0)[:, None]
+        fix = jnp.where(t < d_on, 1.0, 0.0)[:, None]
         inputs = jnp.concatenate([fix, stim], axis=1)
         if key is not None and self.sigma > 0:
             noise = jax.random.normal(key, inputs.shape) * (self.sigma / math.sqrt(self.dt))
             inputs = inputs + jnp.where(in_stim[:, None], noise, 0.0)
         label = jnp.where(in_dec, choice + 1, 0)
         targets = jax.nn.one_hot(label, 3)
-        mask = jnp.ones((self.n_steps, 3))
+        mask = jnp.broadcast_to((t < end)[:, None], (self.n_steps, 3))
         conditions = {
             "coherence": coherence,
             "choice": choice,
             "signed_coherence": jnp.where(choice == 0, 1.0, -1.0) * coherence,
+            "stimulus_steps": stim_n, "delay_steps": delay_n,
+            "decision_start": d_on, "trial_end": end,
         }
         return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
                      mask.astype(jnp.float32), conditions)
 
     def sample(self, key: PRNGKeyArray) -> Trial:
-        k_coh, k_choice, k_noise = jax.random.split(key, 3)
+        k_coh, k_choice, k_noise, k_dur = jax.random.split(key, 4)
         coh = jnp.asarray(self.coherences)[
             jax.random.randint(k_coh, (), 0, len(self.coherences))
         ]
         choice = jax.random.randint(k_choice, (), 0, 2)
-        return self.trial_for(coh, choice, k_noise)
+        steps = [sample_steps(getattr(self, n), k, self.dt)
+                 for n, k in zip(_PDM_EPOCHS, jax.random.split(k_dur, 4))]
+        return self.trial_for(coh, choice, k_noise, steps=steps)
 
     def fixed_point_inputs(self) -> dict[str, np.ndarray]:
         """``"fixation+stimulus coh=0"``: fixation on, both stimulus channels at their
         zero-coherence level 0.5 (where the evidence is integrated); ``"delay"`` (fixation
         on, no stimulus) when the task has a delay epoch."""
         out = {"fixation+stimulus coh=0": np.array([1.0, 0.5, 0.5])}
-        if round(self.delay / self.dt) > 0:
+        if max_steps(self.delay, self.dt) > 0:
             out["delay"] = np.array([1.0, 0.0, 0.0])
         return out
 
-    def decisions(self, outputs: Array) -> Array:
-        """Chosen class per trial (0 fixate, 1, 2) from outputs [(B,) T, 3]."""
-        start, stop = self.epochs["decision"]
-        return jnp.argmax(jnp.mean(outputs[..., start:stop, :], axis=-2), axis=-1)
+    def decisions(self, outputs: Array, trial: Trial | None = None) -> Array:
+        """Chosen class per trial (0 fixate, 1 right, 2 left) from outputs [(B,) T, 3]: the
+        largest mean output over the decision steps (those of ``trial``; without it, the
+        fixed layout's, which needs `fixed_layout`)."""
+        t = jnp.arange(outputs.shape[-2])
+        if trial is None:
+            if not self.fixed_layout:
+                raise ValueError("decisions(outputs) without the trial needs fixed epoch "
+                                 "durations; pass the trial: decisions(outputs, trial)")
+            start, stop = self.epochs["decision"]
+            on = jnp.broadcast_to((t >= start) & (t < stop), outputs.shape[:-1])
+        else:
+            on = (t >= trial.conditions["decision_start"][..., None]) & (
+                t < trial.conditions["trial_end"][..., None])
+        w = on.astype(outputs.dtype)[..., None]
+        mean = jnp.sum(outputs * w, axis=-2) / jnp.maximum(jnp.sum(w, axis=-2), 1.0)
+        return jnp.argmax(mean, axis=-1)
 
-    def accuracy(self, outputs: Array, trial: Trial) -> Array:
-        correct = self.decisions(outputs) == trial.conditions["choice"] + 1
-        return jnp.mean(correct.astype(jnp.float32))
+    def choices(self, outputs: Array, trial: Trial) -> Array:
+        return (self.decisions(outputs, trial) - 1).astype(jnp.int32)

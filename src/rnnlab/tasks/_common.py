@@ -4,7 +4,7 @@ curves."""
 
 import abc
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -225,10 +225,26 @@ class DecisionTask(ScoredTask):
     """A task whose trials end in a discrete choice. Subclasses implement `choices`
     (the network's choice per trial, an int, -1 for none) and set ``psychometric_x`` (the
     condition on the x axis of the psychometric curve) and ``psychometric_by`` (a condition
-    that splits curves, or None)."""
+    that splits curves, or None).
+
+    Psychometric names and units, in the task's own terms (class attributes):
+    ``psychometric_choice`` (the choice whose probability is plotted, the one that
+    ``psychometric_x`` is evidence for, so the curve rises; default 1), ``choice_names``
+    (names of choices 0 and 1: the y axis reads ``P(<name>)``), ``condition_labels``
+    (condition -> axis label with units; default the name with spaces) and ``group_names``
+    (``psychometric_by`` value -> curve name, e.g. ``{0: "motion", 1: "colour"}``).
+    """
 
     psychometric_x: eqx.AbstractClassVar[str]
     psychometric_by: eqx.AbstractClassVar[str | None]
+    psychometric_choice: ClassVar[int] = 1
+    choice_names: ClassVar[tuple[str, str]] = ("choice 0", "choice 1")
+    condition_labels: ClassVar[dict[str, str]] = {}
+    group_names: ClassVar[dict[int, str]] = {}
+
+    def condition_label(self, name: str) -> str:
+        """The axis label of condition ``name`` (with its units)."""
+        return self.condition_labels.get(name, name.replace("_", " "))
 
     @abc.abstractmethod
     def choices(self, outputs: Array, trial: Trial) -> Array:
@@ -274,7 +290,7 @@ def run_trials(model, task: AbstractTask, *, key: PRNGKeyArray, n_trials: int = 
 def psychometric(model, task, *, key: PRNGKeyArray, n_trials: int = 2048,
                  x: str | None = None, by: str | None = None,
                  bins: int | None = None) -> dict[str, np.ndarray]:
-    """Psychometric curve(s): the probability of choice 1 as a function of a condition.
+    """Psychometric curve(s): the probability of one choice as a function of a condition.
 
     Runs ``model`` on ``n_trials`` fresh trials of the decision ``task`` (noise on) and groups
     trials by the value of condition ``x`` (default ``task.psychometric_x``, for example the
@@ -282,19 +298,24 @@ def psychometric(model, task, *, key: PRNGKeyArray, n_trials: int = 2048,
     ``task.psychometric_by``, for example the context). With ``bins`` the x values are put in
     that many equal-count bins (for continuous conditions).
 
+    The choice counted is ``task.psychometric_choice`` (default 1): the one that the task's
+    ``psychometric_x`` is evidence for, so that the curve rises with x (P(right) against
+    the signed coherence toward right, for example).
+
     Returns a dict of numpy arrays:
         ``x`` [n_x] the levels (bin means when binned); ``groups`` [n_groups] the ``by`` values
         (``[0]`` when there is no split); ``p_choice`` [n_groups, n_x] the fraction of trials
-        with choice 1 (NaN where a level has no trials); ``n`` [n_groups, n_x] trial counts;
-        ``accuracy`` [n_groups, n_x] fraction correct.
+        with the counted choice (NaN where a level has no trials); ``n`` [n_groups, n_x]
+        trial counts; ``accuracy`` [n_groups, n_x] fraction correct;
+    and the names, in the task's terms: ``choice`` (the counted choice's index),
+    ``x_label`` (the x condition with its units), ``y_label`` (``"P(<choice name>)"``),
+    ``group_labels`` [n_groups] (the curves' names; ``[""]`` without a split).
     """
-    outputs, trial = run_trials(model, task, key=key, n_trials=n_trials)
-    if hasattr(task, "choices"):
-        choice = np.asarray(task.choices(outputs, trial))
-    elif hasattr(task, "decisions"):  # the foundation's perceptual decision task: classes 1, 2
-        choice = np.asarray(task.decisions(outputs)) - 1
-    else:
+    if not hasattr(task, "choices"):
         raise TypeError(f"{type(task).__name__} is not a decision task (it has no choices())")
+    outputs, trial = run_trials(model, task, key=key, n_trials=n_trials)
+    choice = np.asarray(task.choices(outputs, trial))
+    counted = int(getattr(task, "psychometric_choice", 1))
     x = x or getattr(task, "psychometric_x", "signed_coherence")
     by = by if by is not None else getattr(task, "psychometric_by", None)
     if x not in trial.conditions:
@@ -321,6 +342,16 @@ def psychometric(model, task, *, key: PRNGKeyArray, n_trials: int = 2048,
             sel = (gv == g) & (idx == li)
             n[gi, li] = sel.sum()
             if sel.any():
-                p[gi, li] = np.mean(choice[sel] == 1)
+                p[gi, li] = np.mean(choice[sel] == counted)
                 acc[gi, li] = np.mean(choice[sel] == truth[sel])
-    return {"x": levels, "groups": groups, "p_choice": p, "n": n, "accuracy": acc}
+    names = getattr(task, "choice_names", ("choice 0", "choice 1"))
+    label_of = getattr(task, "condition_label", lambda c: c.replace("_", " "))
+    group_names = getattr(task, "group_names", {})
+    if by is None:
+        group_labels = [""]
+    else:
+        group_labels = [group_names.get(int(g), f"{label_of(by)} {g:g}")
+                        if float(g).is_integer() else f"{label_of(by)} {g:g}" for g in groups]
+    return {"x": levels, "groups": groups, "p_choice": p, "n": n, "accuracy": acc,
+            "choice": counted, "x_label": label_of(x), "y_label": f"P({names[counted]})",
+            "group_labels": group_labels}

@@ -70,6 +70,11 @@ class ContextDecisionMaking(DecisionTask):
     target_accuracy = 0.85
     psychometric_x = "motion_coherence"
     psychometric_by = "context"
+    choice_names = ("left", "right")
+    condition_labels = {"motion_coherence": "motion coherence (+ = right)",
+                        "colour_coherence": "colour coherence (+ = right)",
+                        "relevant_coherence": "relevant coherence (+ = right)"}
+    group_names = {0: "motion context", 1: "colour context"}
 
     def __check_init__(self):
         check_positive("dt", self.dt)
@@ -182,7 +187,7 @@ class DelayedDiscrimination(DecisionTask):
     proportions for T = 2 s with a floor so no epoch is empty.
 
     Choice 0 = "f1 > f2", 1 = "f1 < f2". Accuracy: the larger mean output over the decision
-    epoch. Psychometric: P(choice 1) against ``f1 - f2``.
+    epoch. Psychometric: P(f1 > f2) against ``f1 - f2`` (Hz), rising.
 
     Conditions: ``f1``, ``f2``, ``difference`` (f1 - f2), ``choice``, ``decision_start``,
     ``trial_end``.
@@ -201,6 +206,9 @@ class DelayedDiscrimination(DecisionTask):
     target_accuracy = 0.9
     psychometric_x = "difference"
     psychometric_by = None
+    psychometric_choice = 0
+    choice_names = ("f1 > f2", "f1 < f2")
+    condition_labels = {"difference": "f1 - f2 (Hz)", "f1": "f1 (Hz)", "f2": "f2 (Hz)"}
     _epochs = ("fore", "stimulus_1", "delay", "stimulus_2", "decision")
 
     def __check_init__(self):
@@ -306,6 +314,8 @@ class GoNoGo(DecisionTask):
     target_accuracy = 0.9
     psychometric_x = "value"
     psychometric_by = None
+    choice_names = ("no-go", "go")
+    condition_labels = {"value": "stimulus value (go above 0.5)"}
     _epochs = ("fixation", "stimulus", "delay", "response")
 
     def __check_init__(self):

@@ -196,7 +196,7 @@ class BinaryDecision(DecisionTask):
     (trials are padded to the longest stimulus; padding is masked off).
 
     Choice 1 means "positive". Accuracy per trial: the sign of the mean output over the
-    decision epoch is right. Psychometric curve: P(choice 1) against ``bias`` (use ``bins``).
+    decision epoch is right. Psychometric curve: P(positive) against ``bias`` (use ``bins``).
 
     Conditions: ``bias``, ``integral``, ``choice`` (1 if the integral is positive, else 0),
     ``stimulus_steps``.
@@ -212,6 +212,8 @@ class BinaryDecision(DecisionTask):
     target_accuracy = 0.9
     psychometric_x = "bias"
     psychometric_by = None
+    choice_names = ("negative", "positive")
+    condition_labels = {"bias": "bias (per step)", "integral": "integral of the input"}
 
     def __check_init__(self):
         check_positive("dt", self.dt)

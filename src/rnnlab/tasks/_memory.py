@@ -75,6 +75,9 @@ class DelayedMatchToSample(DecisionTask):
     target_accuracy = 0.95
     psychometric_x = "test"
     psychometric_by = "sample"
+    choice_names = ("non-match", "match")
+    condition_labels = {"test": "test stimulus (channel)", "sample": "sample"}
+    group_names = {0: "sample 0", 1: "sample 1"}
 
     def __check_init__(self):
         check_positive_int("n_steps", self.n_steps)
