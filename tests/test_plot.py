@@ -94,9 +94,16 @@ def test_trials_cross_entropy_shows_probabilities_and_spreads_conditions():
     for c in range(4):
         probs = np.stack([_lines(axes[1 + j, c])[1].get_ydata() for j in range(3)])
         np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-5)  # softmax of logits
-        assert all(len(axes[1 + j, c].patches) == 0 for j in range(3))  # mask is all ones
     titles = [axes[0, c].get_title() for c in range(4)]
     assert len(set(titles)) == 4 and all("signed_coherence" in s for s in titles)
+    # variable stimulus durations: the steps after a short trial's end are masked, one grey
+    # band per run of mask 0 of that channel
+    trials = task.sample_batch(jax.random.PRNGKey(5), 4)
+    axes = np.array(rl.plot.trials(task, model, trials=trials).axes).reshape(4, 4)
+    for c in range(4):
+        for j in range(3):
+            off = np.asarray(trials.mask[c, :, j]) == 0
+            assert len(axes[1 + j, c].patches) == _runs_of_zero(off)
 
 
 def test_trials_without_model_draws_targets_only_and_checks_arguments():
@@ -432,8 +439,17 @@ def test_eigenspectra_continuous_boundary_and_counts():
     fp = flipflop_fixed_points()
     fig = rl.plot.eigenspectra(fp)
     ax = fig.axes[0]
+    # the system that runs is the Euler map: its boundary |1 + dt lambda| = 1 is the circle of
+    # radius 1/dt around -1/dt; the ODE's Re = 0 beside it
     (boundary,) = _lines(ax, "boundary")
-    assert list(boundary.get_xdata()) == [0, 0]  # Re = 0 for a continuous-time model
+    dt = fp.dt
+    np.testing.assert_allclose(np.hypot(boundary.get_xdata() + 1 / dt, boundary.get_ydata()),
+                               1 / dt, rtol=1e-12)
+    (ode,) = _lines(ax, "ode_boundary")
+    assert list(ode.get_xdata()) == [0, 0]
+    assert "Euler map, dt=10 ms" in ax.get_title()
+    # the limits follow the eigenvalues, not the (100 times larger) circle
+    assert ax.get_xlim()[0] > -0.1 / dt
     n = fp.n_states
     for kind, count in STABILITY_COUNTS.items():
         (coll,) = _collections(ax, f"eigenvalues_{kind}")
@@ -521,3 +537,48 @@ def test_import_is_lazy_and_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"rnnlab\[viz\]"):
         rl.plot.training_curves([{"step": 0, "loss": 1.0}])
+
+
+# ------------------------------------------------------------------------------ slow points
+
+
+def _flipflop_with_slow_points(n_slow=5):
+    """The fixture's 27 roots plus ``n_slow`` points off the roots (converged False): slow
+    points, whose eigenvalues (near a stable corner) say "stable" but which are no fixed point."""
+    from rnnlab.analysis._fixed_points import _assemble
+
+    _, model = flipflop_network()
+    fp = flipflop_fixed_points()
+    corner = np.asarray(fp.states)[fp.stability.index("stable")]
+    off = corner + 0.05 * np.random.default_rng(3).normal(size=(n_slow, 3))
+    slow = _assemble(model, off, np.zeros((n_slow, 3)), np.zeros(n_slow), np.zeros(n_slow, bool),
+                     np.zeros(n_slow, int), np.zeros(n_slow, int), np.ones(n_slow, int),
+                     fp.marginal_tol)
+    return rl.FixedPoints.concatenate([fp, slow])
+
+
+def test_slow_points_have_their_own_marker_and_are_never_counted_as_fixed_points():
+    fp = _flipflop_with_slow_points(5)
+    assert fp.map_stability[-5:] == ("stable",) * 5  # their eigenvalues alone say stable
+    assert fp.stability[-5:] == ("slow",) * 5
+    _, traj = flipflop_trajectories()
+    fig = rl.plot.state_space(traj, fixed_points=fp)
+    ax = fig.axes[0]
+    (slow,) = _collections(ax, "fixed_points_slow")
+    assert len(slow.get_offsets()) == 5
+    assert _hex(slow.get_facecolors()[0]) == STABILITY_COLORS["slow"]
+    (stable,) = _collections(ax, "fixed_points_stable")
+    assert len(stable.get_offsets()) == STABILITY_COUNTS["stable"]
+    assert max(slow.get_sizes()) < min(stable.get_sizes())  # small dots
+    texts = [t.get_text() for t in fig_legend_texts(fig)]
+    assert "fixed point: stable (8)" in texts and "fixed point: saddle (18)" in texts
+    assert "slow point (|F| < tol) (5)" in texts
+    assert [leg.get_title().get_text() for leg in fig.legends] == [
+        "stability (Euler map, dt=10 ms)"]
+    # spectra: the slow points' eigenvalues in their own class
+    ax = rl.plot.eigenspectra(fp).axes[0]
+    (slow_eigs,) = _collections(ax, "eigenvalues_slow")
+    assert len(slow_eigs.get_offsets()) == 5 * fp.n_states
+    (stable_eigs,) = _collections(ax, "eigenvalues_stable")
+    assert len(stable_eigs.get_offsets()) == STABILITY_COUNTS["stable"] * fp.n_states
+    assert "slow point (|F| < tol) (5)" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -103,16 +103,21 @@ def n_points(fp) -> int:
 def unstable_directions(fp, i: int) -> list[np.ndarray]:
     """Unit real directions [N] of the unstable modes of fixed point ``i``.
 
-    The ``n_unstable[i]`` most unstable eigenvalues are taken (largest real part for continuous
-    time, largest modulus for maps); a real eigenvalue gives its eigenvector, a complex pair the
-    real and imaginary parts of its eigenvector (the unstable plane).
+    The ``n_unstable[i]`` most unstable modes of the system that runs are taken (largest
+    multiplier ``|1 + dt lambda|`` for a continuous-time model with ``dt``, largest real part
+    without one, largest modulus for maps); a real eigenvalue gives its eigenvector, a complex
+    pair the real and imaginary parts of its eigenvector (the unstable plane).
     """
     k = int(np.asarray(fp.n_unstable)[i])
     if k == 0:
         return []
     lam = np.asarray(fp.eigenvalues)[i]
     vecs = np.asarray(fp.right_eigenvectors)[i]
-    score = lam.real if bool(fp.is_continuous) else np.abs(lam)
+    dt = getattr(fp, "dt", None)
+    if bool(fp.is_continuous):
+        score = lam.real if dt is None else np.abs(1.0 + float(dt) * lam)
+    else:
+        score = np.abs(lam)
     order = np.argsort(-score, kind="stable")[:k]
     out, seen_pairs = [], set()
     for j in order:

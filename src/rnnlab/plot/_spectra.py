@@ -1,4 +1,4 @@
-"""Eigenvalue spectra at fixed points, with the stability boundary of the model's kind."""
+"""Eigenvalue spectra at fixed points, with the stability boundary of the system that runs."""
 
 from collections.abc import Sequence
 
@@ -12,16 +12,28 @@ from ._style import (
     STABILITY_ORDER,
     new_figure,
     paper_style,
+    point_label,
+    stability_view_text,
 )
+
+
+def euler_boundary(dt: float, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """The curve |1 + dt λ| = 1 in the λ plane: the circle of radius 1/dt around -1/dt."""
+    theta = np.linspace(0, 2 * np.pi, n)
+    return -1.0 / dt + np.cos(theta) / dt, np.sin(theta) / dt
 
 
 def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
     """Eigenvalues of the Jacobian at each fixed point in the complex plane.
 
-    Each fixed point's eigenvalues are coloured and shaped by its stability (as in
-    `state_space`). The stability boundary is drawn for the model's kind: the line Re = 0 for
-    continuous-time models (eigenvalues of d(dx/dt)/dx, per unit time), the unit circle for
-    discrete-time maps (eigenvalues of the map's Jacobian ``d step / dx``).
+    Each point's eigenvalues are coloured and shaped by its stability (as in `state_space`;
+    slow points small grey dots). The stability boundary of the system that runs is drawn
+    (gid ``"boundary"``): for a continuous-time model with ``dt`` (a CT-RNN simulated as its
+    Euler map) the circle ``|1 + dt λ| = 1`` (radius ``1/dt`` around ``-1/dt``) in the plane of
+    the ODE eigenvalues λ (per unit time), with the ODE's boundary Re λ = 0 beside it, dotted
+    (gid ``"ode_boundary"``); Re λ = 0 for a continuous-time model without ``dt``; the unit
+    circle for discrete-time maps (eigenvalues of ``d step / dx``). The axis limits follow the
+    eigenvalues (the Euler circle is usually far larger than the spectrum).
 
     Args:
         fixed_points: an `rnnlab.FixedPoints`.
@@ -38,6 +50,7 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
         raise ValueError(f"which must hold indices in [0, {n}), got {list(which)}")
     lam = np.asarray(fixed_points.eigenvalues)
     continuous = bool(fixed_points.is_continuous)
+    dt = getattr(fixed_points, "dt", None) if continuous else None
     labels = stability_labels(fixed_points)
     with paper_style():
         if ax is None:
@@ -45,25 +58,43 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
             ax = axes[0, 0]
         else:
             fig = ax.figure
-        if continuous:
-            ax.axvline(0.0, color="0.3", lw=1.0, ls="--", label="Re λ = 0", gid="boundary")
-        else:
-            theta = np.linspace(0, 2 * np.pi, 400)
-            ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=1.0, ls="--",
-                    label="|λ| = 1", gid="boundary")
         ax.axhline(0.0, color="0.88", lw=0.6, zorder=0)
+        shown = lam[idx].ravel()
         for kind in STABILITY_ORDER + tuple(sorted(set(labels) - set(STABILITY_ORDER))):
             sel = [i for i in idx if labels[i] == kind]
             if not sel:
                 continue
             vals = lam[sel].ravel()
             color = STABILITY_COLORS.get(kind, "k")
-            ax.scatter(vals.real, vals.imag, s=16, marker=STABILITY_MARKERS.get(kind, "s"),
+            slow = kind == "slow"
+            ax.scatter(vals.real, vals.imag, s=5 if slow else 16,
+                       marker=STABILITY_MARKERS.get(kind, "s"),
                        facecolors="white" if kind in HOLLOW else color, edgecolors=color,
-                       linewidths=0.9, alpha=0.85, zorder=4 if kind == "stable" else 3,
-                       gid=f"eigenvalues_{kind}",
-                       label=f"{kind} ({len(sel)})")
-        if not continuous:
+                       linewidths=0.4 if slow else 0.9, alpha=0.6 if slow else 0.85,
+                       zorder=2 if slow else (4 if kind == "stable" else 3),
+                       gid=f"eigenvalues_{kind}", label=point_label(kind, len(sel)))
+        if continuous and dt is not None:
+            # limits from the eigenvalues (and the origin), not from the circle
+            xs = np.concatenate([shown.real, [0.0]])
+            ys = np.concatenate([shown.imag, [0.0]])
+            span = max(np.ptp(xs), np.ptp(ys), float(np.max(np.abs(shown))), 1e-12)
+            pad_x = 0.08 * max(np.ptp(xs), 0.1 * span)
+            pad_y = 0.08 * max(np.ptp(ys), 0.1 * span)
+            xlim = (xs.min() - pad_x, xs.max() + pad_x)
+            ylim = (ys.min() - pad_y, ys.max() + pad_y)
+            bx, by = euler_boundary(float(dt))
+            ax.plot(bx, by, color="0.3", lw=1.0, ls="--", gid="boundary",
+                    label=f"|1 + dt λ| = 1 (Euler map, dt={float(dt):g} ms)")
+            ax.axvline(0.0, color="0.55", lw=0.8, ls=":", gid="ode_boundary",
+                       label="Re λ = 0 (ODE)")
+            ax.set_xlim(*xlim)
+            ax.set_ylim(*ylim)
+        elif continuous:
+            ax.axvline(0.0, color="0.3", lw=1.0, ls="--", label="Re λ = 0 (ODE)", gid="boundary")
+        else:
+            theta = np.linspace(0, 2 * np.pi, 400)
+            ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=1.0, ls="--",
+                    label="|λ| = 1 (map)", gid="boundary")
             ax.set_aspect("equal", adjustable="datalim")
         from matplotlib.ticker import MaxNLocator
 
@@ -72,7 +103,7 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
         ax.ticklabel_format(style="sci", scilimits=(-2, 3), useMathText=True)
         ax.set_xlabel(r"Re $\lambda$")
         ax.set_ylabel(r"Im $\lambda$")
-        ax.set_title("eigenvalues at fixed points" + (" (continuous time)" if continuous
-                                                      else " (map)"))
+        view = stability_view_text(fixed_points).split(":")[0]
+        ax.set_title(f"eigenvalues at fixed points\nstability: {view}", fontsize=9)
         ax.legend(loc="best", fontsize=7)
     return fig

@@ -18,10 +18,13 @@ from ._style import (
     STABILITY_COLORS,
     STABILITY_MARKERS,
     STABILITY_ORDER,
+    STABILITY_SIZES,
     condition_colors,
     new_figure,
     paper_style,
+    point_label,
     primary_condition,
+    stability_view_text,
 )
 
 SEGMENT_FRACTION = 0.08  # half-length of a saddle's unstable-direction segment / data extent
@@ -53,11 +56,13 @@ def state_space(
     """Trajectories in the first 2 or 3 principal components, with fixed points and manifolds.
 
     Trajectories are coloured by condition (one colour per distinct value; a legend names
-    them). Fixed points are marked by stability, in the colours of
+    them). Fixed points (roots) are marked by the stability of the system that runs (the
+    Euler map for a CT-RNN with ``dt``; the legend's title names the view), in the colours of
     ``rnnlab.plot.STABILITY_COLORS``: stable points filled circles, saddles hollow circles with
     each unstable direction drawn as a short segment through the point (half-length 8% of the
     trajectories' extent along a unit eigenvector, so a direction mostly outside the plotted
-    plane looks short), unstable points crosses, marginal points hollow diamonds. Attractor
+    plane looks short), unstable points crosses, marginal points hollow diamonds. Slow points
+    (not roots) are small grey dots beneath them, legend "slow point (|F| < tol)". Attractor
     manifolds are drawn as grey curves (closed for rings).
 
     Args:
@@ -118,8 +123,8 @@ def state_space(
                 fig.legend(handles=cond_handles, title=title, loc="outside right upper",
                            fontsize=7, title_fontsize=8)
             if fp_handles:
-                fig.legend(handles=fp_handles, title="fixed points", loc="outside right lower",
-                           fontsize=7, title_fontsize=8)
+                fig.legend(handles=fp_handles, title=fixed_point_legend_title(fixed_points),
+                           loc="outside right lower", fontsize=7, title_fontsize=8)
         elif cond_handles or fp_handles:
             ax.legend(handles=cond_handles + fp_handles, loc="best", fontsize=7)
         labels = proj.axis_labels()
@@ -151,8 +156,14 @@ def _draw_trajectories(ax, z, values) -> list:
     return [Line2D([], [], color=c, lw=1.5, label=lab) for lab, c in zip(labels, colors)]
 
 
+def fixed_point_legend_title(fp) -> str:
+    """Legend title naming the stability view, e.g. "stability (Euler map, dt=10 ms)"."""
+    view = stability_view_text(fp).split(":")[0]
+    return f"stability ({view})"
+
+
 def _draw_fixed_points(ax, fp, proj, half_length) -> list:
-    """Draw the fixed points by stability; returns legend handles."""
+    """Draw the fixed points by stability and the slow points; returns legend handles."""
     from matplotlib.lines import Line2D
 
     labels = stability_labels(fp)
@@ -166,10 +177,12 @@ def _draw_fixed_points(ax, fp, proj, half_length) -> list:
         color = STABILITY_COLORS.get(kind, "k")
         marker = STABILITY_MARKERS.get(kind, "s")
         face = "white" if kind in HOLLOW else color
-        size = 70 if kind != "unstable" else 80
         extra = {"depthshade": False} if proj.components.shape[0] == 3 else {}
-        ax.scatter(*pts[sel].T, s=size, marker=marker, facecolors=face, edgecolors=color,
-                   linewidths=1.6, zorder=6, gid=f"fixed_points_{kind}", label=kind, **extra)
+        slow = kind == "slow"
+        ax.scatter(*pts[sel].T, s=STABILITY_SIZES.get(kind, 70), marker=marker,
+                   facecolors=face, edgecolors=color, linewidths=0.4 if slow else 1.6,
+                   zorder=4 if slow else 6, alpha=0.7 if slow else 1.0,
+                   gid=f"fixed_points_{kind}", label=point_label(kind), **extra)
         if kind == "saddle":
             for i in sel:
                 for v in unstable_directions(fp, i):
@@ -177,8 +190,9 @@ def _draw_fixed_points(ax, fp, proj, half_length) -> list:
                     seg = np.stack([pts[i] - d, pts[i] + d])
                     ax.plot(*seg.T, color=color, lw=1.8, zorder=5, gid="unstable_direction")
     return [
-        Line2D([], [], ls="none", marker=STABILITY_MARKERS.get(k, "s"), ms=7, mew=1.6,
+        Line2D([], [], ls="none", marker=STABILITY_MARKERS.get(k, "s"),
+               ms=4 if k == "slow" else 7, mew=1.6,
                mfc="white" if k in HOLLOW else STABILITY_COLORS.get(k, "k"),
-               mec=STABILITY_COLORS.get(k, "k"), label=f"{k} ({labels.count(k)})")
+               mec=STABILITY_COLORS.get(k, "k"), label=point_label(k, labels.count(k)))
         for k in present
     ]

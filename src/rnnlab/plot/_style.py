@@ -8,23 +8,58 @@ import numpy as np
 
 VIZ_HINT = "install the plotting extra: pip install 'rnnlab[viz]'"
 
-# Fixed-point stability -> colour. One palette for every figure and for the HTML report.
+# Point class -> colour: fixed points (roots) by the stability of the system that runs, and
+# slow points (not roots) as their own class. One palette for every figure and the HTML report.
 STABILITY_COLORS: dict[str, str] = {
     "stable": "#1f3b73",  # dark blue, filled marker
     "saddle": "#d62728",  # red, hollow marker with its unstable directions
     "unstable": "#ff7f0e",  # orange, a cross
     "marginal": "#7f7f7f",  # grey, hollow diamond
+    "slow": "#a6a6a6",  # light grey, small dot: a slow point is no fixed point
 }
-STABILITY_ORDER = ("stable", "saddle", "unstable", "marginal")
+STABILITY_ORDER = ("stable", "saddle", "unstable", "marginal", "slow")
+FIXED_POINT_KINDS = STABILITY_ORDER[:4]
 
-# matplotlib marker per stability label (saddles and marginal points are drawn hollow).
+# matplotlib marker per label (saddles and marginal points are drawn hollow).
 STABILITY_MARKERS: dict[str, str] = {
     "stable": "o",
     "saddle": "o",
     "unstable": "X",
     "marginal": "D",
+    "slow": ".",
 }
 HOLLOW = frozenset({"saddle", "marginal"})
+# scatter sizes (points^2) in the state space; slow points small, drawn beneath
+STABILITY_SIZES: dict[str, float] = {
+    "stable": 70, "saddle": 70, "unstable": 80, "marginal": 70, "slow": 14,
+}
+SLOW_POINT_LABEL = "slow point (|F| < tol)"
+
+
+def point_label(kind: str, count: int | None = None) -> str:
+    """Legend text of a class of points: ``"fixed point: stable (8)"``,
+    ``"slow point (|F| < tol) (1126)"``; other labels (``"unsettled"``) as they are."""
+    if kind == "slow":
+        text = SLOW_POINT_LABEL
+    elif kind in FIXED_POINT_KINDS:
+        text = f"fixed point: {kind}"
+    else:
+        text = str(kind)
+    return text if count is None else f"{text} ({count})"
+
+
+def stability_view_text(fp) -> str:
+    """Which system the stability labels of ``fp`` describe, with its criterion, e.g.
+    ``"Euler map, dt=10 ms: stable iff |1 + dt λ| < 1"``, ``"ODE: stable iff Re λ < 0"`` or
+    ``"map: stable iff |λ| < 1"``."""
+    continuous = bool(getattr(fp, "is_continuous", False))
+    dt = getattr(fp, "dt", None) if continuous else None
+    if not continuous:
+        return "map: stable iff |λ| < 1"
+    if dt is None:
+        return "ODE: stable iff Re λ < 0"
+    return f"Euler map, dt={float(dt):g} ms: stable iff |1 + dt λ| < 1"
+
 
 _RC = {
     "figure.dpi": 100,

@@ -12,6 +12,8 @@ from ._style import (
     STABILITY_ORDER,
     new_figure,
     paper_style,
+    point_label,
+    stability_view_text,
 )
 
 
@@ -67,8 +69,9 @@ def graph_layout(graph, fixed_points=None, *, pca: Any = None) -> tuple[dict, bo
 def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float = 0.0):
     """The fixed-point topology graph (`rnnlab.analysis.topology`).
 
-    Nodes are fixed points, coloured and shaped by stability (as in `state_space`) and
-    numbered; a directed edge i -> j (i != j) means that trajectories started near i end near
+    Nodes are fixed points, coloured and shaped by the stability of the system that runs (as
+    in `state_space`; the legend's title names the view, slow points have their own grey
+    marker) and numbered; a directed edge i -> j (i != j) means that trajectories started near i end near
     j; its width (and, with at most 20 edges, a label) is the transition probability.
     Self-transitions are not drawn (the probability of staying is one minus the outgoing ones).
     Nodes sit at the fixed points' first two principal components when ``fixed_points`` is
@@ -120,10 +123,11 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
             nodes = kinds[kind]
             color = STABILITY_COLORS.get(kind, "k")
             xy = np.array([pos[n] for n in nodes])
-            ax.scatter(*xy.T, s=140, marker=STABILITY_MARKERS.get(kind, "s"),
+            ax.scatter(*xy.T, s=60 if kind == "slow" else 140,
+                       marker="o" if kind == "slow" else STABILITY_MARKERS.get(kind, "s"),
                        facecolors="white" if kind in HOLLOW else color, edgecolors=color,
                        linewidths=1.6, zorder=4, gid=f"nodes_{kind}",
-                       label=f"{kind} ({len(nodes)})")
+                       label=point_label(kind, len(nodes)))
             for n, (x, y) in zip(nodes, xy):
                 ax.annotate(str(n), (x, y), xytext=(7, 7), textcoords="offset points",
                             fontsize=7, zorder=5)
@@ -135,5 +139,8 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
             ax.set_xticks([])
             ax.set_yticks([])
         ax.set_title("fixed-point topology")
-        ax.legend(loc="best", fontsize=7)
+        title = None
+        if fixed_points is not None and hasattr(fixed_points, "is_continuous"):
+            title = f"stability ({stability_view_text(fixed_points).split(':')[0]})"
+        ax.legend(loc="best", fontsize=7, title=title, title_fontsize=7)
     return fig
