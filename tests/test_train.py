@@ -67,8 +67,10 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert resumed.steps == 12
     _leaves_equal(full.model, resumed.model)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
-    assert (tmp_path / "model.safetensors").exists()
-    _leaves_equal(rl.load(tmp_path / "model.safetensors"), full.model)
+    # the run directory holds the best evaluated model and the final one beside it
+    _leaves_equal(rl.load(tmp_path / "model.safetensors"), full.best_model)
+    _leaves_equal(rl.load(tmp_path / "model_final.safetensors"), full.model)
+    assert json.loads((tmp_path / "best.json").read_text())["step"] == full.best_step
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [4, 8, 12]
     config = json.loads((tmp_path / "config.json").read_text())

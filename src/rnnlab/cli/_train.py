@@ -209,6 +209,13 @@ def train_cmd(
         f"final accuracy {last['accuracy']:.4f} (loss {last['loss']:.4g}) after "
         f"{result.steps} steps, {last['wall_time']:.1f} s; run saved in {out}"
     )
+    best = result.best_record
+    if best is not None:
+        typer.echo(
+            f"best accuracy {best['accuracy']:.4f} (loss {best['loss']:.4g}) at step "
+            f"{result.best_step}: saved as model.safetensors (the final model is "
+            "model_final.safetensors; see best.json)"
+        )
 
 
 @app.command("evaluate")

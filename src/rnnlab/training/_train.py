@@ -50,9 +50,12 @@ class TrainResult:
         history: one dict per evaluation: ``step``, ``loss`` and ``accuracy`` (on fresh trials),
             ``train_loss`` (mean training loss since the previous evaluation), ``wall_time``
             (seconds of training so far, summed over resumes), plus task-specific scores.
-        best_model: the model at the evaluation with the highest accuracy.
+        best_model: the model at the best evaluation: the highest accuracy, ties (and
+            evaluations without a finite accuracy) broken by the lowest evaluation loss.
         steps: number of optimiser steps taken in total.
         stopped: ``"steps"`` (ran all steps) or ``"target_accuracy"`` (early stop).
+        best_step: the step of the best evaluation (None: no evaluation was better than the
+            starting model, which is then ``best_model``).
     """
 
     model: AbstractRNN
@@ -60,6 +63,15 @@ class TrainResult:
     best_model: AbstractRNN
     steps: int
     stopped: str
+    best_step: int | None = None
+
+    @property
+    def best_record(self) -> dict[str, float] | None:
+        """The history record of the best evaluation (None without one)."""
+        for h in self.history:
+            if h["step"] == self.best_step:
+                return h
+        return None
 
     @property
     def final_accuracy(self) -> float:
@@ -305,11 +317,35 @@ def load_best_params(path, params_template):
 # ------------------------------------------------------------------------------ train
 
 
+def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float) -> bool:
+    """Whether an evaluation (accuracy, loss) beats the best so far: a higher accuracy, or the
+    same accuracy with a lower loss. A non-finite accuracy counts as the lowest (-1) and a
+    non-finite loss as the highest, so a NaN evaluation never becomes the best."""
+    acc = accuracy if math.isfinite(accuracy) else -1.0
+    los = loss if math.isfinite(loss) else math.inf
+    if acc != best_accuracy:
+        return acc > best_accuracy
+    return los < best_loss
+
+
+def _best_from_history(history) -> tuple[float, float, int | None]:
+    """(accuracy, loss, step) of the best record of ``history`` (checkpoints written before
+    the best step was stored)."""
+    best = (-1.0, math.inf, None)
+    for h in history:
+        if is_better(h.get("accuracy", math.nan), h.get("loss", math.nan), best[0], best[1]):
+            acc, los = h["accuracy"], h["loss"]
+            best = (acc if math.isfinite(acc) else -1.0, los if math.isfinite(los) else math.inf,
+                    int(h["step"]))
+    return best
+
+
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete the temporary files a process killed during an atomic write left behind (the
     run's own files only; the finished files are never partial)."""
     for folder, name in ((out, "config.json"), (out, "history.jsonl"),
-                         (out, "model.safetensors"), (out / "checkpoints", CHECKPOINT_NAME)):
+                         (out, "model.safetensors"), (out, "model_final.safetensors"),
+                         (out, "best.json"), (out / "checkpoints", CHECKPOINT_NAME)):
         for tmp in folder.glob(f".{name}.*.tmp"):
             try:
                 tmp.unlink()
@@ -355,8 +391,10 @@ def train(
     Every ``eval_every`` steps (and at the end) the model is scored on ``eval_batch_size`` fresh
     trials; training stops early once that accuracy reaches ``target_accuracy``.
 
-    With ``out_dir``: ``config.json``, ``history.jsonl``, the final ``model.safetensors``, and an
-    atomic checkpoint ``checkpoints/checkpoint.safetensors`` every ``checkpoint_every`` steps
+    With ``out_dir``: ``config.json``, ``history.jsonl``, ``model.safetensors`` (the best
+    evaluated model, see `TrainResult.best_model`), ``model_final.safetensors`` (the model at
+    the last step), ``best.json`` (the best evaluation: ``step``, ``accuracy``, ``loss``, and
+    the final one's), and an atomic checkpoint ``checkpoints/checkpoint.safetensors`` every ``checkpoint_every`` steps
     (default: every evaluation). ``resume=True`` continues from that checkpoint, to the same
     result as an uninterrupted run (step ``i`` always uses ``fold_in(key, i)``).
 
@@ -418,7 +456,8 @@ def train(
     finished = False
     history: list[dict[str, float]] = []
     wall_offset = 0.0
-    best = (-1.0, model)
+    # (accuracy, loss, model, step) of the best evaluation so far
+    best = (-1.0, math.inf, model, None)
     ckpt_path = None
     out = None
     fingerprint = _fingerprint(model, task, hyper)
@@ -441,9 +480,15 @@ def train(
             # train_loss averages the same steps as in an uninterrupted run
             resumed_losses = [float(x) for x in meta.get("losses_since_eval", [])]
             best_params = load_best_params(ckpt_path, params)
+            if "best_step" in meta:
+                b_acc, b_step = float(meta["best_accuracy"]), meta["best_step"]
+                b_loss = math.inf if meta.get("best_loss") is None else float(meta["best_loss"])
+            else:  # older checkpoints: the first record of the highest accuracy
+                b_acc, b_loss, b_step = _best_from_history(history)
             best = (
-                float(meta.get("best_accuracy", -1.0)),
+                b_acc, b_loss,
                 None if best_params is None else eqx.combine(best_params, static),
+                b_step,
             )
             finished = meta.get("stopped") == "target_accuracy"
         elif (out / "config.json").exists() and not resume and ckpt_path.exists():
@@ -482,8 +527,10 @@ def train(
             "step": step_done, "history": hist, "wall_time": wall,
             "best_accuracy": best[0], "fingerprint": fingerprint, "stopped": stopped,
             "losses_since_eval": losses,
+            "best_loss": None if not math.isfinite(best[1]) else best[1],
+            "best_step": best[3],
         }
-        best_p = None if best[1] is None else eqx.filter(best[1], model.trainable_filter())
+        best_p = None if best[2] is None else eqx.filter(best[2], model.trainable_filter())
         save_checkpoint(ckpt_path, p, o, meta, best_p)
 
     t0 = time.perf_counter()
@@ -527,7 +574,8 @@ def train(
                     f"parameters after {step} steps); the last good parameters are those after "
                     f"{good_step} steps{where}. Lower the learning rate, clip gradients harder "
                     "(grad_clip) or check the task's inputs.",
-                    TrainResult(good, history, best[1] or good, good_step, "diverged"),
+                    TrainResult(good, history, best[2] or good, good_step, "diverged",
+                                best[3]),
                 )
             last_good = (params, opt_state, step)
             params, opt_state = new_params, new_opt
@@ -546,8 +594,8 @@ def train(
                 record["wall_time"] = wall_offset + time.perf_counter() - t0
                 history.append(record)
                 losses_since_eval = []
-                if record["accuracy"] > best[0]:
-                    best = (record["accuracy"], m)
+                if is_better(record["accuracy"], record["loss"], best[0], best[1]):
+                    best = (record["accuracy"], record["loss"], m, step)
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
                 write_history()
@@ -572,12 +620,25 @@ def train(
         k_eval = jax.random.fold_in(eval_key, step)
         scores = evaluate(final, task, key=k_eval, batch_size=eval_batch_size)
         history.append({"step": step, **scores, "wall_time": wall_offset})
-    best_model = best[1] if best[1] is not None else final
+    best_model = best[2] if best[2] is not None else final
+    best_step = best[3] if best[2] is not None else None
+    result = TrainResult(final, history, best_model, step, stopped, best_step)
     if out is not None:
         write_history()
         if _can_describe(final):
-            save(out / "model.safetensors", final)
-    return TrainResult(final, history, best_model, step, stopped)
+            save(out / "model.safetensors", best_model)
+            save(out / "model_final.safetensors", final)
+        rec = result.best_record
+        atomic_write_json(out / "best.json", {
+            "step": best_step,
+            "accuracy": None if rec is None else rec["accuracy"],
+            "loss": None if rec is None else rec["loss"],
+            "final_step": step,
+            "final_accuracy": history[-1]["accuracy"],
+            "final_loss": history[-1]["loss"],
+            "model": "model.safetensors", "final_model": "model_final.safetensors",
+        })
+    return result
 
 
 def _version() -> str:
