@@ -337,6 +337,100 @@ def _merge_groups(
     return new
 
 
+def _principal_axis(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(fraction of the variance on the first principal axis, that axis [N], the mean [N])."""
+    mean = x.mean(axis=0)
+    y = x - mean
+    if y.shape[0] < 2:
+        return 1.0, np.eye(x.shape[1])[0], mean
+    _, s, vt = np.linalg.svd(y, full_matrices=False)
+    total = float(np.sum(s**2))
+    return (float(s[0] ** 2 / total) if total > 0 else 1.0), vt[0], mean
+
+
+def _collinear_merge(x: np.ndarray, labels: np.ndarray, *, line_variance: float,
+                     min_points: int) -> np.ndarray:
+    """Join groups that lie on one straight(ish) line: slow points of a trained network's line
+    attractor come in tight clumps (candidates settle where the flow is slowest) with gaps far
+    wider than the clumps' own spacing, which no density-adaptive link bridges.
+
+    A group of at least ``min_points`` (largest first) absorbs another group (any size,
+    nearest first) when their union keeps ``line_variance`` of its variance on one axis (the
+    points' own spectrum: a line at the union's scale) and the smaller group lies on that axis,
+    not beside it: its median distance from the axis is at most twice the union's rms
+    distance from it (an isolated point beside a line, or a parallel line, is far off it
+    compared with the jitter). Returns the new labels [K]."""
+    groups = {c: np.nonzero(labels == c)[0] for c in np.unique(labels)}
+    if len(groups) < 2:
+        return labels
+    centre = {c: x[m].mean(axis=0) for c, m in groups.items()}
+    seeds = sorted((c for c, m in groups.items() if m.size >= min_points),
+                   key=lambda c: -groups[c].size)
+    alive = set(groups)
+    for g in seeds:
+        if g not in alive:
+            continue
+        changed = True
+        while changed:
+            changed = False
+            others = sorted((h for h in alive if h != g),
+                            key=lambda h: np.linalg.norm(centre[h] - centre[g]))
+            for h in others:
+                union = np.concatenate([groups[g], groups[h]])
+                frac, axis, mean = _principal_axis(x[union])
+                if frac < line_variance:
+                    continue
+                y = x[union] - mean
+                perp = np.linalg.norm(y - np.outer(y @ axis, axis), axis=1)
+                small = groups[h] if groups[h].size <= groups[g].size else groups[g]
+                perp_small = perp[np.isin(union, small)]
+                if np.median(perp_small) > 2.0 * np.sqrt(np.mean(perp**2)):
+                    continue
+                groups[g] = union
+                centre[g] = x[union].mean(axis=0)
+                alive.discard(h)
+                del groups[h]
+                changed = True
+                break
+    new = np.empty_like(labels)
+    for i, (c, m) in enumerate(sorted(groups.items())):
+        new[m] = i
+    return new
+
+
+def _straight_curve(x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Order and measure a nearly straight group (most of its variance on ``axis``): by the
+    projection on the axis; the length is that of the polygon from the first point through
+    the centroids of equal-width bins (at most 20, about 20 points each) along the axis to the last (the jitter averages out in
+    each bin, so a straight line's length is its span along the axis; the ends are
+    continued along the axis to the extreme projections). Returns (order [M],
+    length, tangent [M, N])."""
+    m = x.shape[0]
+    proj = (x - x.mean(axis=0)) @ axis
+    order = np.argsort(proj, kind="stable")
+    n_bins = int(np.clip(m // 20, 1, 20))
+    edges = np.linspace(proj.min(), proj.max(), n_bins + 1)
+    b = np.clip(np.searchsorted(edges, proj, side="right") - 1, 0, n_bins - 1)
+    used = np.unique(b)
+    centres = np.stack([x[b == i].mean(axis=0) for i in used])
+    # the ends: from the end bins' centroids to the extreme projections, along the axis
+    # (the extreme points' own jitter off the axis would lengthen it)
+    c_proj = (centres - x.mean(axis=0)) @ axis
+    length = float(np.sum(np.linalg.norm(np.diff(centres, axis=0), axis=1))
+                   + (c_proj[0] - proj.min()) + (proj.max() - c_proj[-1]))
+    pos = np.searchsorted(used, b)
+    if centres.shape[0] >= 2:
+        nxt = centres[np.minimum(pos + 1, centres.shape[0] - 1)]
+        prv = centres[np.maximum(pos - 1, 0)]
+        tangent = nxt - prv
+    else:
+        tangent = np.tile(axis, (m, 1))
+    norm = np.linalg.norm(tangent, axis=1, keepdims=True)
+    tangent = np.where(norm > 0, tangent / np.maximum(norm, 1e-300), axis)
+    sign = np.sign(tangent @ axis)[:, None]
+    return order, length, tangent[order] * np.where(sign == 0, 1.0, sign)[order]
+
+
 def _check_positive(name, value):
     if isinstance(value, bool) or not (np.isscalar(value) and np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -353,6 +447,7 @@ def attractor_manifolds(
     variance: float = 0.9,
     local_scale: float = 0.1,
     zero_tol: float = 0.05,
+    line_variance: float = 0.99,
 ) -> list[AttractorManifold]:
     """Find continuous attractors (lines, rings, surfaces) among slow points.
 
@@ -426,6 +521,9 @@ def attractor_manifolds(
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     if not (0 < variance <= 1):
         raise ValueError(f"variance must be in (0, 1], got {variance!r}")
+    if isinstance(line_variance, bool) or not (np.isscalar(line_variance)
+                                               and 0 < line_variance <= 1):
+        raise ValueError(f"line_variance must be in (0, 1], got {line_variance!r}")
     link_factor = _check_positive("link_factor", link_factor)
     local_scale = _check_positive("local_scale", local_scale)
     if link_distance is not None:
@@ -443,6 +541,8 @@ def attractor_manifolds(
         labels = _merge_groups(x, d, labels, linked, k=n_neighbours, link_factor=link_factor,
                                min_points=min_points, variance=variance,
                                local_scale=local_scale)
+        labels = _collinear_merge(x, labels, line_variance=line_variance,
+                                  min_points=min_points)
         n_comp = int(labels.max()) + 1
     out = []
     for c in range(n_comp):
@@ -465,7 +565,12 @@ def attractor_manifolds(
         rm = _neighbour_radius(dm, n_neighbours)
         dim, spread = _local_structure(xm, dm, rm, variance, local_scale)
         tangent = None
-        if dim <= 1:
+        frac, axis, _ = _principal_axis(xm)
+        if frac >= line_variance:
+            # the group's own spectrum: a line at its scale, whatever its local clumping
+            order, length, tangent = _straight_curve(xm, axis)
+            kind, dim = "line", 1
+        elif dim <= 1:
             order, closed, length, tangent = _order_curve(
                 xm, dm, linked[np.ix_(members, members)], rm, link_factor=link_factor,
                 local_scale=local_scale, spread=spread, n_end=n_neighbours)
