@@ -125,10 +125,13 @@ def test_cli_analyze(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     fps = rl.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
     assert summary["total"]["n_points"] == len(fps) >= 1
-    assert summary["inputs"][0]["name"] == "zero"
+    # the flip-flop's own neutral input (no pulse), from task.fixed_point_inputs()
+    assert summary["inputs"][0]["name"] == "no pulse"
     assert np.all(np.asarray(fps.inputs) == 0.0)
     topo = json.loads((run / "analysis" / "topology.json").read_text())
-    assert len([n for n in topo["nodes"] if n["id"] != "unsettled"]) == len(fps)
+    # slow points are searched by default; the topology graph is over the roots only
+    n_roots = int(np.sum(np.asarray(fps.converged)))
+    assert len([n for n in topo["nodes"] if n["id"] != "unsettled"]) == n_roots
     assert (run / "analysis" / "pca.safetensors").is_file()
     # with slow points, the topology graph is over the roots only, under their file indices
     assert main(["analyze", str(run), "--n-initial", "64", "--n-trials", "16",

@@ -445,12 +445,13 @@ def test_cli_analyze_context_task_inputs():
 
     task = rl.tasks.make("context_decision_making")
     named = dict(task_inputs(task))
-    assert list(named) == ["zero", "motion context(coh=0)", "colour context(coh=0)"]
+    # no zero input: the network never receives it (it always sees a context cue)
+    assert list(named) == ["motion context coh=0", "colour context coh=0"]
     trial = task.trial_for(0, 0.0, 0.0, 2, 3, 2)
     stim = np.asarray(trial.inputs)[3]  # a stimulus step of a motion-context trial
-    np.testing.assert_allclose(named["motion context(coh=0)"], stim)
+    np.testing.assert_allclose(named["motion context coh=0"], stim)
     trial = task.trial_for(1, 0.0, 0.0, 2, 3, 2)
-    np.testing.assert_allclose(named["colour context(coh=0)"], np.asarray(trial.inputs)[3])
+    np.testing.assert_allclose(named["colour context coh=0"], np.asarray(trial.inputs)[3])
 
 
 def test_cli_analyze_sine_wave_inputs_are_trained_levels():
@@ -458,10 +459,11 @@ def test_cli_analyze_sine_wave_inputs_are_trained_levels():
 
     task = rl.tasks.make("sine_wave")
     named = task_inputs(task)
-    assert [n for n, _ in named][0] == "zero" and len(named) == 4
+    # the lowest, middle and highest trained frequency levels; no zero input
+    assert len(named) == 3 and all(n.startswith("frequency") for n, _ in named)
     first = np.asarray(task.trial_for(0).inputs)[0]
     last = np.asarray(task.trial_for(task.n_frequencies - 1).inputs)[0]
-    np.testing.assert_allclose(named[1][1], first, rtol=1e-6)
+    np.testing.assert_allclose(named[0][1], first, rtol=1e-6)
     np.testing.assert_allclose(named[-1][1], last, rtol=1e-6)
 
 
