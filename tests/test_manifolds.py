@@ -225,3 +225,38 @@ def test_ctrnn_ring_attractor_slow_points(seed):
     # slow points beside it; all other modes contract at rates >= 1 / tau off the ring's plane
     tangent = np.abs(ring.tangent_eigenvalues)
     assert np.median(tangent) < 1e-9 / TAU and np.max(tangent) < 0.01 / TAU
+
+
+# ------------------------------------- slow points of a trained network (saved fixture)
+
+def test_trained_integrator_line_at_every_tolerance():
+    """Slow points of a CLI-trained integrator (tests/fixtures/manifolds/make_fixtures.py) at
+    slow_tol 1e-5 ... 3e-4 /ms: one line holding every point at each level, its length at
+    least the span along PC1 and at most 10% more (the line is slightly bent)."""
+    from pathlib import Path
+
+    z = np.load(Path(__file__).parent / "fixtures/manifolds/integrator__no_input.npz")
+    for i, _ in enumerate(z["tols"]):
+        x = z[f"states_{i}"].astype(np.float64)
+        (line,) = rl.analysis.attractor_manifolds(x)
+        y = x - x.mean(axis=0)
+        span = np.ptp(y @ np.linalg.svd(y, full_matrices=False)[2][0])
+        assert line.kind == "line" and len(line.indices) == len(x)
+        assert span * 0.999 <= line.length <= 1.1 * span
+
+
+def test_line_with_99_75_percent_variance_in_64_dimensions():
+    """A straight segment in 64 dimensions in 10 tight clumps (gaps far wider than the clumps),
+    99.75% of the variance on its axis: one line whose length is the span on the axis."""
+    rng = np.random.default_rng(0)
+    t = np.repeat(np.linspace(0.0, 3.0, 10), 20) + rng.normal(size=200) * 0.002
+    q = np.linalg.qr(rng.normal(size=(64, 64)))[0]
+    off = rng.normal(size=(200, 63))
+    off *= np.sqrt(np.var(t) * 0.0025 / 0.9975 / np.sum(np.var(off, axis=0)))
+    x = np.column_stack([t, off]) @ q.T
+    y = x - x.mean(axis=0)
+    ev = np.linalg.svd(y, compute_uv=False) ** 2
+    assert ev[0] / ev.sum() == pytest.approx(0.9975, abs=1e-3)
+    (line,) = rl.analysis.attractor_manifolds(x)
+    assert line.kind == "line" and line.dimension == 1 and len(line.indices) == 200
+    assert line.length == pytest.approx(np.ptp(t), rel=0.02)
