@@ -89,7 +89,7 @@ def test_sine_wave_values():
 
 
 def test_pdm_epochs_and_noise_free_trial():
-    task = PerceptualDecisionMaking(sigma=0.0, stimulus=2000)  # the fixed layout of before
+    task = PerceptualDecisionMaking(sigma=0.0, fixation=100, stimulus=2000)  # layout of before
     assert task.dt == 20.0 and task.n_steps == 5 + 100 + 0 + 5
     assert task.epochs == {"fixation": (0, 5), "stimulus": (5, 105), "delay": (105, 105),
                            "decision": (105, 110)}
@@ -106,7 +106,7 @@ def test_pdm_epochs_and_noise_free_trial():
 
 
 def test_pdm_noise_std_and_accuracy():
-    task = PerceptualDecisionMaking(coherences=(0.0,), stimulus=2000)
+    task = PerceptualDecisionMaking(coherences=(0.0,), fixation=100, stimulus=2000)
     batch = task.sample_batch(KEY, 256)
     stim = np.asarray(batch.inputs[:, 5:105, 1])
     assert abs(stim.std() - 1 / math.sqrt(20)) < 0.01 and abs(stim.mean() - 0.5) < 0.01

@@ -142,8 +142,8 @@ def test_duration_specs_sample_their_distributions():
 
 def test_variable_timing_pads_with_mask_off():
     task = T.ContextDecisionMaking(fixation=("uniform", 200.0, 600.0),
-                                   stimulus=("choice", 200.0, 800.0), response=400.0,
-                                   input_noise=0.0)
+                                   stimulus=("choice", 200.0, 800.0), delay=0.0,
+                                   response=400.0, input_noise=0.0)
     trial = batch(task, KEY, 64)
     assert task.n_steps == (600 + 800 + 400) // 20
     ends = np.asarray(trial.conditions["trial_end"])
@@ -212,8 +212,10 @@ def test_binary_decision_sign_of_integral():
 
 
 def test_context_decision_making_layout():
-    task = T.ContextDecisionMaking(dt=10.0, input_noise=0.0)
-    assert task.n_steps == 300  # trainRNNbrain's layout at dt = 1 step = 10 ms
+    # trainRNNbrain's layout at dt = 1 step = 10 ms (the default follows Mante's epochs)
+    task = T.ContextDecisionMaking(dt=10.0, input_noise=0.0, fixation=1000, stimulus=1000,
+                                   delay=0, response=1000, stimulus_until_end=True)
+    assert task.n_steps == 300
     tr = task.trial_for(1, 0.5, -0.25, 100, 100, 100)
     x = np.asarray(tr.inputs)
     np.testing.assert_allclose(x[0], [0, 1, 0, 0, 0, 0])

@@ -230,14 +230,18 @@ class PerceptualDecisionMaking(DecisionTask):
     """Two-alternative perceptual decision making (random dots; NeuroGym, Yang & Wang 2020,
     Yang et al. 2019's dm rules).
 
-    Epochs (ms, duration specs drawn per trial): ``fixation`` 100, ``stimulus``
-    ``("choice", 400, 800, 1600)`` (Yang 2019's dm stimulus durations: the network cannot
-    time its answer and must integrate for as long as the evidence lasts), ``delay`` 0
+    Epochs (ms, duration specs drawn per trial): ``fixation`` ``("uniform", 100, 400)``
+    (Yang 2019's dm stimulus onset: every trial starts from the same state, so with a fixed
+    onset a network can solve the task with a transient locked to the trial's start instead
+    of integrating), ``stimulus`` ``("choice", 400, 800, 1600)`` (Yang 2019's dm stimulus
+    durations: the network cannot time its answer and must integrate for as long as the
+    evidence lasts), ``delay`` 0
     (optional, as NeuroGym's ``PerceptualDecisionMakingDelayResponse``: give a spec such as
     ``("choice", 300, 500, 700)`` to make the network hold its decision), ``decision`` 100;
     each rounded to whole steps of ``dt`` (20 ms). Trials are padded to the longest layout;
-    the padding is masked off. ``stimulus=2000`` gives the fixed layout of NeuroGym's
-    ``PerceptualDecisionMaking`` (and of this task before variable durations).
+    the padding is masked off. ``fixation=100, stimulus=2000`` gives the fixed layout of
+    NeuroGym's ``PerceptualDecisionMaking`` (and of this task before variable durations);
+    ``fixation=100`` alone this task's layout before the variable onset.
 
     Inputs (3): a fixation cue (1 until the decision epoch, then 0) and two stimulus channels
     ``cos(theta_i - theta_choice) * coh / 200 + 0.5`` during the stimulus, theta = (0, pi):
@@ -258,7 +262,7 @@ class PerceptualDecisionMaking(DecisionTask):
     toward right), ``stimulus_steps``, ``delay_steps``, ``decision_start``, ``trial_end``.
     """
 
-    fixation: float | tuple = eqx.field(default=100.0, converter=duration)
+    fixation: float | tuple = eqx.field(default=("uniform", 100.0, 400.0), converter=duration)
     stimulus: float | tuple = eqx.field(default=("choice", 400.0, 800.0, 1600.0),
                                         converter=duration)
     delay: float | tuple = eqx.field(default=0.0, converter=duration)
