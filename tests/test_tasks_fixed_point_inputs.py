@@ -69,8 +69,10 @@ def test_known_inputs_by_hand():
 
 def test_memory_anti_angle_is_not_analysed_at_zero_input():
     task = T.make("memory_anti_angle")
-    (delay,) = task.fixed_point_inputs().values()
-    assert np.array_equal(delay, [0, 0, 0, 1, 0])
+    inputs = task.fixed_point_inputs()
+    assert list(inputs) == ["delay", "recall"]
+    assert np.array_equal(inputs["delay"], [0, 0, 0, 1, 0])
+    assert np.array_equal(inputs["recall"], [0, 0, 0, 1, 1])
     trials = task.noise_free().sample_batch(jax.random.PRNGKey(0), 16)
     assert not _occurs(trials, np.zeros(task.n_in))  # the constant channel is always on
 

@@ -314,7 +314,9 @@ def test_linear_ring_code_and_decoder():
 
 
 def test_memory_anti_angle_reports_opposite():
-    task = T.MemoryAntiAngle(input_noise=0.0)
+    # trainRNNbrain's fixed layout (the default draws the recall onset per trial)
+    task = T.MemoryAntiAngle(input_noise=0.0, n_steps=200, recall_on=120, recall_off=200,
+                             angle_tolerance=0.5236)
     tr = task.trial_for(jnp.pi / 3)
     x, y = np.asarray(tr.inputs), np.asarray(tr.targets)
     np.testing.assert_allclose(x[25, :3], [0.5, 0.5, 0], atol=1e-6)
