@@ -170,7 +170,7 @@ def test_cli_tasks_details_and_plot(tmp_path, capsys):
 
 
 def test_cli_uses_the_tasks_recommended_learning_rate(tmp_path, capsys):
-    assert T.make("memory_anti_angle").recommended_learning_rate == 5e-3
+    assert T.make("memory_anti_angle").recommended_learning_rate == 1e-3
     assert T.make("integrator").recommended_learning_rate is None
     args = ["--steps", "1", "--hidden", "4", "--eval-every", "1", "--no-progress",
             "-p", "n_steps=10"]
