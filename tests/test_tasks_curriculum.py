@@ -174,14 +174,14 @@ def test_cli_uses_the_tasks_recommended_learning_rate(tmp_path, capsys):
     assert T.make("integrator").recommended_learning_rate is None
     args = ["--steps", "1", "--hidden", "4", "--eval-every", "1", "--no-progress",
             "-p", "n_steps=10"]
-    for extra, want in (([], 5e-3), (["--lr", "0.02"], 0.02)):
+    for extra, want in (([], 1e-3), (["--lr", "0.02"], 0.02)):
         out = tmp_path / f"run{len(extra)}"
         assert main(["train", "angular_integrator", "--out", str(out), *args, *extra]) == 0
         cfg = json.loads((out / "config.json").read_text())
         assert cfg["training"]["learning_rate"] == want
     capsys.readouterr()
     assert main(["tasks", "angular_integrator"]) == 0
-    assert "recommended training: --lr 0.005" in capsys.readouterr().out
+    assert "recommended training: --lr 0.001" in capsys.readouterr().out
 
 
 class _Recommends(T.FlipFlop):

@@ -1,0 +1,57 @@
+"""The angular integrator's trials: the default layout needs several turns, and explicit old
+values reproduce the earlier trials exactly (values recorded from the previous defaults:
+n_steps=100, velocity_std=0.05, unscaled velocity input)."""
+
+import jax
+import numpy as np
+import pytest
+
+from rnnlab import tasks as T
+
+OLD = {"n_steps": 100, "velocity_std": 0.05, "velocity_gain": 1.0}
+
+
+def test_old_layout_reproduces_the_earlier_trials():
+    tr = T.AngularIntegrator(**OLD).sample_batch(jax.random.PRNGKey(3), 4)
+    x, y = np.asarray(tr.inputs), np.asarray(tr.targets)
+    assert x.shape == (4, 100, 3) and float(np.asarray(tr.mask).sum()) == 760.0
+    np.testing.assert_allclose(x[0, :6, 0], [-0.019429978, -0.014322212, -0.032384686,
+                                             -0.06260177, -0.0792554, -0.035166305], rtol=1e-6)
+    np.testing.assert_allclose(x[2, 95:, 0], [0.022083834, 0.023169706, -0.017441608,
+                                              -0.015580321, -0.035002384], rtol=1e-6)
+    np.testing.assert_allclose(x[0, 0, 1:], [0.9813978672027588, -0.19198492169380188],
+                               rtol=1e-6)
+    np.testing.assert_allclose(y[1, -1], [0.48310304, -0.8755635], rtol=1e-6)
+    np.testing.assert_allclose(y[3, 50], [-0.9774549, -0.21114439], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(tr.conditions["initial_heading"]),
+                               [1.7639806, -2.4988329, -1.0556595, -0.8363266], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(tr.conditions["final_heading"]),
+                               [1.1434667, 2.6373975, 1.6125748, -0.9732883], rtol=1e-5)
+
+
+def test_velocity_gain_scales_only_the_velocity_input():
+    key = jax.random.PRNGKey(0)
+    one = T.AngularIntegrator(velocity_gain=1.0).sample_batch(key, 2)
+    five = T.AngularIntegrator().sample_batch(key, 2)
+    np.testing.assert_allclose(np.asarray(five.inputs[..., 0]),
+                               5.0 * np.asarray(one.inputs[..., 0]), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(five.inputs[..., 1:]),
+                                  np.asarray(one.inputs[..., 1:]))
+    np.testing.assert_array_equal(np.asarray(five.targets), np.asarray(one.targets))
+    with pytest.raises(ValueError, match="velocity_gain"):
+        T.AngularIntegrator(velocity_gain=0.0)
+
+
+def test_default_trials_need_several_turns():
+    task = T.AngularIntegrator()
+    assert task.n_steps * task.dt == 4000.0
+    tr = task.sample_batch(jax.random.PRNGKey(1), 256)
+    omega = np.asarray(tr.inputs[..., 0]) / task.velocity_gain
+    heading = np.cumsum(omega, axis=1)
+    travelled = np.abs(omega).sum(axis=1) / (2 * np.pi)
+    swept = np.ptp(heading, axis=1) / (2 * np.pi)
+    assert np.median(travelled) > 2.0  # turns travelled per trial
+    assert np.mean(swept > 1.0) > 0.6  # most trials sweep the whole circle
+    old = T.AngularIntegrator(**OLD).sample_batch(jax.random.PRNGKey(1), 256)
+    assert np.mean(np.ptp(np.cumsum(np.asarray(old.inputs[..., 0]), 1), 1) > 2 * np.pi) < 0.05
+    assert task.recommended_training() == {"learning_rate": 1e-3, "steps": 10000}
