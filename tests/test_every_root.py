@@ -84,9 +84,8 @@ def _check(n, k, seed, noise, structure=True):
 
 
 # Reproduces issue 12 item 9: from these 256 candidates scipy and Newton (max_iters=0) reach 26
-# roots (8, 12, 5, 1 by unstable modes), the default returns 25 (a face saddle is lost). Not yet
-# fixed: strict xfail, so the fix flips it to a failure that says "remove the marker".
-@pytest.mark.xfail(strict=True, reason="issue 12 item 9: default loses a root Newton reaches")
+# roots (8, 12, 5, 1 by unstable modes); the default returned 25 (a face saddle was lost) while
+# it held the raw candidates back to be captured after the stage-1 points.
 def test_every_root_64_reproduction():
     _check(64, 256, 0, 0.3, structure=False)
 

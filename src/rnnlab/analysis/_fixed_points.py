@@ -617,15 +617,19 @@ def _search(
     with jax.enable_x64(True):
         m64 = to_float64(model)
         # Stage-1 points: Newton, then Levenberg-Marquardt for what Newton leaves. Initial
-        # states: plain (safeguarded) Newton only, its job being to reach roots in their basins;
-        # they go last, when most roots are known and most of them are captured (at most one
-        # Newton step each). One call for both. Waves: starts at least a fifth of the spread of
-        # the initial states apart.
+        # states: plain (safeguarded) Newton only, its job being to reach roots in their basins.
+        # One call for both. Waves: starts at least a fifth of the spread of the initial states
+        # apart. The initial states take their places in the waves like the stage-1 points
+        # (lowest q first, so mostly after them), and are not held back to be captured where
+        # they stand: a chord iteration with a known root's Jacobian can contract from a raw
+        # start that Newton takes to another root, and when that start was the only way to it
+        # the root was lost (a face saddle of a trained flip-flop, 25 of the 26 roots Newton
+        # and scipy reach from the same 256 candidates; issue 12 item 9).
         first = reps < k
         caps = np.where(first, newton_iters, min(newton_iters, 20))
         spread = np.sqrt(np.mean(np.sum((x0 - x0.mean(axis=0)) ** 2, axis=1)))
         st2 = _solvers.polish(
-            m64, starts[reps], start_u[reps], scale, tol, caps, first, ~first,
+            m64, starts[reps], start_u[reps], scale, tol, caps, first, np.zeros_like(first),
             merge_tol=0.1 * min(cluster_radius, tol_unique),
             wave_radius=max(cluster_radius, 0.2 * spread),
         )
