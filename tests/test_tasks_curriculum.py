@@ -195,7 +195,7 @@ class _Recommends(T.FlipFlop):
 def test_cli_uses_every_recommended_training_setting(tmp_path, capsys, monkeypatch):
     from rnnlab.tasks import _base
 
-    assert T.make("integrator").recommended_training() == {}
+    assert T.make("flipflop").recommended_training() == {}
     assert _Recommends().recommended_training() == {
         "learning_rate": 3e-3, "hidden": 7, "activation": "relu", "batch_size": 5, "steps": 2}
     assert T.make("yang19.delaydm1").recommended_training()["activation"] == "relu"
@@ -220,3 +220,31 @@ def test_cli_uses_every_recommended_training_setting(tmp_path, capsys, monkeypat
     text = capsys.readouterr().out
     assert ("recommended training: --lr 0.003, --hidden 7, --activation relu, --batch-size 5, "
             "--steps 2") in text
+
+
+class _TrainsAllSteps(_Recommends):
+    recommended_target_accuracy = 1.0
+
+
+def test_cli_uses_the_recommended_target_accuracy(tmp_path, capsys, monkeypatch):
+    # a task may ask for all its steps (target 1.0); --target-accuracy still wins; without a
+    # recommendation the CLI's rule (halfway from the threshold to 1) applies
+    from rnnlab.tasks import _base
+
+    assert _TrainsAllSteps().recommended_training()["target_accuracy"] == 1.0
+    assert "target_accuracy" not in _Recommends().recommended_training()
+    for name in ("integrator", "perceptual_decision_making", "context_decision_making"):
+        assert T.make(name).recommended_training()["target_accuracy"] == 1.0
+    monkeypatch.setitem(_base._REGISTRY, "_all_steps", _TrainsAllSteps)
+    monkeypatch.setitem(_base._REGISTRY, "_recommends", _Recommends)
+    for name, extra, want in (("_all_steps", [], 1.0),
+                              ("_all_steps", ["--target-accuracy", "0.5"], 0.5),
+                              ("_recommends", [], 0.995)):
+        out = tmp_path / f"{name}{len(extra)}"
+        assert main(["train", name, "--out", str(out), "--no-progress", *extra]) == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["training"]["target_accuracy"] == pytest.approx(want)
+    capsys.readouterr()
+    assert main(["tasks", "_all_steps"]) == 0
+    assert "--target-accuracy 1" in capsys.readouterr().out
+

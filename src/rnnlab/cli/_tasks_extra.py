@@ -22,7 +22,8 @@ def show_task_details(task) -> None:
     rec = task.recommended_training() if hasattr(task, "recommended_training") else {}
     if rec:
         flags = {"learning_rate": "--lr", "hidden": "--hidden", "activation": "--activation",
-                 "batch_size": "--batch-size", "steps": "--steps"}
+                 "batch_size": "--batch-size", "steps": "--steps",
+                 "target_accuracy": "--target-accuracy"}
         parts = [f"{flags[k]} {v if isinstance(v, str) else format(v, 'g')}"
                  for k, v in rec.items()]
         typer.echo(f"  recommended training: {', '.join(parts)} (`rnnlab train {task_name(task)}`"

@@ -162,9 +162,11 @@ def train_cmd(
     out = Path(out) if out is not None else Path("runs") / task
     target_accuracy_given = target_accuracy is not None
     if target_accuracy is None:
-        # stop with a margin above the task's threshold, so that the score on fresh trials
-        # (`rnnlab evaluate`) is above the threshold too
-        target_accuracy = the_task.target_accuracy + 0.5 * (1.0 - the_task.target_accuracy)
+        # the task's own (1.0: train all the steps, keep the best), else stop with a margin
+        # above the task's threshold, so that the score on fresh trials (`rnnlab evaluate`) is
+        # above the threshold too
+        target_accuracy = rec.get(
+            "target_accuracy", the_task.target_accuracy + 0.5 * (1.0 - the_task.target_accuracy))
     key = jax.random.PRNGKey(seed)
     k_model, k_train = jax.random.split(key)
     opts = {"activation": activation, "noise_std": noise, "input_noise_std": input_noise}

@@ -50,8 +50,9 @@ class TrainResult:
         history: one dict per evaluation: ``step``, ``loss`` and ``accuracy`` (on fresh trials),
             ``train_loss`` (mean training loss since the previous evaluation), ``wall_time``
             (seconds of training so far, summed over resumes), plus task-specific scores.
-        best_model: the model at the best evaluation: the highest accuracy, ties (and
-            evaluations without a finite accuracy) broken by the lowest evaluation loss.
+        best_model: the model at the best evaluation (see `is_better`): the highest
+            accuracy, where accuracies within the evaluation's binomial standard error of the
+            highest so far count as equal and the lower evaluation loss decides.
         steps: number of optimiser steps taken in total.
         stopped: ``"steps"`` (ran all steps) or ``"target_accuracy"`` (early stop).
         best_step: the step of the best evaluation (None: no evaluation was better than the
@@ -317,23 +318,49 @@ def load_best_params(path, params_template):
 # ------------------------------------------------------------------------------ train
 
 
-def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float) -> bool:
-    """Whether an evaluation (accuracy, loss) beats the best so far: a higher accuracy, or the
-    same accuracy with a lower loss. A non-finite accuracy counts as the lowest (-1) and a
-    non-finite loss as the highest, so a NaN evaluation never becomes the best."""
+def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float, *,
+              top_accuracy: float | None = None, n_trials: int | None = None) -> bool:
+    """Whether an evaluation (accuracy, loss) beats the best so far. A non-finite accuracy
+    counts as the lowest (-1) and a non-finite loss as the highest, so a NaN evaluation never
+    becomes the best.
+
+    Without ``n_trials``: a higher accuracy, or the same accuracy with a lower loss. With
+    ``n_trials`` (the evaluation's trials) and ``top_accuracy`` (the highest accuracy of the
+    earlier evaluations): accuracies measured on ``n_trials`` fresh trials differ by about
+    their binomial standard error ``se = sqrt(max(p (1 - p), 1 / n) / n)`` (p the top) by
+    chance alone, so an accuracy more than ``se`` above the top wins, one more than ``se``
+    below it loses, and within that band the lower loss wins. On a task whose accuracy is
+    capped by its noise (every evaluation near the cap) the better-trained network, with the
+    lower loss, is kept rather than the luckiest early evaluation; a collapse of accuracy is
+    never kept."""
     acc = accuracy if math.isfinite(accuracy) else -1.0
     los = loss if math.isfinite(loss) else math.inf
-    if acc != best_accuracy:
-        return acc > best_accuracy
+    if n_trials is None or top_accuracy is None:
+        if acc != best_accuracy:
+            return acc > best_accuracy
+        return los < best_loss
+    p = min(max(top_accuracy, 0.0), 1.0)
+    se = math.sqrt(max(p * (1.0 - p), 1.0 / n_trials) / n_trials)
+    if acc > top_accuracy + se:
+        return True
+    if acc < top_accuracy - se:
+        return False
     return los < best_loss
 
 
-def _best_from_history(history) -> tuple[float, float, int | None]:
+def _top_accuracy(history) -> float:
+    """The highest finite accuracy of ``history`` (-1 without one)."""
+    accs = [h.get("accuracy", math.nan) for h in history]
+    return max((a for a in accs if math.isfinite(a)), default=-1.0)
+
+
+def _best_from_history(history, n_trials=None) -> tuple[float, float, int | None]:
     """(accuracy, loss, step) of the best record of ``history`` (checkpoints written before
     the best step was stored)."""
     best = (-1.0, math.inf, None)
-    for h in history:
-        if is_better(h.get("accuracy", math.nan), h.get("loss", math.nan), best[0], best[1]):
+    for i, h in enumerate(history):
+        if is_better(h.get("accuracy", math.nan), h.get("loss", math.nan), best[0], best[1],
+                     top_accuracy=_top_accuracy(history[:i]), n_trials=n_trials):
             acc, los = h["accuracy"], h["loss"]
             best = (acc if math.isfinite(acc) else -1.0, los if math.isfinite(los) else math.inf,
                     int(h["step"]))
@@ -484,7 +511,7 @@ def train(
                 b_acc, b_step = float(meta["best_accuracy"]), meta["best_step"]
                 b_loss = math.inf if meta.get("best_loss") is None else float(meta["best_loss"])
             else:  # older checkpoints: the first record of the highest accuracy
-                b_acc, b_loss, b_step = _best_from_history(history)
+                b_acc, b_loss, b_step = _best_from_history(history, eval_batch_size)
             best = (
                 b_acc, b_loss,
                 None if best_params is None else eqx.combine(best_params, static),
@@ -594,7 +621,9 @@ def train(
                 record["wall_time"] = wall_offset + time.perf_counter() - t0
                 history.append(record)
                 losses_since_eval = []
-                if is_better(record["accuracy"], record["loss"], best[0], best[1]):
+                if is_better(record["accuracy"], record["loss"], best[0], best[1],
+                             top_accuracy=_top_accuracy(history[:-1]),
+                             n_trials=eval_batch_size):
                     best = (record["accuracy"], record["loss"], m, step)
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
