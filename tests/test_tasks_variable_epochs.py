@@ -12,7 +12,7 @@ from rnnlab.tasks._common import linear_ring_code as code
 
 
 def test_pdm_durations_come_from_the_declared_set_and_targets_follow_them():
-    task = rl.tasks.make("perceptual_decision_making", sigma=0.0,
+    task = rl.tasks.make("perceptual_decision_making", sigma=0.0, fixation=100.0,
                          delay=("choice", 0.0, 200.0))
     # 100 ms fixation = 5 steps; stimulus 400/800/1600 ms = 20/40/80; delay 0/10; decision 5
     assert task.n_steps == 5 + 80 + 10 + 5
@@ -34,7 +34,7 @@ def test_pdm_durations_come_from_the_declared_set_and_targets_follow_them():
     # perfect logits are correct on every trial; the right choice outside the decision
     # window is not
     assert float(task.accuracy(b.targets * 10, b)) == 1.0
-    old = rl.tasks.make("perceptual_decision_making", stimulus=2000)
+    old = rl.tasks.make("perceptual_decision_making", fixation=100, stimulus=2000)
     assert old.fixed_layout and old.n_steps == 110
 
 
