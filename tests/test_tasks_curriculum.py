@@ -195,7 +195,7 @@ class _Recommends(T.FlipFlop):
 def test_cli_uses_every_recommended_training_setting(tmp_path, capsys, monkeypatch):
     from rnnlab.tasks import _base
 
-    assert T.make("flipflop").recommended_training() == {}
+    assert T.make("integrator").recommended_training() == {}
     assert _Recommends().recommended_training() == {
         "learning_rate": 3e-3, "hidden": 7, "activation": "relu", "batch_size": 5, "steps": 2}
     assert T.make("yang19.delaydm1").recommended_training()["activation"] == "relu"
@@ -233,7 +233,7 @@ def test_cli_uses_the_recommended_target_accuracy(tmp_path, capsys, monkeypatch)
 
     assert _TrainsAllSteps().recommended_training()["target_accuracy"] == 1.0
     assert "target_accuracy" not in _Recommends().recommended_training()
-    for name in ("integrator", "perceptual_decision_making", "context_decision_making"):
+    for name in ("perceptual_decision_making", "context_decision_making"):
         assert T.make(name).recommended_training()["target_accuracy"] == 1.0
     monkeypatch.setitem(_base._REGISTRY, "_all_steps", _TrainsAllSteps)
     monkeypatch.setitem(_base._REGISTRY, "_recommends", _Recommends)

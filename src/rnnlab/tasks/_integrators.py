@@ -45,9 +45,6 @@ class Integrator(ScoredTask):
 
     description = "integrator: report the running sum of a noisy input (line attractor)"
     target_accuracy = 0.9
-    # The CLI's early stop (0.95) fired at step 100 for seed 2, a network with a saddle of 8
-    # unstable modes and no line attractor yet: train all the steps, keep the best.
-    recommended_target_accuracy = 1.0
     tolerance = 0.2
 
     def __check_init__(self):
