@@ -260,3 +260,85 @@ def test_line_with_99_75_percent_variance_in_64_dimensions():
     (line,) = rl.analysis.attractor_manifolds(x)
     assert line.kind == "line" and line.dimension == 1 and len(line.indices) == 200
     assert line.length == pytest.approx(np.ptp(t), rel=0.02)
+
+
+def _clumped_ring(n_clumps, arc, n, seed, drop=0):
+    """Points of a unit circle in ``n_clumps`` evenly spaced clumps, each covering ``arc`` rad
+    (slow points crowd near a ring's fixed points and are absent between them), the last
+    ``drop`` clumps left out, in 100 dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = np.arange(n_clumps - drop) * 2 * np.pi / n_clumps + rng.uniform(0, 0.2)
+    th = np.concatenate([c + arc * (rng.uniform(size=n) - 0.5) for c in centres])
+    return embed(np.stack([np.cos(th), np.sin(th)], 1), 100, rng, 0.005), th
+
+
+@pytest.mark.parametrize("n_clumps, arc", [(8, 0.35), (5, 0.4), (4, 0.8), (3, 1.2)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ring_of_clumps_with_gaps_is_a_ring(n_clumps, arc, seed):
+    """A ring sampled in clumps with empty gaps (up to 0.9 rad, wider than any linking reach):
+    one ring holding every point, ordered around the circle, its length the circumference less
+    what the chords across the gaps cut (at most 3%)."""
+    x, th = _clumped_ring(n_clumps, arc, 30 + 10 * seed, seed)
+    (ring,) = rl.analysis.attractor_manifolds(x)
+    assert ring.kind == "ring" and ring.dimension == 1 and len(ring.indices) == len(x)
+    assert ring.length == pytest.approx(2 * np.pi, rel=0.03)
+    assert ordering_error(th[ring.indices] % (2 * np.pi), periodic=True) <= 0.05
+
+
+def test_clumped_arc_with_a_wide_gap_stays_open():
+    """The same clumps with two neighbouring clumps missing (a gap of 2 rad, a third of the
+    circle): an open curve, never a ring."""
+    for seed in range(3):
+        x, _ = _clumped_ring(8, 0.35, 30, seed, drop=2)
+        found = rl.analysis.attractor_manifolds(x)
+        assert found and all(m.kind != "ring" for m in found)
+
+
+def test_clumped_hairpin_stays_open():
+    """A hairpin (two parallel strands 4 long and 0.6 apart, joined by a half circle) sampled
+    in clumps: its ends are close (0.6, a sixteenth of the closed length, well within the
+    ring rule's reach) but meet sideways, so it is not closed into a ring."""
+    rng = np.random.default_rng(0)
+    r, long = 0.3, 4.0
+    half = np.pi * r
+    total = 2 * long + half
+    s = np.concatenate([c + 0.2 * (rng.uniform(size=25) - 0.5)
+                        for c in np.linspace(0.1, total - 0.1, 19)])
+    y = np.stack([long - s, r + 0 * s], 1)
+    bend = (s >= long) & (s < long + half)
+    phi = (s[bend] - long) / r
+    y[bend] = np.stack([-r * np.sin(phi), r * np.cos(phi)], 1)
+    back = s >= long + half
+    y[back] = np.stack([s[back] - long - half, -r + 0 * s[back]], 1)
+    x = embed(y, 100, rng, 0.003)
+    found = rl.analysis.attractor_manifolds(x)
+    assert found and all(m.kind != "ring" for m in found)
+
+
+def test_trained_angular_integrator_heading_helix_is_not_closed():
+    """Slow points of a CLI-trained angular integrator (default task, seed 0; recipe in
+    tests/fixtures/manifolds/make_fixtures.py) at slow_tol 1e-5 and 3e-5 /ms. Their decoded
+    headings cover the circle (no gap over 0.6 rad), but in state space they lie on open curves:
+    at 3e-5, each curve of 100 points or more runs through a full turn of heading and its ends
+    are more than half its length apart (a helix of heading, not a ring: held for 5 s at zero
+    velocity, the network's states of one heading sit on different turns). The ring rule must
+    not close them: curves only, no ring, at both levels."""
+    from pathlib import Path
+
+    z = np.load(Path(__file__).parent
+                / "fixtures/manifolds/angular_integrator__zero_angular_velocity.npz")
+    for i, _ in enumerate(z["tols"]):
+        x = z[f"states_{i}"].astype(np.float64)
+        y = z[f"outputs_{i}"]
+        heading = np.arctan2(y[:, 0], y[:, 1])
+        h = np.sort(heading)
+        assert np.max(np.diff(np.concatenate([h, h[:1] + 2 * np.pi]))) < 0.6
+        found = rl.analysis.attractor_manifolds(x)
+        assert found and all(m.kind == "line" for m in found)
+        assert len(found[0].indices) >= 0.5 * len(x)
+        if i == 1:
+            big = [m for m in found if len(m.indices) >= 100]
+            assert big
+            for m in big:
+                assert np.ptp(np.unwrap(heading[m.indices])) > 0.95 * 2 * np.pi
+                assert np.linalg.norm(m.states[0] - m.states[-1]) > 0.5 * m.length

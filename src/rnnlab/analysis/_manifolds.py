@@ -431,6 +431,123 @@ def _straight_curve(x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, float,
     return order, length, tangent[order] * np.where(sign == 0, 1.0, sign)[order]
 
 
+def _cycle(
+    x: np.ndarray, *, ring_step: float, spread: float, min_cos: float = 0.7,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The closed curve through points ``x`` [M, N], if they lie along one.
+
+    On the Euclidean minimum spanning tree of the points, each pair (i, j) closes a cycle:
+    the tree path from i to j plus the step i -> j, which is the cycle's longest step (the
+    cycle property of minimum spanning trees). The best cycle is the one whose closing step is
+    the smallest fraction of its length; the points close a ring when that fraction is at most
+    ``ring_step`` and the closing step continues the curve at both ends: |cos| >= ``min_cos``
+    with the direction from the cycle point half a closing step (at least 6 ``spread``) back
+    along the cycle to the end (a curve folded back on itself, a hairpin, meets its other
+    strand sideways). Three quarters of a circle (closing chord 0.23 of the closed length)
+    stay open.
+
+    Returns (cycle [C] indices of the points on the cycle, in order; position [M] of every
+    point along it (the position of its nearest cycle point); closing step length), or None."""
+    m = x.shape[0]
+    if m < 6:
+        return None
+    d = cdist(x, x)
+    scale = float(d.max())
+    if not scale > 0:
+        return None
+    tree = minimum_spanning_tree(csr_matrix(d + 1e-12 * scale * (d > 0)))
+    t = shortest_path(tree, directed=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(t > 0, d / (t + d), np.inf)
+    frac[~np.isfinite(t)] = np.inf
+    i, j = np.unravel_index(np.argmin(frac), frac.shape)
+    if not frac[i, j] <= ring_step:
+        return None
+    _, pred = shortest_path(tree, directed=False, indices=int(i), return_predecessors=True)
+    cycle = [int(j)]
+    while cycle[-1] != i:
+        cycle.append(int(pred[cycle[-1]]))
+    cycle = np.asarray(cycle[::-1])
+    # the curve's direction at each end: from the cycle point half a closing step (at least 6
+    # spreads) back along it; the closing step must continue both
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(x[cycle], axis=0), axis=1))])
+    reach = max(0.5 * float(d[i, j]), 6.0 * spread)
+    step = (x[j] - x[i]) / d[i, j]
+    for end, sign in ((0, 1.0), (cycle.size - 1, -1.0)):
+        k = int(np.argmin(np.abs(np.abs(arc - arc[end]) - reach)))
+        u = x[cycle[end]] - x[cycle[k]]
+        if not np.linalg.norm(u) > 0 or sign * (u @ step) / np.linalg.norm(u) < min_cos:
+            return None
+    pos = arc[np.argmin(d[:, cycle], axis=1)]
+    return cycle, pos, float(d[i, j])
+
+
+def _close_loops(x: np.ndarray, found: list, taken: np.ndarray, roots: np.ndarray, *,
+                 ring_step: float) -> list:
+    """Rings that the curve ordering missed. A ring of slow points of a trained network is
+    often broken: the flow along it is slowest near its fixed points, where the slow points
+    clump, and faster between, so that the ordering cuts it into one or several open curves,
+    or closes it through gaps wider than the linking reach. The union of all open curves
+    (``found`` entries of kind "line"), with the fixed points ``roots`` that belong to no
+    manifold and lie within the largest step of the union, is a ring when it lies along one
+    closed curve (`_cycle`); failing that, each curve alone is tried. The ring takes every
+    curve whose points lie mostly within its largest step of it; its length is that of the
+    closed polygon through the centroids of consecutive pieces ``6 x spread`` long (at most a
+    tenth of the diameter). Returns the updated list."""
+    lines = [i for i, f in enumerate(found) if f[1] == "line"]
+    if not lines:
+        return found
+    trials = [lines] if len(lines) > 1 else []
+    trials += [[i] for i in lines if not found[i][7]]
+    free = np.flatnonzero(roots & ~taken)
+    for group in trials:
+        members = np.concatenate([found[i][0] for i in group])
+        spread = float(np.max([found[i][6] for i in group]))
+        lengths = float(np.sum([found[i][4] for i in group]))
+        if free.size:
+            dist = cdist(x[free], x[members]).min(axis=1)
+            members = np.concatenate([members, free[dist <= ring_step * lengths]])
+        got = _cycle(x[members], ring_step=ring_step, spread=spread)
+        if got is None:
+            continue
+        cycle, pos, reach = got
+        on = cdist(x[members], x[members[cycle]]).min(axis=1) <= reach
+        keep = np.ones(members.size, bool)
+        for i in group:  # a curve that lies mostly off the cycle stays a curve of its own
+            own = np.isin(members, found[i][0])
+            if np.mean(on[own]) < 0.5:
+                keep[own] = False
+        keep &= on | np.isin(members, np.concatenate([found[i][0] for i in group]))
+        group = [i for i in group if np.mean(keep[np.isin(members, found[i][0])]) > 0]
+        members, pos = members[keep], pos[keep]
+        xm = x[members]
+        order = np.lexsort((np.arange(members.size), pos))
+        xs = xm[order]
+        scale = float(cdist(xm, xm).max())
+        h = min(6.0 * spread, 0.1 * scale) if spread > 0 else 0.1 * scale
+        piece = np.zeros(members.size, int)
+        start = 0
+        for k in range(1, members.size):
+            if np.linalg.norm(xs[k] - xs[start]) >= h:
+                start = k
+                piece[k] = piece[k - 1] + 1
+            else:
+                piece[k] = piece[k - 1]
+        n_pieces = piece[-1] + 1
+        if n_pieces < 3:
+            continue
+        centres = np.zeros((n_pieces, x.shape[1]))
+        np.add.at(centres, piece, xs)
+        centres /= np.bincount(piece, minlength=n_pieces)[:, None]
+        nxt, prv = np.roll(centres, -1, axis=0), np.roll(centres, 1, axis=0)
+        length = float(np.sum(np.linalg.norm(nxt - centres, axis=1)))
+        tangent = (nxt - prv)[piece]
+        tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-300)
+        ring = [members, "ring", 1, order, length, tangent, spread, False]
+        return [f for i, f in enumerate(found) if i not in group] + [ring]
+    return found
+
+
 def _check_positive(name, value):
     if isinstance(value, bool) or not (np.isscalar(value) and np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -448,6 +565,7 @@ def attractor_manifolds(
     local_scale: float = 0.1,
     zero_tol: float = 0.05,
     line_variance: float = 0.99,
+    ring_step: float = 0.15,
 ) -> list[AttractorManifold]:
     """Find continuous attractors (lines, rings, surfaces) among slow points.
 
@@ -479,6 +597,14 @@ def attractor_manifolds(
        along the tangent at both, |cos| >= 0.7; three quarters of a ring, sampled 20 : 1,
        stays a ``line``) and it is more than 3 times longer than the distance between its ends.
        Surfaces are ordered by their first principal component.
+       Rings broken by gaps: slow points of a trained ring crowd near its fixed points and are
+       absent between them, so the ordering may cut a ring into open curves. The union of all
+       open curves (with the fixed points of a `FixedPoints` that belong to no manifold and lie
+       near them) is a ``ring`` when it lies along one closed curve: on its Euclidean minimum
+       spanning tree, the step that closes a cycle is at most ``ring_step`` of the cycle's
+       length and continues the curve at both ends (|cos| >= 0.7; a hairpin's ends meet
+       sideways); failing that, each curve alone is tried. The ring's length is that of the
+       closed polygon through piece centroids, as above.
     5. With Jacobians, each curve member's eigenvalue whose right eigenvector is most aligned
        with the curve's tangent is reported, and ``near_zero_tangent`` says whether their
        median magnitude is below ``zero_tol`` x the spectral scale.
@@ -497,6 +623,10 @@ def attractor_manifolds(
         local_scale: neighbourhood radius for the dimension, a fraction of the group's diameter
             (default 0.1).
         zero_tol: relative size of a "near-zero" eigenvalue (default 0.05).
+        line_variance: variance on one axis that makes a group a straight line (0.99).
+        ring_step: largest gap of a ring broken by gaps, as a fraction of its length (default
+            0.15: rings of 3 to 8 clumps with gaps up to 0.9 rad close; three quarters of a
+            circle, whose closing chord is 0.23 of the closed length, stays open).
 
     Returns: a list of `AttractorManifold`, largest first. Costs O(K^2) memory and time for K
     points (2000 points in 128 dimensions: about 1 s on a 2-core CPU).
@@ -506,6 +636,7 @@ def attractor_manifolds(
         speeds = np.asarray(points.speeds)
         vals = np.asarray(points.eigenvalues)
         vecs = np.asarray(points.right_eigenvectors)
+        roots = np.asarray(points.converged, bool)
         if not points.is_continuous:  # map eigenvalues -> growth rates (mu - 1)
             vals = vals - 1.0
     else:
@@ -516,6 +647,7 @@ def attractor_manifolds(
             raise ValueError("points must be finite (states [K, N] with no NaN or inf)")
         speeds = np.full(x.shape[0], np.nan)
         vals = vecs = None
+        roots = np.zeros(x.shape[0], bool)
     for name, v, low in (("min_points", min_points, 3), ("n_neighbours", n_neighbours, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
@@ -525,6 +657,7 @@ def attractor_manifolds(
                                                and 0 < line_variance <= 1):
         raise ValueError(f"line_variance must be in (0, 1], got {line_variance!r}")
     link_factor = _check_positive("link_factor", link_factor)
+    ring_step = _check_positive("ring_step", ring_step)
     local_scale = _check_positive("local_scale", local_scale)
     if link_distance is not None:
         link_distance = _check_positive("link_distance", link_distance)
@@ -544,7 +677,8 @@ def attractor_manifolds(
         labels = _collinear_merge(x, labels, line_variance=line_variance,
                                   min_points=min_points)
         n_comp = int(labels.max()) + 1
-    out = []
+    found = []  # (members, kind, dim, order, length, tangent, spread, straight)
+    taken = np.zeros(x.shape[0], bool)
     for c in range(n_comp):
         members = np.nonzero(labels == c)[0]
         if members.size < min_points:
@@ -566,10 +700,11 @@ def attractor_manifolds(
         dim, spread = _local_structure(xm, dm, rm, variance, local_scale)
         tangent = None
         frac, axis, _ = _principal_axis(xm)
+        straight = False
         if frac >= line_variance:
             # the group's own spectrum: a line at its scale, whatever its local clumping
             order, length, tangent = _straight_curve(xm, axis)
-            kind, dim = "line", 1
+            kind, dim, straight = "line", 1, True
         elif dim <= 1:
             order, closed, length, tangent = _order_curve(
                 xm, dm, linked[np.ix_(members, members)], rm, link_factor=link_factor,
@@ -582,6 +717,11 @@ def attractor_manifolds(
             order = np.argsort(centred @ pc1, kind="stable")
             kind = "surface"
             length = float(dm.max())
+        taken[members] = True
+        found.append([members, kind, dim, order, length, tangent, spread, straight])
+    found = _close_loops(x, found, taken, roots, ring_step=ring_step)
+    out = []
+    for members, kind, dim, order, length, tangent, spread, _ in found:
         idx = members[order]
         tang_vals = np.full(idx.size, np.nan, complex)
         align = np.full(idx.size, np.nan)
