@@ -1,5 +1,6 @@
-"""Which evaluation `rl.train` keeps as the best model (issue 12, item 6): accuracies within the
-evaluation's binomial standard error of the top count as equal and the lower loss decides."""
+"""Which evaluation `rl.train` keeps as the best model (issue 12, item 6): when it trains all its
+steps, accuracies within the evaluation's binomial standard error of the top count as equal and
+the lower loss decides; a run that stops at a target keeps the highest accuracy."""
 
 import math
 
@@ -47,14 +48,20 @@ def test_noise_capped_history_keeps_the_lowest_loss_and_a_collapse_is_never_kept
     assert _best_from_history(hist)[2] == 200  # accuracy alone: the luckiest evaluation
 
 
-def test_train_keeps_what_the_rule_says():
-    # the run's best step is the rule replayed on its own history
+@pytest.mark.parametrize("target", [None, 1.0, 0.99])
+def test_train_keeps_what_the_rule_says(target):
+    # the run's best step is the rule replayed on its own history: within noise of the top
+    # when training runs all its steps, the highest accuracy when it stops at a target
     task = rl.tasks.make("flipflop")
     model = rl.CTRNN(task.n_in, 16, task.n_out, key=jax.random.PRNGKey(0), dt=task.dt)
     res = rl.train(model, task, key=jax.random.PRNGKey(1), steps=60, learning_rate=1e-2,
-                   eval_every=10, eval_batch_size=64, progress=False)
-    want = _best_from_history(res.history, 64)[2]
+                   eval_every=10, eval_batch_size=64, progress=False,
+                   target_accuracy=target)
+    all_steps = target is None or target >= 1
+    want = _best_from_history(res.history, 64 if all_steps else None)[2]
     assert res.best_step == want
+    if not all_steps:
+        assert res.best_record["accuracy"] == max(h["accuracy"] for h in res.history)
     rec = res.best_record
     assert rec["step"] == want and np.isfinite(rec["loss"])
     top = max(h["accuracy"] for h in res.history)

@@ -51,8 +51,9 @@ class TrainResult:
             ``train_loss`` (mean training loss since the previous evaluation), ``wall_time``
             (seconds of training so far, summed over resumes), plus task-specific scores.
         best_model: the model at the best evaluation (see `is_better`): the highest
-            accuracy, where accuracies within the evaluation's binomial standard error of the
-            highest so far count as equal and the lower evaluation loss decides.
+            accuracy, ties broken by the lower evaluation loss; when training runs all its
+            steps (no ``target_accuracy``, or 1), accuracies within the evaluation's binomial
+            standard error of the highest so far count as ties.
         steps: number of optimiser steps taken in total.
         stopped: ``"steps"`` (ran all steps) or ``"target_accuracy"`` (early stop).
         best_step: the step of the best evaluation (None: no evaluation was better than the
@@ -483,8 +484,12 @@ def train(
     finished = False
     history: list[dict[str, float]] = []
     wall_offset = 0.0
-    # (accuracy, loss, model, step) of the best evaluation so far
+    # (accuracy, loss, model, step) of the best evaluation so far. A run that stops at a
+    # target below 1 keeps the highest accuracy (normally the evaluation that reached it); a
+    # run through all its steps treats accuracies within noise of the top as equal (see
+    # `is_better`), so that a noise-capped task keeps its trained network.
     best = (-1.0, math.inf, model, None)
+    band = eval_batch_size if target_accuracy is None or target_accuracy >= 1.0 else None
     ckpt_path = None
     out = None
     fingerprint = _fingerprint(model, task, hyper)
@@ -511,7 +516,7 @@ def train(
                 b_acc, b_step = float(meta["best_accuracy"]), meta["best_step"]
                 b_loss = math.inf if meta.get("best_loss") is None else float(meta["best_loss"])
             else:  # older checkpoints: the first record of the highest accuracy
-                b_acc, b_loss, b_step = _best_from_history(history, eval_batch_size)
+                b_acc, b_loss, b_step = _best_from_history(history, band)
             best = (
                 b_acc, b_loss,
                 None if best_params is None else eqx.combine(best_params, static),
@@ -622,8 +627,7 @@ def train(
                 history.append(record)
                 losses_since_eval = []
                 if is_better(record["accuracy"], record["loss"], best[0], best[1],
-                             top_accuracy=_top_accuracy(history[:-1]),
-                             n_trials=eval_batch_size):
+                             top_accuracy=_top_accuracy(history[:-1]), n_trials=band):
                     best = (record["accuracy"], record["loss"], m, step)
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
