@@ -124,6 +124,20 @@ def _longest_tree_path(tree) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(path[::-1]), dist_a
 
 
+
+def _pieces(xs: np.ndarray, h: float) -> np.ndarray:
+    """Piece index [M] of each point of an ordered curve ``xs`` [M, N]: a new piece starts at
+    the first point at least ``h`` from the current piece's first point."""
+    piece = np.zeros(xs.shape[0], int)
+    start = 0
+    for i in range(1, xs.shape[0]):
+        if np.linalg.norm(xs[i] - xs[start]) >= h:
+            start = i
+            piece[i] = piece[i - 1] + 1
+        else:
+            piece[i] = piece[i - 1]
+    return piece
+
 def _order_curve(
     x: np.ndarray, d: np.ndarray, linked: np.ndarray, r_k: np.ndarray, *, link_factor: float,
     local_scale: float, spread: float, n_end: int, min_cos: float = 0.7,
@@ -182,14 +196,7 @@ def _order_curve(
 
     h = min(6.0 * spread, 0.1 * scale)
     xs = x[order]
-    piece = np.zeros(m, int)
-    start = 0
-    for i in range(1, m):
-        if np.linalg.norm(xs[i] - xs[start]) >= h:
-            start = i
-            piece[i] = piece[i - 1] + 1
-        else:
-            piece[i] = piece[i - 1]
+    piece = _pieces(xs, h)
     n_pieces = piece[-1] + 1
     counts = np.bincount(piece, minlength=n_pieces)
     centres = np.zeros((n_pieces, x.shape[1]))
@@ -525,14 +532,7 @@ def _close_loops(x: np.ndarray, found: list, taken: np.ndarray, roots: np.ndarra
         xs = xm[order]
         scale = float(cdist(xm, xm).max())
         h = min(6.0 * spread, 0.1 * scale) if spread > 0 else 0.1 * scale
-        piece = np.zeros(members.size, int)
-        start = 0
-        for k in range(1, members.size):
-            if np.linalg.norm(xs[k] - xs[start]) >= h:
-                start = k
-                piece[k] = piece[k - 1] + 1
-            else:
-                piece[k] = piece[k - 1]
+        piece = _pieces(xs, h)
         n_pieces = piece[-1] + 1
         if n_pieces < 3:
             continue
