@@ -10,11 +10,15 @@ the network from small perturbations (stable: returned to; saddle/unstable: left
     python benchmarks/known_answers.py --tasks flipflop --seeds 0
     python benchmarks/known_answers.py --reanalyse           # keep the trained runs
 
-Writes the per-seed table to ``docs/known_answers.md`` and a section of benchmarks/RESULTS.md.
+Rows are kept per (task, seed) in ``benchmarks/known_answers.json`` (with when they were
+measured and the load average), so running some tasks or seeds updates their rows and keeps
+the others. Writes the per-seed table of every kept row to ``docs/known_answers.md`` and a
+section of benchmarks/RESULTS.md.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -168,6 +172,10 @@ def main(argv=None):
     p.add_argument("--reanalyse", action="store_true", help="keep trained runs, analyse again")
     p.add_argument("--retrain", action="store_true", help="train again even if a run exists")
     p.add_argument("--out", default=str(HERE.parent / "docs" / "known_answers.md"))
+    p.add_argument("--rows", default=str(HERE / "known_answers.json"),
+                   help="JSON file of the rows kept per (task, seed)")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: only write the table of the kept rows")
     args = p.parse_args(argv)
 
     import rnnlab as rl
@@ -176,7 +184,7 @@ def main(argv=None):
     root.mkdir(parents=True, exist_ok=True)
     log = root / "log.txt"
     rows = []
-    for task in args.tasks:
+    for task in [] if args.collect else args.tasks:
         for seed in args.seeds:
             run = root / f"{task}-s{seed}"
             t_train = 0.0
@@ -211,14 +219,27 @@ def main(argv=None):
                 labels=(agree, disagree, slow), bad=bad,
                 differ=summary.get("total", {}).get("views_differ"),
             ))
+            rows[-1]["measured"] = time.strftime("%Y-%m-%d %H:%M")
+            rows[-1]["load"] = round(os.getloadavg()[0], 1)
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "bad"}), flush=True)
+
+    # keep every (task, seed) row measured before, replace those measured now
+    kept = json.loads(Path(args.rows).read_text()) if Path(args.rows).is_file() else []
+    now = {(r["task"], r["seed"]) for r in rows}
+    rows = [r for r in kept if (r["task"], r["seed"]) not in now] + rows
+    rows.sort(key=lambda r: (list(TASKS).index(r["task"]) if r["task"] in TASKS else 99,
+                             r["seed"]))
+    tmp = Path(args.rows).with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(tmp, args.rows)
 
     lines = [
         "# Known answers with defaults only",
         "",
         "Each row: `rnnlab train TASK --seed S` then `rnnlab analyze RUN`, no other option. "
         "Produced by `python benchmarks/known_answers.py` "
-        f"({time.strftime('%Y-%m-%d')}; 2-core shared machine, so seconds are pessimistic).",
+        "(2-core machine shared with other work: the load average when each row was measured "
+        "is in `benchmarks/known_answers.json`, so the seconds are pessimistic).",
         "",
         "Labels: every root's stability (of the simulated Euler map) checked by simulating the "
         "network from 8 perturbations of size 1e-4: agree / disagree / too slow to tell in "
@@ -250,7 +271,9 @@ def main(argv=None):
     Path(args.out).write_text(text)
     try:
         from _results import write_section
-        write_section("known_answers", text.split("\n", 2)[2])
+        write_section("known_answers", text.split("\n", 2)[2], command=(
+            "python benchmarks/known_answers.py --tasks TASK... --seeds 0 1 2 --retrain (rows "
+            "kept per task and seed in benchmarks/known_answers.json; --collect rewrites this)"))
     except Exception as e:  # the docs table is the main output
         print(f"RESULTS.md not updated: {e}")
     print(text)
