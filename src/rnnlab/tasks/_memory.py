@@ -281,7 +281,7 @@ class MemoryAntiAngle(ScoredTask):
     and the other duration-spec forms of `duration` work too, read in steps), so the delay
     after the stimulus lasts 0.3 to 2.3 s and the recall 0.6 to 2.2 s. The network cannot
     time its answer by a clock (a rotation that reaches theta + pi at a fixed time fails):
-    it must hold the angle, within ``angle_tolerance`` (6 degrees), until the cue comes.
+    it must hold the angle, within ``angle_tolerance`` (3 degrees), until the cue comes.
     An integer ``recall_on`` fixes the onset; ``n_steps=200, recall_on=120, recall_off=200,
     angle_tolerance=0.5236`` is trainRNNbrain's layout (recall 120-200 of 200 steps, within
     30 degrees): the trials and scores of this task before variable recall onsets, bit for
@@ -299,16 +299,18 @@ class MemoryAntiAngle(ScoredTask):
     recall_on: int | tuple = eqx.field(default=("uniform", 80.0, 240.0), converter=_steps_spec)
     recall_off: int = 300
     jitter: int = 10
-    angle_tolerance: float = math.pi / 30
+    angle_tolerance: float = math.pi / 60
     input_noise: float = 0.02
     dt: float = 10.0
 
     description = "memory anti-angle: hold an angle (3-channel code) and report the opposite"
-    target_accuracy = 0.9
-    # Variable recall onsets and a 6-degree tolerance: at lr 5e-3 (recommended for the fixed
-    # layout) training diverges (best 0.39 in 3000 steps); at 1e-3 it learns a ring.
+    # 80% of trials within 3 degrees (training stops at 90%): within 6 degrees, default
+    # networks pass (0.94-0.96 of fresh trials) with rings broken into arcs by faster flow
+    target_accuracy = 0.8
+    # Variable recall onsets: at lr 5e-3 (recommended for the fixed layout) training
+    # diverges (best 0.39 in 3000 steps, seed 0); at 1e-3 it learns.
     recommended_learning_rate = 1e-3
-    recommended_steps = 5000
+    recommended_steps = 8000
 
     def __check_init__(self):
         check_positive_int("n_steps", self.n_steps)
