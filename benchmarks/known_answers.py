@@ -226,6 +226,11 @@ def main(argv=None):
     # keep every (task, seed) row measured before, replace those measured now
     kept = json.loads(Path(args.rows).read_text()) if Path(args.rows).is_file() else []
     now = {(r["task"], r["seed"]) for r in rows}
+    before = {(r["task"], r["seed"]): r for r in kept}
+    for r in rows:  # --reanalyse: the training time is the earlier row's
+        old = before.get((r["task"], r["seed"]))
+        if r.get("t_train") == 0.0 and old is not None and old.get("t_train"):
+            r["t_train"] = old["t_train"]
     rows = [r for r in kept if (r["task"], r["seed"]) not in now] + rows
     rows.sort(key=lambda r: (list(TASKS).index(r["task"]) if r["task"] in TASKS else 99,
                              r["seed"]))
