@@ -179,7 +179,11 @@ def test_angular_integrator_heading_and_mask():
     theta = 3.0 + np.cumsum(np.asarray(omega))
     np.testing.assert_allclose(np.asarray(tr.targets), np.stack(
         [np.sin(theta), np.cos(theta)], 1), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(tr.inputs[:, 0]), np.asarray(omega))
+    # the velocity channel is omega times velocity_gain (default 5)
+    np.testing.assert_allclose(np.asarray(tr.inputs[:, 0]), 5.0 * np.asarray(omega), rtol=1e-6)
+    one = T.AngularIntegrator(n_steps=8, cue=40.0, dt=20.0, velocity_gain=1.0)
+    np.testing.assert_allclose(np.asarray(one.trial_for(3.0, omega).inputs[:, 0]),
+                               np.asarray(omega))
     np.testing.assert_allclose(np.asarray(tr.inputs[:2, 1:]), [[np.sin(3), np.cos(3)]] * 2,
                                atol=1e-6)
     assert np.all(np.asarray(tr.inputs[2:, 1:]) == 0)
@@ -336,13 +340,14 @@ def test_memory_anti_angle_reports_opposite():
 
 
 def test_psychometric_of_a_motion_only_network():
-    """A hand-built linear network that always follows motion: P(right) is a step in motion
-    coherence in both contexts."""
+    """A hand-built linear network that always integrates motion and holds the sum through the
+    delay: P(right) is a step in motion coherence in both contexts."""
     task = T.ContextDecisionMaking(input_noise=0.0)
     w_in = np.zeros((2, 6))
-    w_in[0, 2], w_in[0, 3] = 1.0, -1.0  # h0 = motion right - left = c_m
+    w_in[0, 2], w_in[0, 3] = 1.0, -1.0  # h0 += motion right - left = c_m at every step
     w_out = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    net = rl.CTRNN.from_weights(np.zeros((2, 2)), w_in, w_out, activation="linear",
+    # W = I with tau = dt: h <- h + W_in u, a perfect integrator that holds its sum
+    net = rl.CTRNN.from_weights(np.eye(2), w_in, w_out, activation="linear",
                                 dt=task.dt, tau=task.dt)
     curve = task.psychometric(net, KEY, n_trials=1024)
     assert curve["groups"].tolist() == [0.0, 1.0]
