@@ -458,7 +458,7 @@ def test_captured_starts_are_in_their_roots_newton_basin():
     with jax.enable_x64(True):
         res = _solvers.polish(
             fpm.to_float64(model), starts, np.tile(u, (k, 1)), DT, 1e-10, np.full(k, 50),
-            np.ones(k, bool), np.zeros(k, bool), merge_tol=1e-4, wave_radius=0.5,
+            np.ones(k, bool), merge_tol=1e-4, wave_radius=0.5,
         )
     own = np.asarray(res.n_iter) == 0  # assigned without an iteration of their own
     assert own.sum() > k // 2  # most starts are captured (the point of the mechanism)

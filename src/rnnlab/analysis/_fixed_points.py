@@ -629,7 +629,7 @@ def _search(
         caps = np.where(first, newton_iters, min(newton_iters, 20))
         spread = np.sqrt(np.mean(np.sum((x0 - x0.mean(axis=0)) ** 2, axis=1)))
         st2 = _solvers.polish(
-            m64, starts[reps], start_u[reps], scale, tol, caps, first, np.zeros_like(first),
+            m64, starts[reps], start_u[reps], scale, tol, caps, first,
             merge_tol=0.1 * min(cluster_radius, tol_unique),
             wave_radius=max(cluster_radius, 0.2 * spread),
         )

@@ -485,7 +485,7 @@ class _RootBank:
         return won, owner
 
 
-def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_tol, wave_radius,
+def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radius,
            newton_patience=4, lm_patience=3):
     """Stage 2 on the host (call under float64 with a float64 ``model``).
 
@@ -498,11 +498,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     ``lm_allowed[i]`` and Newton did not converge (stopping after ``lm_patience`` iterations
     without a 10% gain, or at the cap).
 
-    Starts with ``newton_first[i]`` (the raw initial states) are left for last: once the
-    other starts are done, those a contracting chord iteration ties to a root found are
-    captured where they are, and the others take Newton steps of their own before they can be
-    captured (Newton's first step from a far start decides which basin it enters).
-
     Returns a `HostResult` (``n_iter`` counts each start's own iterations; a captured start
     reports its root's point, speed and flag)."""
     xs = np.array(xs, np.float64)
@@ -510,7 +505,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     k = xs.shape[0]
     caps = np.asarray(caps, np.int64)
     lm_allowed = np.asarray(lm_allowed, bool)
-    must_step = np.array(newton_first, bool)
     gid = np.unique(us, axis=0, return_inverse=True)[1].reshape(-1)
     x = xs.copy()
     r = _padded_call(_res, model, x, us, scale)
@@ -522,7 +516,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
     conv = np.sqrt(best) / scale <= tol
     done = conv.copy()
     activated = conv.copy()
-    must_step &= ~conv
     owner = np.arange(k)
     bank = _RootBank(model, us, gid, scale, merge_tol)
     fracs = np.asarray(_BACKTRACK)
@@ -547,7 +540,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
         bank.add(np.nonzero(conv & (owner == np.arange(k)))[0], x)
 
     def capture(cand):
-        cand = cand[~must_step[cand]]
         if cand.size == 0 or len(bank) == 0:
             return
         won, own = bank.capture(cand, z)
@@ -564,27 +556,18 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             wait = np.nonzero(~activated)[0]
             if wait.size == 0:
                 break
-            plain = wait[~must_step[wait]]
-            if plain.size:
-                order = plain[np.argsort(best[plain], kind="stable")]
-                wave = greedy_cover(x, order, wave_radius)
-                if wave.size < wave_min:
-                    # Where no roots are found (slow points along an approximate line
-                    # attractor, ghosts of chaotic networks) a spread-out cover is a handful
-                    # of starts and stays one; waves of one start each cost one host round
-                    # per Newton step (measured: 5558 rounds of 1 row, 24 s, on a 64-unit
-                    # context-dependent decision network). So waves at least double.
-                    rest = order[~np.isin(order, wave)]
-                    wave = np.concatenate([wave, rest[:wave_min - wave.size]])
-                activated[wave] = True
-                wave_min *= 2
-                continue
-            # Only starts that must step first are left: those that a contracting chord
-            # iteration already ties to a root from where they are need no step.
-            won, own = bank.capture(wait, z)
-            owner[wait[won]] = own[won]
-            done[wait[won]] = True
-            activated[wait] = True
+            order = wait[np.argsort(best[wait], kind="stable")]
+            wave = greedy_cover(x, order, wave_radius)
+            if wave.size < wave_min:
+                # Where no roots are found (slow points along an approximate line attractor,
+                # ghosts of chaotic networks) a spread-out cover is a handful of starts and
+                # stays one; waves of one start each cost one host round per Newton step
+                # (measured: 5558 rounds of 1 row, 24 s, on a 64-unit context-dependent
+                # decision network). So waves at least double.
+                rest = order[~np.isin(order, wave)]
+                wave = np.concatenate([wave, rest[:wave_min - wave.size]])
+            activated[wave] = True
+            wave_min *= 2
             continue
         dn = _newton_directions(model, z[act], rz[act], us[act], scale)
         finite = np.all(np.isfinite(dn), axis=1)
@@ -612,7 +595,6 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, newton_first, *, merge_t
             znew[bt[ok]] = zb[j[ok], cols[ok]]
             rznew[bt[ok]] = rb[j[ok], cols[ok]]
             moved[bt[ok]] = True
-        must_step[act] = False
         finish(act, znew, rznew, moved)
         bank_new_roots()
         capture(act[~done[act]])
