@@ -443,7 +443,7 @@ def test_cli_analyze_manifolds_per_input(tmp_path, capsys):
 def test_cli_analyze_context_task_inputs():
     # the context-dependent decision task is analysed per context (Mante et al. 2013) at
     # zero coherence, with the task's own channel layout
-    from rnnlab.cli._analyze import task_inputs
+    from rnnlab.runs import analysis_inputs as task_inputs
 
     task = rl.tasks.make("context_decision_making")
     named = dict(task_inputs(task))
@@ -457,7 +457,7 @@ def test_cli_analyze_context_task_inputs():
 
 
 def test_cli_analyze_sine_wave_inputs_are_trained_levels():
-    from rnnlab.cli._analyze import task_inputs
+    from rnnlab.runs import analysis_inputs as task_inputs
 
     task = rl.tasks.make("sine_wave")
     named = task_inputs(task)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ._app import CLIError, app
-from ._common import MODEL_BUILDERS, read_run_config, register_model_builder, task_from_config
+from ._common import MODEL_BUILDERS, register_model_builder
 
 
 def _ctrnn_builder(n_in, n_hidden, n_out, *, key, dt, **opts):
@@ -140,7 +140,7 @@ def train_cmd(
     import jax
 
     from .. import tasks as tasks_mod
-    from ..training import TrainingDiverged, train
+    from ..training import TrainingDiverged
 
     if model not in MODEL_BUILDERS:
         raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
@@ -179,13 +179,15 @@ def train_cmd(
     net = MODEL_BUILDERS[model](
         the_task.n_in, hidden, the_task.n_out, key=k_model, dt=the_task.dt, **opts
     )
-    if (out / "config.json").exists() and not resume:
-        raise CLIError(f"{out} already holds a run; add --resume to continue it or pick --out")
     run_config = {
         "seed": seed,
         "cli": {"task": task, "model": model, "hidden": hidden, "options": opts,
                 "task_params": task_kwargs},
     }
+    from ..runs import Run
+
+    # refuses a directory that already holds a run (unless --resume)
+    the_run = Run.create(out, task=the_task, model=net, config=run_config, resume=resume)
     if curriculum is not None:
         from ._tasks_extra import train_with_curriculum
 
@@ -198,11 +200,10 @@ def train_cmd(
         )
         return
     try:
-        result = train(
-            net, the_task, key=k_train, steps=steps, batch_size=batch_size, learning_rate=lr,
+        result = the_run.train(
+            key=k_train, steps=steps, batch_size=batch_size, learning_rate=lr,
             grad_clip=grad_clip or None, l2_rates=l2_rates, l2_weights=l2_weights,
-            eval_every=eval_every, target_accuracy=target_accuracy, out_dir=out,
-            resume=resume, progress=progress, run_config=run_config,
+            eval_every=eval_every, target_accuracy=target_accuracy, progress=progress,
         )
     except TrainingDiverged as e:
         raise CLIError(str(e)) from None
@@ -230,16 +231,14 @@ def evaluate_cmd(
     """Accuracy and loss of a saved run on fresh trials."""
     import jax
 
-    from ..io import load
+    from ..runs import Run
     from ..training import evaluate
 
-    config = read_run_config(run)
-    task = task_from_config(config)
-    model_path = Path(run) / "model.safetensors"
-    model = load(model_path)
+    the_run = Run.open(run)
+    task, model = the_run.require_task(), the_run.model
     scores = evaluate(model, task, key=jax.random.PRNGKey(seed), batch_size=batch_size)
     if as_json:
-        typer.echo(json.dumps({"run": str(run), "task": config["task"]["name"],
+        typer.echo(json.dumps({"run": str(run), "task": the_run.task_name,
                                "n_trials": batch_size, **scores}))
     else:
         for k, v in scores.items():

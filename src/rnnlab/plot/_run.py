@@ -1,14 +1,10 @@
 """Everything the figures and the report show about one run directory, loaded once."""
 
 import dataclasses
-import io
-import json
 import os
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from ._project import Projection
@@ -25,6 +21,7 @@ class RunData:
     recurrent noise); ``condition`` (the name of the condition trajectories are coloured by);
     ``fixed_points``, ``topology``, ``manifolds``, ``pca`` (the analysis' principal components,
     a `Projection` with at least 3 axes) from ``RUN/analysis/``, None when absent;
+    ``analysis``: the `rnnlab.runs.RunAnalysis` they come from;
     ``notes``: what could not be loaded, one line each.
     """
 
@@ -40,6 +37,7 @@ class RunData:
     topology: Any = None
     manifolds: Any = None
     pca: Any = None
+    analysis: Any = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -51,39 +49,6 @@ class RunData:
         if self.trials is None or self.condition is None:
             return None
         return np.asarray(self.trials.conditions[self.condition])
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-
-
-def _task_from_config(config):
-    from .. import tasks
-
-    spec = config.get("task") or {}
-    name = spec.get("name")
-    if not name or name not in tasks.available():
-        return None
-    return tasks.make(name, **(spec.get("params") or {}))
-
-
-def run_analysis(run: Path) -> str | None:
-    """Run ``rnnlab analyze RUN`` in-process; returns None on success, else why it failed."""
-    from ..cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(["analyze", str(run)])
-        except SystemExit as e:  # pragma: no cover - main returns codes, but be safe
-            rc = e.code
-    if rc == 0:
-        return None
-    msg = (err.getvalue().strip() or out.getvalue().strip()).splitlines()
-    return msg[-1] if msg else f"exit code {rc}"
 
 
 def continuous_attractors(fixed_points) -> list:
@@ -112,91 +77,66 @@ def continuous_attractors(fixed_points) -> list:
     return out
 
 
-def _load_analysis(data: RunData, *, seed: int) -> None:
-    """Fixed points from ``RUN/analysis/fixed_points.safetensors``; the topology graph from
-    ``topology.json`` (node-link JSON) when the analysis wrote one, else computed here
-    (`rnnlab.analysis.topology` among the roots, ``PRNGKey(seed)``); continuous attractors
-    among the points."""
-    adir = data.path / "analysis"
-    fp_path = adir / "fixed_points.safetensors"
-    if not fp_path.is_file():
-        data.notes.append(f"no fixed points ({fp_path} is missing)")
-        return
-    from .. import analysis
-
-    data.fixed_points = analysis.FixedPoints.load(fp_path)
+def _load_analysis(data: RunData, analysis) -> None:
+    """The saved analysis' fixed points, topology, continuous attractors and principal
+    components, into ``data``."""
+    data.analysis = analysis
+    data.fixed_points = analysis.fixed_points
     if len(data.fixed_points) == 0:
         data.notes.append("the analysis found no fixed points")
         return
-    topo_file = adir / "topology.json"
-    if topo_file.is_file():
-        import networkx as nx
+    data.topology = analysis.topology
+    if data.topology is None and getattr(data.fixed_points, "n_states", None) == \
+            data.model.state_size:
+        import jax
 
-        try:
-            data.topology = nx.node_link_graph(_read_json(topo_file), directed=True,
-                                               edges="edges")
-        except (KeyError, TypeError, nx.NetworkXError) as e:
-            data.notes.append(f"{topo_file} could not be read ({e})")
-    elif getattr(data.fixed_points, "n_states", None) == data.model.state_size:
         from ..analysis._structure import root_topology
 
-        data.topology = root_topology(data.model, data.fixed_points,
-                                      key=jax.random.PRNGKey(seed))
-    data.manifolds = continuous_attractors(data.fixed_points)
-    pca_file = adir / "pca.safetensors"
-    if pca_file.is_file():
-        from ..io._safe import read_safetensors
-
-        try:
-            t, _ = read_safetensors(pca_file, kind="pca")
-            if t["components"].shape[0] >= 3 and t["mean"].shape[0] == data.model.state_size:
-                data.pca = Projection(np.asarray(t["mean"], float),
-                                      np.asarray(t["components"], float),
-                                      np.asarray(t["explained_variance_ratio"], float))
-        except (KeyError, ValueError) as e:
-            data.notes.append(f"{pca_file} could not be read ({e})")
+        data.topology = root_topology(data.model, data.fixed_points, key=jax.random.PRNGKey(0))
+    data.manifolds = analysis.continuous_attractors
+    p = analysis.pca
+    if p is not None and p.components.shape[0] >= 3 and p.mean.shape[0] == data.model.state_size:
+        data.pca = Projection(np.asarray(p.mean, float), np.asarray(p.components, float),
+                              np.asarray(p.explained_variance_ratio, float))
 
 
 def load_run(
     run: str | os.PathLike, *, n_trials: int = 64, seed: int = 0, analyze: bool = True,
 ) -> RunData:
-    """Load a run directory (``rnnlab train``'s output) for plotting.
+    """Load a run directory (``rnnlab train``'s output) for plotting, through
+    `rnnlab.runs.Run`.
 
     Args:
         run: the run directory.
         n_trials: fresh trials (drawn with ``PRNGKey(seed)``) to simulate for the state space.
-        analyze: run ``rnnlab analyze RUN`` first when ``RUN/analysis/`` is missing.
+        analyze: run `rnnlab.runs.analyze_run` (defaults) first when ``RUN/analysis/`` is
+            missing.
     """
-    from ..io import load
-    from ._training import read_history
+    from ..runs import Run, RunError, analyze_run
 
-    path = Path(run)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a run directory (no config.json)")
-    model_file = path / "model.safetensors"
-    if not model_file.is_file():
-        raise FileNotFoundError(f"{model_file} is missing: the run has no trained model yet")
-    config = _read_json(path / "config.json")
-    history = read_history(path) if (path / "history.jsonl").is_file() else []
-    data = RunData(path=path, config=config, history=history, model=load(model_file),
-                   task=_task_from_config(config))
+    the_run = Run.open(run)
+    data = RunData(path=the_run.path, config=the_run.config, history=the_run.history,
+                   model=the_run.model, task=the_run.task)
     if data.task is None:
         data.notes.append("the run's task is not a registered task: no trials are shown")
     else:
-        from .._simulate import simulate
-
-        data.trials = data.task.sample_batch(jax.random.PRNGKey(seed), n_trials)
-        data.trajectory = simulate(data.model, data.trials.inputs)
+        data.trials, data.trajectory = the_run.sample_trials(n_trials, seed=seed)
         data.condition = primary_condition(
             {k: np.asarray(v) for k, v in data.trials.conditions.items()}
         )
-    if analyze and not (path / "analysis").is_dir():
-        why = run_analysis(path)
-        if why is not None:
-            data.notes.append(f"the analysis could not be run: {why}")
-    if (path / "analysis").is_dir():
-        _load_analysis(data, seed=seed)
-    elif analyze is False:
-        data.notes.append(f"no fixed points ({path / 'analysis'} is missing; "
+    analysis = None
+    try:
+        analysis = the_run.analysis
+    except (RunError, ValueError) as e:
+        data.notes.append(f"the saved analysis could not be read: {e}")
+    if analysis is None and analyze:
+        try:
+            analysis = analyze_run(the_run)
+        except (RunError, ValueError) as e:
+            data.notes.append(f"the analysis could not be run: {e}")
+    if analysis is not None:
+        _load_analysis(data, analysis)
+    elif not analyze:
+        data.notes.append(f"no fixed points ({the_run.analysis_dir} is missing; "
                           "run `rnnlab analyze RUN` to make it)")
     return data

@@ -1,0 +1,286 @@
+"""A run directory: what `rnnlab train` writes and everything downstream reads.
+
+Layout (written by `rnnlab.train` with ``out_dir``)::
+
+    RUN/config.json               task (name, params), model (class, config), seed, CLI settings
+    RUN/history.jsonl             one evaluation per line (step, loss, accuracy, ...)
+    RUN/model.safetensors         the best evaluated model
+    RUN/model_final.safetensors   the model at the last step
+    RUN/best.json                 the best evaluation and the final one
+    RUN/checkpoints/checkpoint.safetensors   the resumable training state
+    RUN/analysis/                 `analyze_run`'s results (`RunAnalysis.save`)
+
+`Run.open` reads a directory with clear errors for a missing or half-written run; `Run.create`
+makes a new one (refusing to mix two trainings in one directory) and `Run.train` trains into it.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+
+CONFIG = "config.json"
+HISTORY = "history.jsonl"
+MODEL = "model.safetensors"
+MODEL_FINAL = "model_final.safetensors"
+BEST = "best.json"
+CHECKPOINTS = "checkpoints"
+ANALYSIS = "analysis"
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used as asked: missing, half-written, or unreadable.
+    The message names the directory (or file) and what to do."""
+
+
+class RunNotFoundError(RunError, FileNotFoundError):
+    """The directory, or a file a run must have, does not exist."""
+
+
+def read_json_object(path: Path, what: str = "a JSON object") -> dict[str, Any]:
+    """``path`` parsed as a JSON object, or `RunError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{path} is missing") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise RunError(f"{path} cannot be read ({e})") from None
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        raise RunError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path} must hold {what}, got {type(value).__name__}")
+    return value
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The evaluation records of a ``history.jsonl`` file (blank lines skipped)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{path}: no training history here ({HISTORY})") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise RunError(f"{path} cannot be read ({e})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError, ValueError) as e:
+            raise RunError(f"{path}:{n} is not valid JSON ({e})") from None
+        if not isinstance(rec, dict):
+            raise RunError(f"{path}:{n} must be a JSON object, got {type(rec).__name__}")
+        out.append(rec)
+    return out
+
+
+def task_from_config(config: dict[str, Any], *, source: str = CONFIG):
+    """The task a run's config names, rebuilt with its parameters; None when the config names
+    no task or one that is not registered (a task object made in a script)."""
+    from .. import tasks
+
+    spec = config.get("task")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise RunError(f"{source}: 'task' must be an object with 'name' and 'params'")
+    name = spec.get("name")
+    if not name or not isinstance(name, str) or name not in tasks.available():
+        return None
+    params = spec.get("params") or {}
+    if not isinstance(params, dict):
+        raise RunError(f"{source}: task.params must be an object, got {type(params).__name__}")
+    try:
+        return tasks.make(name, **params)
+    except (TypeError, ValueError) as e:
+        raise RunError(f"{source}: task {name!r} cannot be rebuilt from its params ({e})") \
+            from None
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory. Open an existing run with `Run.open`, make a new one with
+    `Run.create`.
+
+    Attributes: ``path``; ``config`` (config.json as a dict). Properties load lazily and cache:
+    ``task`` (None when the run's task is not a registered one), ``model`` (the best model,
+    ``model.safetensors``), ``final_model``, ``history``, ``best``, ``checkpoint``,
+    ``analysis`` (the saved `RunAnalysis`, None when not analysed yet).
+    """
+
+    path: Path
+    config: dict[str, Any]
+    _cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    # -- opening and creating -----------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, require_model: bool = True) -> "Run":
+        """Open the run directory ``path``.
+
+        Raises `RunNotFoundError` when ``path`` or its config.json is missing, or (with
+        ``require_model``) when training has not written ``model.safetensors`` yet (the
+        message says whether a checkpoint can be resumed); `RunError` when config.json is
+        not a JSON object.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise RunNotFoundError(f"{p} does not exist (a run directory made by "
+                                   "`rnnlab train` was expected)")
+        if not p.is_dir():
+            raise RunError(f"{p} is a file, not a run directory")
+        if not (p / CONFIG).is_file():
+            raise RunNotFoundError(f"{p} is not a run directory (no {CONFIG})")
+        run = cls(path=p, config=read_json_object(p / CONFIG, "the run's configuration"))
+        if require_model and not (p / MODEL).is_file():
+            if run.checkpoint is not None:
+                raise RunNotFoundError(
+                    f"{p / MODEL} is missing: training was interrupted before it finished; "
+                    f"continue it with `rnnlab train ... --out {p} --resume`")
+            raise RunNotFoundError(f"{p / MODEL} is missing: the run has no trained model yet")
+        return run
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        task: Any,
+        model: Any,
+        config: dict[str, Any] | None = None,
+        resume: bool = False,
+    ) -> "Run":
+        """A new run directory at ``path`` for training ``model`` on ``task`` (see
+        `Run.train`). Refuses a directory that already holds a run unless ``resume`` (then
+        the run must exist and be resumable). ``config``: extra JSON-able entries for
+        config.json (the CLI records its seed and settings there)."""
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise RunError(f"{p} is a file; pick another --out")
+        has_run = (p / CONFIG).exists()
+        if has_run and not resume:
+            raise RunError(f"{p} already holds a run; add --resume to continue it or pick "
+                           "another --out")
+        run = cls(path=p, config=dict(config or {}))
+        run._cache["task"] = task
+        run._cache["initial_model"] = model
+        run._cache["resume"] = bool(resume) and has_run
+        return run
+
+    # -- training -------------------------------------------------------------------------
+    def train(self, *, key, **options):
+        """Train the model given to `Run.create` on its task into this directory
+        (`rnnlab.train` with ``out_dir=self.path``; ``options`` as there). Returns the
+        `TrainResult`; the run's files then hold the trained model and its history."""
+        from ..training import train
+
+        if "initial_model" not in self._cache:
+            raise RunError(f"{self.path} was opened, not created: Run.train needs "
+                           "Run.create(path, task=..., model=...)")
+        result = train(self._cache["initial_model"], self._cache["task"], key=key,
+                       out_dir=self.path, resume=self._cache.get("resume", False),
+                       run_config=self.config or None, **options)
+        self.config = read_json_object(self.path / CONFIG)
+        for name in ("model", "final_model", "history", "best", "checkpoint"):
+            self._cache.pop(name, None)
+        return result
+
+    # -- contents -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    @property
+    def task_name(self) -> str | None:
+        spec = self.config.get("task")
+        return spec.get("name") if isinstance(spec, dict) else None
+
+    @property
+    def task(self):
+        if "task" not in self._cache:
+            self._cache["task"] = task_from_config(self.config, source=str(self.path / CONFIG))
+        return self._cache["task"]
+
+    def require_task(self):
+        """The run's task, or `RunError` saying it cannot be rebuilt."""
+        task = self.task
+        if task is None:
+            raise RunError(f"{self.path}: the run's task ({self.task_name!r}) is not a "
+                           "registered task; it cannot be rebuilt")
+        return task
+
+    def _load_model(self, name: str):
+        from ..io import load
+
+        path = self.path / name
+        if not path.is_file():
+            raise RunNotFoundError(f"{path} is missing")
+        return load(path)
+
+    @property
+    def model(self):
+        """The best evaluated model (``model.safetensors``)."""
+        if "model" not in self._cache:
+            self._cache["model"] = self._load_model(MODEL)
+        return self._cache["model"]
+
+    @property
+    def final_model(self):
+        """The model at the last training step (``model_final.safetensors``; the best model
+        for runs that have no separate final model)."""
+        if "final_model" not in self._cache:
+            name = MODEL_FINAL if (self.path / MODEL_FINAL).is_file() else MODEL
+            self._cache["final_model"] = self._load_model(name)
+        return self._cache["final_model"]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The evaluation records (empty when the run has no history.jsonl)."""
+        if "history" not in self._cache:
+            path = self.path / HISTORY
+            self._cache["history"] = read_history(path) if path.is_file() else []
+        return self._cache["history"]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """best.json (None when absent)."""
+        if "best" not in self._cache:
+            path = self.path / BEST
+            self._cache["best"] = read_json_object(path) if path.is_file() else None
+        return self._cache["best"]
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The resumable training checkpoint, None when there is none."""
+        path = self.path / CHECKPOINTS / "checkpoint.safetensors"
+        return path if path.is_file() else None
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.path / ANALYSIS
+
+    @property
+    def analysis(self):
+        """The saved analysis (`RunAnalysis.load` of ``RUN/analysis/``), None when absent."""
+        from ._analysis import RunAnalysis
+
+        if not (self.analysis_dir / "summary.json").is_file() and not (
+            self.analysis_dir / "fixed_points.safetensors"
+        ).is_file():
+            return None
+        if "analysis" not in self._cache:
+            self._cache["analysis"] = RunAnalysis.load(self.analysis_dir, model=self.model)
+        return self._cache["analysis"]
+
+    def sample_trials(self, n_trials: int = 64, *, seed: int = 0):
+        """``n_trials`` fresh trials of the run's task (``PRNGKey(seed)``) and the model's
+        noiseless trajectory on them: ``(trials, trajectory)``."""
+        from .._simulate import simulate
+
+        task = self.require_task()
+        trials = task.sample_batch(jax.random.PRNGKey(seed), n_trials)
+        return trials, simulate(self.model, trials.inputs)
