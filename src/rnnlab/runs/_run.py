@@ -129,10 +129,10 @@ class Run:
         """
         p = Path(path)
         if not p.exists():
-            raise RunNotFoundError(f"{p} does not exist (a run directory made by "
-                                   "`rnnlab train` was expected)")
+            raise RunNotFoundError(f"{p} is not a run directory: it does not exist (a "
+                                   "directory made by `rnnlab train` was expected)")
         if not p.is_dir():
-            raise RunError(f"{p} is a file, not a run directory")
+            raise RunError(f"{p} is not a run directory: it is a file")
         if not (p / CONFIG).is_file():
             raise RunNotFoundError(f"{p} is not a run directory (no {CONFIG})")
         run = cls(path=p, config=read_json_object(p / CONFIG, "the run's configuration"))
