@@ -1,16 +1,27 @@
 """Reverse engineering: fixed and slow points, linearisation, topology, attractor manifolds, PCA."""
 
-from ._fixed_points import FixedPoints as FixedPoints
-from ._fixed_points import STABILITY_LABELS as STABILITY_LABELS
-from ._fixed_points import classify as classify
+from ._classify import STABILITY_LABELS as STABILITY_LABELS
+from ._classify import Stability as Stability
+from ._classify import classify as classify
+from ._classify import stability_views as stability_views
+from ._codes import RESULT_LABELS as RESULT_LABELS
+from ._codes import Candidates as Candidates
+from ._codes import Result as Result
 from ._fixed_points import find_fixed_points as find_fixed_points
-from ._fixed_points import stability_views as stability_views
 from ._fixed_points import tolerance_sweep as tolerance_sweep
+from ._linear import LinearSystem as LinearSystem
+from ._linear import linear_terms as linear_terms
+from ._linear import linearize as linearize
+from ._points import FixedPoints as FixedPoints
+from ._selection import PostProcessing as PostProcessing
 from ._slow import SlowPointTolerance as SlowPointTolerance
 from ._slow import slow_point_tolerance as slow_point_tolerance
+from ._stages import AbstractDescent as AbstractDescent
+from ._stages import AbstractPolish as AbstractPolish
+from ._stages import AdamDescent as AdamDescent
+from ._stages import FixedPointSolver as FixedPointSolver
+from ._stages import NewtonPolish as NewtonPolish
 from ._states import PCA as PCA
-from ._states import LinearSystem as LinearSystem
-from ._states import linearize as linearize
 from ._states import pca as pca
 from ._states import sample_states as sample_states
 from ._structure import AttractorManifold as AttractorManifold

@@ -31,7 +31,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
 from scipy.spatial.distance import cdist
 
-from ._fixed_points import FixedPoints
+from .._validate import integer, positive_number
+from ._points import FixedPoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -548,12 +549,6 @@ def _close_loops(x: np.ndarray, found: list, taken: np.ndarray, roots: np.ndarra
     return found
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not (np.isscalar(value) and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def attractor_manifolds(
     points: FixedPoints | ArrayLike,
     *,
@@ -648,19 +643,17 @@ def attractor_manifolds(
         speeds = np.full(x.shape[0], np.nan)
         vals = vecs = None
         roots = np.zeros(x.shape[0], bool)
-    for name, v, low in (("min_points", min_points, 3), ("n_neighbours", n_neighbours, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    min_points = integer("min_points", min_points, 3)
+    n_neighbours = integer("n_neighbours", n_neighbours, 1)
     if not (0 < variance <= 1):
         raise ValueError(f"variance must be in (0, 1], got {variance!r}")
     if isinstance(line_variance, bool) or not (np.isscalar(line_variance)
                                                and 0 < line_variance <= 1):
         raise ValueError(f"line_variance must be in (0, 1], got {line_variance!r}")
-    link_factor = _check_positive("link_factor", link_factor)
-    ring_step = _check_positive("ring_step", ring_step)
-    local_scale = _check_positive("local_scale", local_scale)
-    if link_distance is not None:
-        link_distance = _check_positive("link_distance", link_distance)
+    link_factor = positive_number("link_factor", link_factor)
+    ring_step = positive_number("ring_step", ring_step)
+    local_scale = positive_number("local_scale", local_scale)
+    link_distance = positive_number("link_distance", link_distance, allow_none=True)
     if x.shape[0] < min_points:
         return []
     d = cdist(x, x)

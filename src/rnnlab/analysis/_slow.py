@@ -7,6 +7,7 @@ import numpy as np
 from jaxtyping import ArrayLike
 
 from .._simulate import Trajectory
+from .._validate import positive_number
 from ..models import AbstractRNN
 
 # Calibrated on trained runs (`rnnlab train integrator --steps 800`, `rnnlab train
@@ -94,9 +95,7 @@ def slow_point_tolerance(
         raise ValueError(
             f"trajectories must hold states of shape [..., T, state], got shape {states.shape}"
         )
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) \
-            or not np.isfinite(fraction) or fraction <= 0:
-        raise ValueError(f"fraction must be a positive number, got {fraction!r}")
+    fraction = positive_number("fraction", fraction)
     n = getattr(model, "state_size", None)
     if n is not None and states.shape[-1] != n:
         raise ValueError(

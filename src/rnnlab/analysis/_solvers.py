@@ -44,6 +44,11 @@ FPF_DEFAULTS = {
     "clip_percentile": 95.0,
 }
 
+# Why an iteration stopped (per start; `HostResult.reason`, `descent_reasons`).
+STOP_CONVERGED = 0  # reached its stopping level (|F| <= tol in stage 2)
+STOP_STALLED = 1  # no more progress before its iteration cap
+STOP_MAX_ITERS = 2  # its iteration cap
+STOP_CAPTURED = 3  # stage 2: assigned to a root found from another start (chord iteration)
 
 CLIP_EVERY = 16
 
@@ -260,6 +265,15 @@ def adam_stage(model, xs, us, scale, hp, q_stop, *, chunk=128):
     return state
 
 
+def descent_reasons(state: AdamState, hp, q_stop) -> np.ndarray:
+    """Why each candidate's stage 1 stopped (``STOP_*``), from its final `AdamState`."""
+    q = np.asarray(state.q)
+    level = (q < np.float32(hp["tol_q"])) | (q < np.asarray(q_stop, np.float32))
+    capped = np.asarray(state.n_iter) >= hp["max_iters"]
+    return np.where(level, STOP_CONVERGED,
+                    np.where(capped, STOP_MAX_ITERS, STOP_STALLED)).astype(np.int8)
+
+
 # ------------------------------------------------------------- stage 2: Newton / LM, host-driven
 #
 # The loop runs on the host: one small jitted call evaluates the map-scaled residuals and
@@ -376,6 +390,7 @@ class HostResult(eqx.Module):
     speed: np.ndarray
     converged: np.ndarray
     n_iter: np.ndarray
+    reason: np.ndarray  # STOP_* per start
 
 
 _BACKTRACK = (0.5, 0.25, 0.125, 0.0625)
@@ -499,7 +514,8 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radiu
     without a 10% gain, or at the cap).
 
     Returns a `HostResult` (``n_iter`` counts each start's own iterations; a captured start
-    reports its root's point, speed and flag)."""
+    reports its root's point, speed and flag; ``reason`` says why each start stopped, a
+    ``STOP_*`` code)."""
     xs = np.array(xs, np.float64)
     us = np.asarray(us, np.float64)
     k = xs.shape[0]
@@ -514,6 +530,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radiu
     since = np.zeros(k, np.int64)
     n_iter = np.zeros(k, np.int64)
     conv = np.sqrt(best) / scale <= tol
+    reason = np.where(conv, STOP_CONVERGED, STOP_STALLED).astype(np.int8)
     done = conv.copy()
     activated = conv.copy()
     owner = np.arange(k)
@@ -534,7 +551,10 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radiu
         since[act] = np.where(gain, 0, since[act] + 1)
         n_iter[act] += 1
         conv[act] = np.sqrt(best[act]) / scale <= tol
-        done[act] = conv[act] | (since[act] >= pat) | (n_iter[act] >= caps[act]) | ~moved
+        capped = n_iter[act] >= caps[act]
+        done[act] = conv[act] | (since[act] >= pat) | capped | ~moved
+        reason[act] = np.where(conv[act], STOP_CONVERGED,
+                               np.where(capped, STOP_MAX_ITERS, STOP_STALLED))
 
     def bank_new_roots():
         bank.add(np.nonzero(conv & (owner == np.arange(k)))[0], x)
@@ -545,6 +565,7 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radiu
         won, own = bank.capture(cand, z)
         owner[cand[won]] = own[won]
         done[cand[won]] = True
+        reason[cand[won]] = STOP_CAPTURED
         activated[cand[won]] = True
 
     # --- Newton, in waves
@@ -630,7 +651,8 @@ def polish(model, xs, us, scale, tol, caps, lm_allowed, *, merge_tol, wave_radiu
     while np.any(owner[root] != root):
         root = owner[root]
     speed = np.sqrt(best) / scale
-    return HostResult(x=x[root], speed=speed[root], converged=conv[root], n_iter=n_iter)
+    return HostResult(x=x[root], speed=speed[root], converged=conv[root], n_iter=n_iter,
+                      reason=reason)
 
 
 def refine(model, xs, us, scale, n_steps=2):

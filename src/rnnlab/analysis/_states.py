@@ -1,4 +1,4 @@
-"""Candidate states, PCA and linearisation."""
+"""Candidate states and PCA (linearisation: `_linear`)."""
 
 import equinox as eqx
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._simulate import Trajectory
-from ..models._base import AbstractRNN
+from .._validate import nonnegative_number, positive_int
 
 
 def sample_states(
@@ -39,10 +39,8 @@ def sample_states(
         raise ValueError(
             f"trajectory must hold states of shape [..., T, state], got shape {states.shape}"
         )
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(noise_std, bool) or not np.isfinite(noise_std) or noise_std < 0:
-        raise ValueError(f"noise_std must be a non-negative number, got {noise_std!r}")
+    n = positive_int("n", n)
+    noise_std = nonnegative_number("noise_std", noise_std)
     if states.size == 0:
         raise ValueError(f"trajectory holds no states (shape {states.shape})")
     flat = states.reshape(-1, states.shape[-1])
@@ -161,91 +159,3 @@ def pca(states: Trajectory | ArrayLike, n_components: int | None = None) -> PCA:
         explained_variance_ratio=var[:n_components] / max(total, 1e-300),
         total_variance=total,
     )
-
-
-class LinearSystem(eqx.Module):
-    """The linearisation of a model around ``(x0, u0)``:
-    ``F(x, u) ~ f0 + A (x - x0) + B (u - u0)``.
-
-    ``A`` = dF/dx and ``B`` = dF/du of the model's vector field (float64); ``f0`` = F(x0, u0)
-    (zero at a fixed point, small at a slow point). For continuous-time models `step` is the
-    Euler step ``x + dt F`` the model itself takes (noise-free), for maps ``x + F``, so
-    `simulate` can be compared with `rnnlab.simulate` step by step.
-    """
-
-    x0: np.ndarray
-    u0: np.ndarray
-    f0: np.ndarray
-    A: np.ndarray
-    B: np.ndarray
-    is_continuous: bool = eqx.field(static=True)
-    dt: float | None = eqx.field(static=True)
-
-    @property
-    def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of A, sorted by real part, largest first."""
-        w = np.linalg.eigvals(self.A)
-        return w[np.lexsort((-w.imag, -w.real))]
-
-    @property
-    def map_eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of the step's Jacobian ``I + h A`` (h = dt for continuous-time models,
-        1 for maps), sorted by real part, largest first: for maps these are the
-        `FixedPoints.eigenvalues` (``eigenvalues`` here are those of A = dF/dx = mu - 1), for
-        continuous-time models `FixedPoints.map_eigenvalues`."""
-        h = self.dt if (self.is_continuous and self.dt is not None) else 1.0
-        w = np.linalg.eigvals(np.eye(self.A.shape[0]) + h * self.A)
-        return w[np.lexsort((-w.imag, -w.real))]
-
-    def vector_field(self, x: ArrayLike, u: ArrayLike) -> np.ndarray:
-        x, u = np.asarray(x, np.float64), np.asarray(u, np.float64)
-        return self.f0 + (x - self.x0) @ self.A.T + (u - self.u0) @ self.B.T
-
-    def step(self, x: ArrayLike, u: ArrayLike) -> np.ndarray:
-        h = self.dt if (self.is_continuous and self.dt is not None) else 1.0
-        return np.asarray(x, np.float64) + h * self.vector_field(x, u)
-
-    def simulate(self, inputs: ArrayLike, initial_state: ArrayLike) -> np.ndarray:
-        """States [T, N] after each step, for inputs [T, n_in] from ``initial_state`` [N]
-        (the same convention as `rnnlab.simulate`)."""
-        inputs = np.asarray(inputs, np.float64)
-        x = np.asarray(initial_state, np.float64)
-        if inputs.ndim != 2 or inputs.shape[1] != self.B.shape[1]:
-            raise ValueError(f"inputs must have shape [T, {self.B.shape[1]}], got {inputs.shape}")
-        if x.shape != self.x0.shape:
-            raise ValueError(f"initial_state must have shape {self.x0.shape}, got {x.shape}")
-        out = np.empty((inputs.shape[0], x.shape[0]))
-        for t, u in enumerate(inputs):
-            x = self.step(x, u)
-            out[t] = x
-        return out
-
-
-@eqx.filter_jit
-def _linear_terms(model, x, u):
-    # One compiled call: op-by-op jacfwd of a gated model took seconds per point.
-    return model.vector_field(x, u), model.jacobian(x, u), model.input_jacobian(x, u)
-
-
-def linearize(model: AbstractRNN, point: ArrayLike, inputs: ArrayLike) -> LinearSystem:
-    """The linear system of ``model`` around the state ``point`` [N] at input ``inputs`` [n_in],
-    computed in float64 with the model's (analytic where available) Jacobians."""
-    from ._fixed_points import _check_model, to_float64
-
-    _check_model(model)
-    x0 = np.asarray(point, np.float64)
-    u0 = np.asarray(inputs, np.float64)
-    if x0.shape != (model.state_size,):
-        raise ValueError(f"point must have shape ({model.state_size},), got {x0.shape}")
-    if u0.shape != (model.n_in,):
-        raise ValueError(f"inputs must have shape ({model.n_in},), got {u0.shape}")
-    if not np.all(np.isfinite(x0)):
-        raise ValueError("point contains NaN or inf")
-    if not np.all(np.isfinite(u0)):
-        raise ValueError("inputs contains NaN or inf")
-    with jax.enable_x64(True):
-        m64 = to_float64(model)
-        f0, a, b = (np.asarray(t) for t in _linear_terms(m64, jnp.asarray(x0), jnp.asarray(u0)))
-    dt = getattr(model, "dt", None)
-    return LinearSystem(x0, u0, f0, a, b, bool(model.is_continuous),
-                        None if dt is None else float(dt))

@@ -9,18 +9,13 @@ from jaxtyping import ArrayLike, PRNGKeyArray
 from scipy.spatial.distance import cdist
 
 from ..models._base import AbstractRNN
-from ._fixed_points import FixedPoints, _check_model
+from .._validate import positive_int, positive_number
+from ._linear import check_model as _check_model
+from ._points import FixedPoints
 from ._manifolds import AttractorManifold as AttractorManifold
 from ._manifolds import attractor_manifolds as attractor_manifolds
 
 UNSETTLED = "unsettled"
-
-
-def _positive_number(name, value) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 @eqx.filter_jit
@@ -64,11 +59,10 @@ def topology(
     _check_model(model)
     if not isinstance(fixed_points, FixedPoints):
         raise TypeError(f"fixed_points must be a FixedPoints, got {type(fixed_points).__name__}")
-    for name, v in (("n_starts", n_starts), ("n_steps", n_steps)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    noise_std = _positive_number("noise_std", noise_std)
-    radius = _positive_number("radius", noise_std if radius is None else radius)
+    n_starts = positive_int("n_starts", n_starts)
+    n_steps = positive_int("n_steps", n_steps)
+    noise_std = positive_number("noise_std", noise_std)
+    radius = positive_number("radius", noise_std if radius is None else radius)
     k = len(fixed_points)
     states = np.asarray(fixed_points.states)
     point_inputs = np.asarray(fixed_points.inputs)
