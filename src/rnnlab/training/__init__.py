@@ -4,6 +4,7 @@ from ._ensemble import EnsembleResult as EnsembleResult
 from ._ensemble import train_ensemble as train_ensemble
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import TrainResult as TrainResult
+from ._config import TrainConfig as TrainConfig
 from ._train import batch_loss as batch_loss
 from ._train import evaluate as evaluate
 from ._train import make_optimizer as make_optimizer

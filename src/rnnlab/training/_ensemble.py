@@ -1,10 +1,14 @@
 """Train a stack of networks in one compiled program (`jax.vmap` over networks), each with its
-own learning rate, noise level, early stopping and divergence handling."""
+own learning rate, noise level, early stopping and divergence handling, through the chunked
+loop `train` uses (`_runner.py`): checkpoints, atomic writes and resume alike."""
 
 import copy
 import dataclasses
+import json
+import math
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -14,17 +18,22 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
+from ..io._model_io import save, tensors_to_tree, tree_to_tensors
+from ..io._safe import atomic_write_json, read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
 from ..models._ctrnn import CTRNN
 from ..tasks._base import AbstractTask
+from . import _runner
+from ._config import TrainConfig, make_config
+from ._runner import CHECKPOINT_NAME, Member
 from ._train import (
     TrainResult,
-    _check_float,
     _check_pair,
     _evaluate_jit,
-    _progress_enabled,
+    _version,
     batch_loss,
-    check_loop_args,
+    check_key,
+    make_optimizer,
     weight_penalty,
 )
 
@@ -92,16 +101,9 @@ def _split_models(models: Sequence[AbstractRNN]):
     for i, m in enumerate(models):
         if not isinstance(m, AbstractRNN):
             raise TypeError(f"models[{i}] must be an rnnlab model, got {type(m).__name__}")
+    # noise levels are array leaves of the models: members that differ in them stack like
+    # their weights (no per-network override needed)
     noise = None
-    if all(isinstance(m, CTRNN) for m in models):
-        levels = np.array([[getattr(m, f) for f in _NOISE_FIELDS] for m in models], float)
-        differs = tuple(bool(np.any(levels[:, j] != levels[0, j])) for j in range(2))
-        if any(differs):
-            # members differ in their noise levels: these become per-network numbers (the
-            # static fields get one common placeholder, restored in the results)
-            noise = (jnp.asarray(levels, jnp.float32), differs)
-            marker = {f: 1.0 for f, d in zip(_NOISE_FIELDS, differs) if d}
-            models = [_with_fields(m, marker) for m in models]
     parts = [eqx.partition(m, eqx.is_array) for m in models]
     rest0 = parts[0][1]
     struct0 = jax.tree.structure(parts[0][0])
@@ -170,31 +172,26 @@ def _member_eval(model, task, key, batch_size, noise):
 
 
 def _learning_rates(learning_rate, n: int) -> np.ndarray:
-    if np.ndim(learning_rate) == 0:
-        lr = _check_float("learning_rate", learning_rate, 0.0, strict=True)
-        return np.full((n,), lr, np.float32)
+    """One rate per network from a validated `TrainConfig.learning_rate` (number or tuple)."""
+    if not isinstance(learning_rate, tuple):
+        return np.full((n,), learning_rate, np.float32)
     lrs = np.asarray(learning_rate, dtype=np.float64)
     if lrs.shape != (n,):
         raise ValueError(
             f"learning_rate must be a number or one number per network ({n}), got shape "
             f"{lrs.shape}"
         )
-    if not np.all(np.isfinite(lrs) & (lrs > 0)):
-        raise ValueError("learning_rate must hold positive finite numbers")
     return lrs.astype(np.float32)
 
 
 def _network_keys(key, n: int) -> Array:
     if not isinstance(key, (jax.Array, np.ndarray)):
-        raise TypeError(
-            f"key must be one JAX PRNG key (e.g. jax.random.PRNGKey(seed)) or a stack of {n} "
-            f"keys, got {type(key).__name__}"
-        )
+        check_key(key)  # a TypeError naming what a key is
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     single_ndim = 0 if typed else 1
     if key.ndim == single_ndim:
-        return jax.random.split(key, n)
+        return jax.random.split(check_key(key), n)
     if key.ndim == single_ndim + 1 and key.shape[0] == n:
         return key
     raise ValueError(
@@ -203,21 +200,101 @@ def _network_keys(key, n: int) -> Array:
     )
 
 
+def _keep(flag, new, old):
+    """``new`` where the per-network ``flag`` [n] is set, else ``old`` (leaves stacked on
+    axis 0)."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(jnp.reshape(flag, (-1,) + (1,) * (a.ndim - 1)), a, b),
+        new, old,
+    )
+
+
+def _mask(n: int, members) -> Array:
+    flag = np.zeros(n, bool)
+    flag[list(members)] = True
+    return jnp.asarray(flag)
+
+
+class EnsembleEngine:
+    """Runs chunks of steps for a stack of networks: one compiled program per chunk, a
+    ``lax.fori_loop`` over the steps of a ``jax.vmap``-ed training step, then an evaluation
+    of every network at the chunk's end. A network stops changing once it is inactive
+    (stopped early or diverged)."""
+
+    def __init__(self, compiled, arrays, opt_state, n):
+        self.compiled, self.n = compiled, n
+        self.arrays, self.opt_state = arrays, opt_state
+        self.best_arrays = arrays
+        self.active = np.ones(n, bool)
+        self.loss_sum = np.zeros(n, np.float32)  # training losses since the last evaluation
+        self.n_done = np.zeros(n, np.int32)
+        self.run_time = 0.0
+        self._out = None
+        self._scores = None
+
+    def snapshot(self):
+        return self.arrays, self.opt_state
+
+    def advance(self, start, stop):
+        self._t = time.perf_counter()
+        self._out = self.compiled(self.arrays, self.opt_state, jnp.asarray(self.active),
+                                  jnp.asarray(self.loss_sum), jnp.asarray(self.n_done),
+                                  jnp.int32(start), jnp.int32(stop))
+
+    def sync(self, start, stop):
+        arrays, opt_state, new_active, loss_sum, n_done, scores = self._out
+        self._out = None
+        new_active, loss_sum, n_done, self._scores = jax.device_get(
+            (new_active, loss_sum, n_done, scores))
+        self.run_time += time.perf_counter() - self._t
+        bad = [None] * self.n
+        for i in np.flatnonzero(self.active & ~new_active):
+            # the chunk counted its good steps: the next one had a non-finite loss
+            bad[i] = (start + int(n_done[i] - self.n_done[i]), math.nan)
+        self.arrays, self.opt_state = arrays, opt_state
+        self.active = np.array(new_active)
+        self.loss_sum, self.n_done = np.array(loss_sum), np.array(n_done)
+        return bad
+
+    def restore(self, members, target, base):
+        """The networks ``members`` put back to their state after ``target`` steps: re-run
+        from ``base`` (the start of the chunk holding that step) by the same compiled
+        program, only these networks active (their lanes compute what they computed)."""
+        t = time.perf_counter()
+        base_step, (base_arrays, base_opt) = base
+        mask = _mask(self.n, members)
+        zeros_f = jnp.zeros((self.n,), jnp.float32)
+        zeros_i = jnp.zeros((self.n,), jnp.int32)
+        out = self.compiled(base_arrays, base_opt, mask, zeros_f, zeros_i,
+                            jnp.int32(base_step), jnp.int32(target))
+        self.arrays = _keep(mask, out[0], self.arrays)
+        self.opt_state = _keep(mask, out[1], self.opt_state)
+        jax.block_until_ready(self.arrays)
+        self.run_time += time.perf_counter() - t
+
+    def scores(self, stop, live):
+        return self._scores
+
+    def train_loss(self, i):
+        return float(self.loss_sum[i] / max(self.n_done[i], 1))
+
+    def reset_losses(self, i):
+        self.loss_sum[i], self.n_done[i] = 0.0, 0
+
+    def keep_best(self, members):
+        self.best_arrays = _keep(_mask(self.n, members), self.arrays, self.best_arrays)
+
+    def freeze(self, members):
+        self.active[list(members)] = False
+
+
 def train_ensemble(
     models: Sequence[AbstractRNN],
     task: AbstractTask,
     *,
     key: PRNGKeyArray,
-    steps: int = 2000,
-    batch_size: int = 64,
-    learning_rate: float | Sequence[float] = 1e-3,
-    grad_clip: float | None = 1.0,
-    l2_rates: float = 0.0,
-    l2_weights: float = 0.0,
-    eval_every: int = 100,
-    eval_batch_size: int = 256,
-    target_accuracy: float | None = None,
-    progress: bool | None = None,
+    config: TrainConfig | None = None,
+    **options: Any,
 ) -> EnsembleResult:
     """Train a stack of networks on ``task`` in one compiled program.
 
@@ -225,12 +302,13 @@ def train_ensemble(
     constants' layout); they may differ in their weights (seeds, initial gain, ...), in
     ``noise_std`` / ``input_noise_std`` and in the learning rate (``learning_rate`` may give one
     value per network). All are stepped together by a ``jax.vmap``-ed training step, compiled
-    once; ``eval_every`` steps run inside one compiled loop between evaluations.
+    once; the steps between two evaluations (or checkpoints) run inside one compiled loop, with
+    no host synchronisation.
 
-    Each network has its own early stopping and divergence handling: once its evaluation
-    accuracy reaches ``target_accuracy`` its parameters and optimiser state stop changing (the
-    others go on), and a network whose loss becomes NaN/inf returns to its last good parameters
-    (those one step before, whose loss was finite, as in `rnnlab.train`) and
+    Each network has its own early stopping, best model and divergence handling: once its
+    evaluation accuracy reaches ``target_accuracy`` its parameters and optimiser state stop
+    changing (the others go on), and a network whose loss becomes NaN/inf returns to its last
+    good parameters (those one step before, whose loss was finite, as in `rnnlab.train`) and
     stops with ``stopped="diverged"`` instead of stopping the ensemble.
 
     Network ``i`` is trained exactly as ``rl.train(models[i], task, key=keys[i], ...)`` with the
@@ -238,51 +316,65 @@ def train_ensemble(
     step; equal to float rounding), where ``keys = jax.random.split(key, n)`` or ``key`` is
     already a stack of ``n`` keys.
 
+    With ``out_dir``: ``config.json`` (the ensemble's settings and every network's model),
+    ``checkpoints/checkpoint.safetensors`` (all networks stacked, written atomically every
+    ``checkpoint_every`` steps, default every evaluation) and one folder per network,
+    ``network_<i>/``, laid out as a `rnnlab.train` run (``config.json``, ``history.jsonl``,
+    ``model.safetensors`` = its best model, ``model_final.safetensors``, ``best.json``).
+    ``resume=True`` continues from the checkpoint to the same result, bit for bit, as an
+    uninterrupted run.
+
     Args:
         models: the networks, a list of rnnlab models of one structure.
         task: the task; ``model.dt`` must equal ``task.dt``.
         key: one PRNG key, or a stack of one key per network.
-        steps, batch_size, grad_clip, l2_rates, l2_weights, eval_every, eval_batch_size,
-            target_accuracy: as in `rnnlab.train`.
-        learning_rate: Adam's learning rate, one number or one per network.
-        progress: show a progress bar (default: when stderr is a terminal).
+        config: a `TrainConfig` (default: its defaults).
+        **options: any `TrainConfig` field, as in `rnnlab.train`; ``learning_rate`` may be
+            one number per network (Adam's rate; with ``optimizer=`` or a schedule, every
+            network uses that).
 
     Returns: an `EnsembleResult` with one `TrainResult` per network.
     """
     stacked, rest, noise, n = _split_models(models)
-    for i, m in enumerate(models):
+    models = list(models)
+    for m in models:
         _check_pair(m, task)
-    steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy = (
-        check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
-                        target_accuracy)
-    )
-    if grad_clip is not None:
-        grad_clip = _check_float("grad_clip", grad_clip, 0.0, strict=True)
-    lrs = _learning_rates(learning_rate, n)
+    cfg = make_config(config, options)
     keys = _network_keys(key, n)
     split = jax.vmap(jax.random.split)(keys)
     train_keys, eval_keys = split[:, 0], split[:, 1]
+    batch_size, eval_batch_size = cfg.batch_size, cfg.eval_batch_size
+    l2_rates, l2_weights, grad_clip = cfg.l2_rates, cfg.l2_weights, cfg.grad_clip
 
-    adam = optax.inject_hyperparams(optax.adam)
     # (with per-network noise, `rest` carries placeholder noise levels: build from it)
     filt = eqx.combine(_index(stacked, 0), rest).trainable_filter()
-
-    def make_opt(lr):
-        inner = adam(learning_rate=lr)
-        return inner if grad_clip is None else optax.chain(
-            optax.clip_by_global_norm(grad_clip), inner
-        )
-
-    optimizer = make_opt(float(lrs[0]))  # the update reads each network's rate from its state
 
     def member(arrays):
         return eqx.combine(arrays, rest)
 
-    def init_one(arrays, lr):
-        params = eqx.filter(member(arrays), filt)
-        return make_opt(lr).init(params)
+    if cfg.optimizer is not None or callable(cfg.learning_rate):
+        # one optimizer for every network (a schedule, or the caller's transformation)
+        optimizer = cfg.optimizer or make_optimizer(cfg.learning_rate, grad_clip)
+        lrs = None
+        opt_state = jax.vmap(lambda a: optimizer.init(eqx.filter(member(a), filt)))(stacked)
+    else:
+        lrs = _learning_rates(cfg.learning_rate, n)
+        adam = optax.inject_hyperparams(optax.adam)
 
-    opt_state = jax.vmap(init_one)(stacked, jnp.asarray(lrs))
+        def make_opt(lr):
+            inner = adam(learning_rate=lr)
+            return inner if grad_clip is None else optax.chain(
+                optax.clip_by_global_norm(grad_clip), inner
+            )
+
+        # the update reads each network's rate from its state
+        optimizer = make_opt(float(lrs[0]))
+
+        def init_one(arrays, lr):
+            params = eqx.filter(member(arrays), filt)
+            return make_opt(lr).init(params)
+
+        opt_state = jax.vmap(init_one)(stacked, jnp.asarray(lrs))
 
     def step_one(arrays, opt, key, noise_i):
         model = member(arrays)
@@ -300,12 +392,6 @@ def train_ensemble(
         new_params = eqx.apply_updates(params, updates)
         new_arrays = eqx.filter(eqx.combine(new_params, static), eqx.is_array)
         return new_arrays, new_opt, loss
-
-    def keep(flag, new, old):
-        return jax.tree.map(
-            lambda a, b: jnp.where(jnp.reshape(flag, (-1,) + (1,) * (a.ndim - 1)), a, b),
-            new, old,
-        )
 
     # per-network noise rows are vmapped; which fields differ stays static
     noise_arg = noise[0] if noise is not None else jnp.zeros((n, 0))
@@ -325,8 +411,8 @@ def train_ensemble(
                 in_axes=(0, 0, 0, noise_axis),
             )(arrays, opt, step_keys, noise_arg)
             ok = active & jnp.isfinite(loss)
-            arrays = keep(ok, new_arrays, arrays)
-            opt = keep(ok, new_opt, opt)
+            arrays = _keep(ok, new_arrays, arrays)
+            opt = _keep(ok, new_opt, opt)
             loss_sum = loss_sum + jnp.where(ok, loss, 0.0)
             n_done = n_done + ok.astype(jnp.int32)
             diverged = active & ~jnp.isfinite(loss)
@@ -344,107 +430,105 @@ def train_ensemble(
         )(arrays, eval_k, noise_arg)
         return arrays, opt, active, loss_sum, n_done, scores
 
-    chunk_jit = jax.jit(chunk)
-    active = jnp.ones((n,), bool)
-    zeros_f = jnp.zeros((n,), jnp.float32)
-    zeros_i = jnp.zeros((n,), jnp.int32)
     t0 = time.perf_counter()
-    compiled = chunk_jit.lower(
-        stacked, opt_state, active, zeros_f, zeros_i, jnp.int32(0), jnp.int32(1)
+    compiled = jax.jit(chunk).lower(
+        stacked, opt_state, jnp.ones((n,), bool), jnp.zeros((n,), jnp.float32),
+        jnp.zeros((n,), jnp.int32), jnp.int32(0), jnp.int32(1)
     ).compile()
     compile_time = time.perf_counter() - t0
+    engine = EnsembleEngine(compiled, stacked, opt_state, n)
+    members = [Member() for _ in range(n)]
 
-    def replay(starts, target, members):
-        """The (arrays, opt_state) of ``members`` after ``target`` steps, re-run from the
-        saved start of the chunk holding that step (the same compiled program, only these
-        members active: their lanes compute exactly what they computed before)."""
-        base_step, base_arrays, base_opt = max(
-            (entry for entry in starts if entry[0] <= target), key=lambda entry: entry[0]
-        )
-        mask = np.zeros(n, bool)
-        mask[members] = True
-        out = compiled(base_arrays, base_opt, jnp.asarray(mask), zeros_f, zeros_i,
-                       jnp.int32(base_step), jnp.int32(target))
-        return out[0], out[1]
-
-    histories: list[list[dict[str, float]]] = [[] for _ in range(n)]
-    status = ["steps"] * n
-    taken = np.zeros(n, dtype=int)
-    best_acc = np.full(n, -1.0)
-    best_arrays = stacked
-    arrays = stacked
-    # (step, arrays, opt_state) at the start of the last two chunks: a network whose loss
-    # turns non-finite at step s is put back to its state after s - 1 steps by a replay
-    starts = [(0, stacked, opt_state)]
-    bar = None
-    if _progress_enabled(progress):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"training {n} networks", unit="step", dynamic_ncols=True)
-    run_time = 0.0
-    step = 0
-    try:
-        while step < steps and bool(np.any(np.asarray(active))):
-            stop = min(steps, (step // eval_every + 1) * eval_every)
-            t1 = time.perf_counter()
-            starts = [*starts[-1:], (step, arrays, opt_state)]
-            arrays, opt_state, new_active, loss_sum, n_done, scores = compiled(
-                arrays, opt_state, active, zeros_f, zeros_i, jnp.int32(step), jnp.int32(stop)
+    # ---- the run directory
+    hyper = cfg.hyper(_runner.key_data(keys))
+    if lrs is not None:
+        hyper["learning_rate"] = [float(x) for x in lrs]
+    described = [_runner.describe(m, task) for m in models]
+    fingerprint = {"models": [d["model"] for d in described], "task": described[0]["task"],
+                   "training": {k: v for k, v in hyper.items() if k != "steps"}}
+    out = ckpt_path = None
+    start = 0
+    wall_offset = 0.0
+    net_dirs: list[Path | None] = [None] * n
+    if cfg.out_dir is not None:
+        out = Path(cfg.out_dir)
+        ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
+        net_dirs = [out / f"network_{i}" for i in range(n)]
+        if cfg.resume:
+            _runner.remove_stale_temporaries(out)
+            for d in net_dirs:
+                _runner.remove_stale_temporaries(d)
+        if cfg.resume and ckpt_path.exists():
+            tensors, meta = read_safetensors(ckpt_path, kind="checkpoint")
+            if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+                raise ValueError(
+                    f"{ckpt_path}: the checkpoint was made with other models, task, keys or "
+                    "training settings; resume with the same ones (only `steps` may change)"
+                )
+            where = str(ckpt_path)
+            engine.arrays = tensors_to_tree(stacked, tensors, "params", where)
+            engine.opt_state = tensors_to_tree(opt_state, tensors, "opt", where)
+            engine.best_arrays = tensors_to_tree(stacked, tensors, "best", where)
+            members = [Member.from_meta(x) for x in meta["members"]]
+            engine.active = np.array([m.active for m in members])
+            engine.loss_sum = np.asarray(meta["loss_sum"], np.float32)
+            engine.n_done = np.asarray(meta["n_done"], np.int32)
+            start = int(meta["step"])
+            wall_offset = float(meta.get("wall_time", 0.0))
+        elif (out / "config.json").exists() and not cfg.resume and ckpt_path.exists():
+            raise FileExistsError(
+                f"{out} already holds a run; pass resume=True (--resume) to continue it, "
+                "or choose another output directory"
             )
-            scores = {k: np.asarray(v) for k, v in scores.items()}
-            run_time += time.perf_counter() - t1
-            was_active = np.asarray(active)
-            new_active = np.array(new_active)
-            loss_sum, n_done = np.asarray(loss_sum), np.asarray(n_done)
-            acc = scores["accuracy"]
-            improved = was_active & new_active & (acc > best_acc)
-            best_acc = np.where(improved, acc, best_acc)
-            best_arrays = keep(jnp.asarray(improved), arrays, best_arrays)
-            for i in np.flatnonzero(was_active):
-                taken[i] = step + int(n_done[i])
-                if not new_active[i]:
-                    # back to the state one step before the non-finite loss; its later
-                    # evaluations are dropped (as `rnnlab.train` does)
-                    status[i] = "diverged"
-                    taken[i] = max(taken[i] - 1, 0)
-                    histories[i] = [h for h in histories[i] if h["step"] <= taken[i]]
-                    continue
-                record = {"step": stop, "train_loss": float(loss_sum[i] / max(n_done[i], 1))}
-                record.update({k: float(v[i]) for k, v in scores.items()})
-                record["wall_time"] = run_time + compile_time
-                histories[i].append(record)
-                if target_accuracy is not None and record["accuracy"] >= target_accuracy:
-                    status[i] = "target_accuracy"
-                    new_active[i] = False
-            # networks that diverged in this chunk: back to their last good state
-            gone = [i for i in np.flatnonzero(was_active) if status[i] == "diverged"]
-            t1 = time.perf_counter()
-            for target in sorted({int(taken[i]) for i in gone}):
-                members = [int(i) for i in gone if taken[i] == target]
-                back_arrays, back_opt = replay(starts, target, members)
-                chosen = np.zeros(n, bool)
-                chosen[members] = True
-                arrays = keep(jnp.asarray(chosen), back_arrays, arrays)
-                opt_state = keep(jnp.asarray(chosen), back_opt, opt_state)
-            if gone:
-                jax.block_until_ready(arrays)
-                run_time += time.perf_counter() - t1
-            active = jnp.asarray(new_active)
-            if bar is not None:
-                bar.update(stop - step)
-                bar.set_postfix(active=int(new_active.sum()),
-                                acc=f"{float(np.mean(acc)):.3f}")
-            step = stop
-    finally:
-        if bar is not None:
-            bar.close()
+        version = _version()
+        config_json = {"version": version, "task": fingerprint["task"],
+                       "models": fingerprint["models"], "networks": n,
+                       "training": dict(hyper)}
+        if cfg.run_config:
+            config_json.update(cfg.run_config)
+        atomic_write_json(out / "config.json", config_json)
+        for i, d in enumerate(net_dirs):
+            training = {**hyper, "key": hyper["key"][i]}
+            if lrs is not None:
+                training["learning_rate"] = hyper["learning_rate"][i]
+            atomic_write_json(d / "config.json", {
+                "version": version, "task": fingerprint["task"],
+                "model": fingerprint["models"][i], "training": training,
+                "ensemble": {"network": i, "networks": n},
+                **(cfg.run_config or {})})
+
+    def checkpoint(step_done, wall):
+        meta = {"kind": "checkpoint", "step": step_done, "wall_time": wall,
+                "fingerprint": fingerprint, "members": [m.to_meta() for m in members],
+                "loss_sum": [float(x) for x in engine.loss_sum],
+                "n_done": [int(x) for x in engine.n_done]}
+        tensors = tree_to_tensors(engine.arrays, "params")
+        tensors.update(tree_to_tensors(engine.opt_state, "opt"))
+        tensors.update(tree_to_tensors(engine.best_arrays, "best"))
+        write_safetensors(ckpt_path, tensors, meta)
+
+    def on_history(i):
+        _runner.write_history(net_dirs[i], members[i].history)
+
+    step = _runner.run(engine, cfg, members, start, first=start,
+                       checkpoint=checkpoint if ckpt_path is not None else None,
+                       on_history=on_history, bar_desc="training", wall_offset=wall_offset)
 
     results = []
-    for i in range(n):
-        final = _restore(models[i], member(_index(arrays, i)))
-        best = _restore(models[i], member(_index(best_arrays, i))) if best_acc[i] >= 0 else final
-        results.append(TrainResult(final, histories[i], best, int(taken[i]), status[i]))
-    return EnsembleResult(results, compile_time, run_time)
+    for i, m in enumerate(members):
+        final = _restore(models[i], member(_index(engine.arrays, i)))
+        best = (_restore(models[i], member(_index(engine.best_arrays, i))) if m.has_best
+                else final)
+        results.append(TrainResult(final, m.history, best, m.steps, m.status,
+                                   m.best_step if m.has_best else None))
+        if net_dirs[i] is not None:
+            d = net_dirs[i]
+            _runner.write_history(d, m.history)
+            if _runner.can_describe(final):
+                save(d / "model.safetensors", best)
+                save(d / "model_final.safetensors", final)
+            _runner.write_best(d, m, m.steps)
+    return EnsembleResult(results, compile_time, engine.run_time)
 
 
 def _restore(original: AbstractRNN, trained: AbstractRNN) -> AbstractRNN:
@@ -452,4 +536,3 @@ def _restore(original: AbstractRNN, trained: AbstractRNN) -> AbstractRNN:
     leaves = jax.tree.leaves(eqx.filter(trained, eqx.is_array))
     arrays = jax.tree.unflatten(jax.tree.structure(eqx.filter(original, eqx.is_array)), leaves)
     return eqx.combine(arrays, eqx.filter(original, eqx.is_array, inverse=True))
-

@@ -1,12 +1,11 @@
 """BPTT training with Optax: masked losses, regularisers, evaluation, early stopping,
-atomic checkpoints, resume, and divergence detection."""
+atomic checkpoints, resume, and divergence detection. `train` runs one network through the
+chunked loop of `_runner.py` (the ensemble runs many through the same loop)."""
 
 import dataclasses
 import json
 import math
 import os
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,18 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from ..io._model_io import model_meta, save, tensors_to_tree, tree_to_tensors
-from ..io._safe import (
-    FileFormatError,
-    atomic_write_json,
-    atomic_write_text,
-    read_safetensors,
-    write_safetensors,
-)
+from .._validate import positive_number
+from ..io._model_io import save, tensors_to_tree, tree_to_tensors
+from ..io._safe import atomic_write_json, read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
-from ..tasks._base import AbstractTask, Trial, registered_name
-
-CHECKPOINT_NAME = "checkpoint.safetensors"
+from ..tasks._base import AbstractTask, Trial
+from . import _runner
+from ._config import TrainConfig, make_config
+from ._runner import CHECKPOINT_NAME as CHECKPOINT_NAME
+from ._runner import Member
+from ._runner import _best_from_history as _best_from_history
+from ._runner import _top_accuracy as _top_accuracy
+from ._runner import is_better as is_better
 
 
 class TrainingDiverged(RuntimeError):
@@ -211,84 +210,20 @@ def check_key(key: Any, name: str = "key") -> Array:
     )
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, minimum: float = 0.0, *, strict=False) -> float:
-    if isinstance(value, (jax.Array, np.ndarray)) and value.shape == () and jnp.issubdtype(
-        value.dtype, jnp.floating
-    ):
-        value = float(value)  # a 0-d array (np.float32(...), jnp.asarray(...)) is a number
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > minimum if strict else value >= minimum)
-    if not ok:
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {rel} {minimum}, got {value!r}")
-    return float(value)
-
-
-def check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
-                    target_accuracy):
-    """Validate the arguments `train` and `train_ensemble` share; returns them normalised."""
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    eval_every = _check_int("eval_every", eval_every, 1)
-    eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
-    l2_rates = _check_float("l2_rates", l2_rates)
-    l2_weights = _check_float("l2_weights", l2_weights)
-    if target_accuracy is not None:
-        target_accuracy = _check_float("target_accuracy", target_accuracy)
-        if target_accuracy > 1:
-            raise ValueError(f"target_accuracy must be in [0, 1], got {target_accuracy}")
-    return steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy
-
-
 def make_optimizer(
     learning_rate: float | Callable, grad_clip: float | None
 ) -> optax.GradientTransformation:
     """Adam with the given learning rate (or Optax schedule), after global-norm clipping."""
     if not callable(learning_rate):
-        _check_float("learning_rate", learning_rate, 0.0, strict=True)
+        positive_number("learning_rate", learning_rate)
     adam = optax.adam(learning_rate)
     if grad_clip is None:
         return adam
-    _check_float("grad_clip", grad_clip, 0.0, strict=True)
+    positive_number("grad_clip", grad_clip)
     return optax.chain(optax.clip_by_global_norm(grad_clip), adam)
 
 
 # ------------------------------------------------------------------------------ checkpoints
-
-
-def _key_data(key) -> list[int]:
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key).ravel().tolist()
-
-
-def _fingerprint(model, task, hyper) -> dict[str, Any]:
-    return {
-        "model": model_meta(model) if _can_describe(model) else type(model).__name__,
-        "task": {"name": registered_name(task), "params": _task_config(task)},
-        "training": {k: v for k, v in hyper.items() if k != "steps"},
-    }
-
-
-def _can_describe(model) -> bool:
-    try:
-        model.config()
-        return True
-    except ValueError:
-        return False
-
-
-def _task_config(task) -> Any:
-    try:
-        return json.loads(json.dumps(task.config()))
-    except (TypeError, ValueError):
-        return type(task).__name__
 
 
 def save_checkpoint(path, params, opt_state, meta, best_params=None) -> None:
@@ -319,72 +254,76 @@ def load_best_params(path, params_template):
 # ------------------------------------------------------------------------------ train
 
 
-def is_better(accuracy: float, loss: float, best_accuracy: float, best_loss: float, *,
-              top_accuracy: float | None = None, n_trials: int | None = None) -> bool:
-    """Whether an evaluation (accuracy, loss) beats the best so far. A non-finite accuracy
-    counts as the lowest (-1) and a non-finite loss as the highest, so a NaN evaluation never
-    becomes the best.
+class SingleEngine:
+    """Runs chunks of `train`'s steps for one network.
 
-    Without ``n_trials``: a higher accuracy, or the same accuracy with a lower loss. With
-    ``n_trials`` (the evaluation's trials) and ``top_accuracy`` (the highest accuracy of the
-    earlier evaluations): accuracies measured on ``n_trials`` fresh trials differ by about
-    their binomial standard error ``se = sqrt(max(p (1 - p), 1 / n) / n)`` (p the top) by
-    chance alone, so an accuracy more than ``se`` above the top wins, one more than ``se``
-    below it loses, and within that band the lower loss wins. On a task whose accuracy is
-    capped by its noise (every evaluation near the cap) the better-trained network, with the
-    lower loss, is kept rather than the luckiest early evaluation; a collapse of accuracy is
-    never kept."""
-    acc = accuracy if math.isfinite(accuracy) else -1.0
-    los = loss if math.isfinite(loss) else math.inf
-    if n_trials is None or top_accuracy is None:
-        if acc != best_accuracy:
-            return acc > best_accuracy
-        return los < best_loss
-    p = min(max(top_accuracy, 0.0), 1.0)
-    se = math.sqrt(max(p * (1.0 - p), 1.0 / n_trials) / n_trials)
-    if acc > top_accuracy + se:
-        return True
-    if acc < top_accuracy - se:
-        return False
-    return los < best_loss
+    Each step is the compiled `make_train_step`, dispatched asynchronously: a chunk queues
+    its steps on the device and the host waits only once, at the chunk's end, for its
+    losses. (A ``lax.fori_loop`` over the chunk compiles the step inside a loop body, where
+    XLA fuses the noise generator differently: the last bits of noisy runs would change;
+    dispatching the very program `train` has always compiled keeps every result identical.)
+    """
 
+    def __init__(self, step_fn, params, opt_state, static, task, train_key, eval_key,
+                 eval_batch_size):
+        self.step_fn, self.static, self.task = step_fn, static, task
+        self.train_key, self.eval_key, self.eval_batch_size = train_key, eval_key, eval_batch_size
+        self.params, self.opt_state = params, opt_state
+        self.best_params = None
+        self.pending: list[float] = []  # training losses since the last evaluation
+        self.consumed: list[float] = []  # those the last evaluation averaged
+        self._losses = []
 
-def _top_accuracy(history) -> float:
-    """The highest finite accuracy of ``history`` (-1 without one)."""
-    accs = [h.get("accuracy", math.nan) for h in history]
-    return max((a for a in accs if math.isfinite(a)), default=-1.0)
+    def snapshot(self):
+        return self.params, self.opt_state
 
+    def _steps(self, params, opt_state, start, stop, losses=None):
+        for i in range(start, stop):
+            params, opt_state, loss = self.step_fn(
+                params, opt_state, jax.random.fold_in(self.train_key, i))
+            if losses is not None:
+                losses.append(loss)
+        return params, opt_state
 
-def _best_from_history(history, n_trials=None) -> tuple[float, float, int | None]:
-    """(accuracy, loss, step) of the best record of ``history`` (checkpoints written before
-    the best step was stored)."""
-    best = (-1.0, math.inf, None)
-    for i, h in enumerate(history):
-        if is_better(h.get("accuracy", math.nan), h.get("loss", math.nan), best[0], best[1],
-                     top_accuracy=_top_accuracy(history[:i]), n_trials=n_trials):
-            acc, los = h["accuracy"], h["loss"]
-            best = (acc if math.isfinite(acc) else -1.0, los if math.isfinite(los) else math.inf,
-                    int(h["step"]))
-    return best
+    def advance(self, start, stop):
+        self._losses = []
+        self.params, self.opt_state = self._steps(self.params, self.opt_state, start, stop,
+                                                  self._losses)
 
+    def sync(self, start, stop):
+        values = [float(x) for x in jax.device_get(self._losses)]
+        self._losses = []
+        for j, value in enumerate(values):
+            if not math.isfinite(value):
+                self.pending.extend(values[:j])
+                return [(start + j, value)]
+            # (steps after a non-finite loss are discarded with their parameters)
+        self.pending.extend(values)
+        return [None]
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Delete the temporary files a process killed during an atomic write left behind (the
-    run's own files only; the finished files are never partial)."""
-    for folder, name in ((out, "config.json"), (out, "history.jsonl"),
-                         (out, "model.safetensors"), (out, "model_final.safetensors"),
-                         (out, "best.json"), (out / "checkpoints", CHECKPOINT_NAME)):
-        for tmp in folder.glob(f".{name}.*.tmp"):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+    def restore(self, members, target, base):
+        base_step, (params, opt_state) = base
+        self.params, self.opt_state = self._steps(params, opt_state, base_step, target)
 
+    def scores(self, stop, live):
+        k_eval = jax.random.fold_in(self.eval_key, stop)
+        out = _evaluate_jit(self.model(), self.task, k_eval, self.eval_batch_size)
+        return {k: [float(v)] for k, v in out.items()}
 
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return bool(progress)
-    return sys.stderr.isatty()
+    def train_loss(self, i):
+        return float(np.mean(self.pending))
+
+    def reset_losses(self, i):
+        self.consumed, self.pending = self.pending, []
+
+    def keep_best(self, members):
+        self.best_params = self.params
+
+    def freeze(self, members):
+        pass
+
+    def model(self, params=None):
+        return eqx.combine(self.params if params is None else params, self.static)
 
 
 def train(
@@ -392,21 +331,8 @@ def train(
     task: AbstractTask,
     *,
     key: PRNGKeyArray,
-    steps: int = 2000,
-    batch_size: int = 64,
-    learning_rate: float | Callable[[int], float] = 1e-3,
-    grad_clip: float | None = 1.0,
-    l2_rates: float = 0.0,
-    l2_weights: float = 0.0,
-    optimizer: optax.GradientTransformation | None = None,
-    eval_every: int = 100,
-    eval_batch_size: int = 256,
-    target_accuracy: float | None = None,
-    out_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
-    progress: bool | None = None,
-    run_config: dict[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    **options: Any,
 ) -> TrainResult:
     """Train ``model`` on ``task`` by backpropagation through time.
 
@@ -416,15 +342,18 @@ def train(
     effective weight matrices, after global-norm clipping at ``grad_clip`` (None: off). Only the
     model's trainable leaves change; constraints hold exactly (they are a parametrisation).
 
-    Every ``eval_every`` steps (and at the end) the model is scored on ``eval_batch_size`` fresh
-    trials; training stops early once that accuracy reaches ``target_accuracy``.
+    The steps run in chunks on the device, with no host synchronisation inside a chunk; a chunk
+    ends at every evaluation and checkpoint. Every ``eval_every`` steps (and at the end) the
+    model is scored on ``eval_batch_size`` fresh trials; training stops early once that accuracy
+    reaches ``target_accuracy``.
 
     With ``out_dir``: ``config.json``, ``history.jsonl``, ``model.safetensors`` (the best
     evaluated model, see `TrainResult.best_model`), ``model_final.safetensors`` (the model at
     the last step), ``best.json`` (the best evaluation: ``step``, ``accuracy``, ``loss``, and
-    the final one's), and an atomic checkpoint ``checkpoints/checkpoint.safetensors`` every ``checkpoint_every`` steps
-    (default: every evaluation). ``resume=True`` continues from that checkpoint, to the same
-    result as an uninterrupted run (step ``i`` always uses ``fold_in(key, i)``).
+    the final one's), and an atomic checkpoint ``checkpoints/checkpoint.safetensors`` every
+    ``checkpoint_every`` steps (default: every evaluation). ``resume=True`` continues from that
+    checkpoint, to the same result as an uninterrupted run (step ``i`` always uses
+    ``fold_in(key, i)``).
 
     A NaN or infinite loss stops training with `TrainingDiverged`. The parameters that gave it
     are discarded: the last good ones are those one step earlier (the last whose training loss
@@ -437,68 +366,52 @@ def train(
     Args:
         model, task: what to train on what. ``model.dt`` must equal ``task.dt``.
         key: PRNG key; the same key gives the same result, bit for bit, on the same machine.
-        steps: optimiser steps in total (a resumed run counts those already done).
-        learning_rate: a float or an Optax schedule (step -> rate). Ignored with ``optimizer``.
-        optimizer: any Optax transformation, replacing Adam + clipping.
-        progress: show a progress bar (default: when stderr is a terminal).
-        run_config: extra JSON-able entries for ``config.json`` (the CLI records the seed here).
+        config: a `TrainConfig` (default: its defaults).
+        **options: any `TrainConfig` field, replacing the config's: ``steps`` (2000),
+            ``batch_size`` (64), ``learning_rate`` (1e-3; a float or an Optax schedule),
+            ``grad_clip`` (1.0), ``l2_rates``, ``l2_weights`` (0), ``optimizer`` (any Optax
+            transformation, replacing Adam + clipping), ``eval_every`` (100),
+            ``eval_batch_size`` (256), ``target_accuracy`` (None), ``out_dir``,
+            ``checkpoint_every``, ``resume``, ``progress`` (default: when stderr is a
+            terminal), ``run_config`` (extra JSON-able entries for ``config.json``; the CLI
+            records the seed here).
 
     Returns: a `TrainResult`.
     """
     _check_pair(model, task)
     key = check_key(key)
-    steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights, target_accuracy = (
-        check_loop_args(steps, batch_size, eval_every, eval_batch_size, l2_rates, l2_weights,
-                        target_accuracy)
-    )
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ValueError(f"out_dir={str(out_dir)!r} is a file; give a directory for the run")
-    if checkpoint_every is None:
-        checkpoint_every = eval_every
-    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir (where the checkpoint is)")
-    if optimizer is None:
-        optimizer = make_optimizer(learning_rate, grad_clip)
-
-    hyper = {
-        "steps": steps, "batch_size": batch_size,
-        "learning_rate": learning_rate if not callable(learning_rate) else "schedule",
-        "grad_clip": grad_clip, "l2_rates": l2_rates, "l2_weights": l2_weights,
-        "eval_every": eval_every, "eval_batch_size": eval_batch_size,
-        "target_accuracy": target_accuracy, "key": _key_data(key),
-    }
+    cfg = make_config(config, options)
+    if isinstance(cfg.learning_rate, tuple):
+        raise ValueError("learning_rate must be one number or an Optax schedule for rl.train "
+                         "(one rate per network is for rl.train_ensemble)")
+    optimizer = cfg.optimizer or make_optimizer(cfg.learning_rate, cfg.grad_clip)
+    hyper = cfg.hyper(_runner.key_data(key))
 
     params, static = eqx.partition(model, model.trainable_filter())
     opt_state = optimizer.init(params)
     step_fn = jax.jit(
         make_train_step(
-            static, task, optimizer, batch_size=batch_size, l2_rates=l2_rates,
-            l2_weights=l2_weights,
+            static, task, optimizer, batch_size=cfg.batch_size, l2_rates=cfg.l2_rates,
+            l2_weights=cfg.l2_weights,
         )
     )
     train_key, eval_key = jax.random.split(key)
-
+    engine = SingleEngine(step_fn, params, opt_state, static, task, train_key, eval_key,
+                          cfg.eval_batch_size)
+    member = Member()
     start = 0
-    resumed_losses: list[float] = []
-    finished = False
-    history: list[dict[str, float]] = []
     wall_offset = 0.0
-    # (accuracy, loss, model, step) of the best evaluation so far. A run that stops at a
-    # target below 1 keeps the highest accuracy (normally the evaluation that reached it); a
-    # run through all its steps treats accuracies within noise of the top as equal (see
-    # `is_better`), so that a noise-capped task keeps its trained network.
-    best = (-1.0, math.inf, model, None)
-    band = eval_batch_size if target_accuracy is None or target_accuracy >= 1.0 else None
-    ckpt_path = None
-    out = None
-    fingerprint = _fingerprint(model, task, hyper)
-    if out_dir is not None:
-        out = Path(out_dir)
+    band = (cfg.eval_batch_size
+            if cfg.target_accuracy is None or cfg.target_accuracy >= 1.0 else None)
+    fingerprint = {**_runner.describe(model, task),
+                   "training": {k: v for k, v in hyper.items() if k != "steps"}}
+    out = ckpt_path = None
+    if cfg.out_dir is not None:
+        out = Path(cfg.out_dir)
         ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
-        if resume:
-            _remove_stale_temporaries(out)
-        if resume and ckpt_path.exists():
+        if cfg.resume:
+            _runner.remove_stale_temporaries(out)
+        if cfg.resume and ckpt_path.exists():
             params, opt_state, meta = load_checkpoint(ckpt_path, params, opt_state)
             if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
                 raise ValueError(
@@ -506,172 +419,115 @@ def train(
                     "training settings; resume with the same ones (only `steps` may change)"
                 )
             start = int(meta["step"])
-            history = list(meta["history"])
+            engine.params, engine.opt_state = params, opt_state
+            member.history = list(meta["history"])
+            member.steps = start
             wall_offset = float(meta.get("wall_time", 0.0))
             # the training losses since the last evaluation, so that the next record's
             # train_loss averages the same steps as in an uninterrupted run
-            resumed_losses = [float(x) for x in meta.get("losses_since_eval", [])]
-            best_params = load_best_params(ckpt_path, params)
+            engine.pending = [float(x) for x in meta.get("losses_since_eval", [])]
+            engine.best_params = load_best_params(ckpt_path, params)
             if "best_step" in meta:
-                b_acc, b_step = float(meta["best_accuracy"]), meta["best_step"]
-                b_loss = math.inf if meta.get("best_loss") is None else float(meta["best_loss"])
+                member.best_accuracy, member.best_step = float(meta["best_accuracy"]), meta[
+                    "best_step"]
+                member.best_loss = (math.inf if meta.get("best_loss") is None
+                                    else float(meta["best_loss"]))
             else:  # older checkpoints: the first record of the highest accuracy
-                b_acc, b_loss, b_step = _best_from_history(history, band)
-            best = (
-                b_acc, b_loss,
-                None if best_params is None else eqx.combine(best_params, static),
-                b_step,
-            )
-            finished = meta.get("stopped") == "target_accuracy"
-        elif (out / "config.json").exists() and not resume and ckpt_path.exists():
+                member.best_accuracy, member.best_loss, member.best_step = _best_from_history(
+                    member.history, band)
+            member.has_best = engine.best_params is not None
+            if meta.get("stopped") == "target_accuracy":
+                member.status = "target_accuracy"
+        elif (out / "config.json").exists() and not cfg.resume and ckpt_path.exists():
             raise FileExistsError(
                 f"{out} already holds a run; pass resume=True (--resume) to continue it, "
                 "or choose another output directory"
             )
-        config = {
+        config_json = {
             "version": _version(),
             "task": fingerprint["task"],
             "model": fingerprint["model"],
-            "training": {k: v for k, v in hyper.items()},
+            "training": dict(hyper),
         }
-        if run_config:
-            config.update(run_config)
-        atomic_write_json(out / "config.json", config)
+        if cfg.run_config:
+            config_json.update(cfg.run_config)
+        atomic_write_json(out / "config.json", config_json)
 
-    def current_model(p):
-        return eqx.combine(p, static)
+    saved = {"step": start}
 
-    bar = None
-    if _progress_enabled(progress):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
-
-    def write_history():
-        if out is not None:
-            lines = "".join(json.dumps(h) + "\n" for h in history)
-            atomic_write_text(out / "history.jsonl", lines)
-
-    def checkpoint(step_done, p, o, wall, hist, losses):
-        if ckpt_path is None:
-            return
+    def checkpoint(step_done, wall, params=None, opt_state=None, losses=None):
         meta = {
-            "step": step_done, "history": hist, "wall_time": wall,
-            "best_accuracy": best[0], "fingerprint": fingerprint, "stopped": stopped,
-            "losses_since_eval": losses,
-            "best_loss": None if not math.isfinite(best[1]) else best[1],
-            "best_step": best[3],
+            "step": step_done, "history": member.history, "wall_time": wall,
+            "best_accuracy": member.best_accuracy, "fingerprint": fingerprint,
+            "stopped": "target_accuracy" if member.status == "target_accuracy" else "steps",
+            "losses_since_eval": engine.pending if losses is None else losses,
+            "best_loss": None if not math.isfinite(member.best_loss) else member.best_loss,
+            "best_step": member.best_step,
         }
-        best_p = None if best[2] is None else eqx.filter(best[2], model.trainable_filter())
-        save_checkpoint(ckpt_path, p, o, meta, best_p)
+        save_checkpoint(ckpt_path, engine.params if params is None else params,
+                        engine.opt_state if opt_state is None else opt_state, meta,
+                        engine.best_params)
+        saved["step"] = step_done
 
-    t0 = time.perf_counter()
-    stopped = "steps"
-    losses_since_eval: list[float] = resumed_losses
-    # the last (params, opt_state, steps done) whose training loss was seen to be finite
-    # (before the first step: the starting point, the best there is)
-    last_good = (params, opt_state, start)
-    step = start
-    last_saved = start
-    if finished:
-        stopped = "target_accuracy"
-    try:
-        while step < steps and not finished:
-            step_key = jax.random.fold_in(train_key, step)
-            new_params, new_opt, loss = step_fn(params, opt_state, step_key)
-            loss_value = float(loss)
-            if not math.isfinite(loss_value):
-                # `params` (after `step` updates) gave a non-finite loss: the last good
-                # parameters are those of the previous step, whose loss was finite
-                good_p, good_o, good_step = last_good
-                history[:] = [h for h in history if h["step"] <= good_step]
-                if ckpt_path is not None and last_saved > good_step:
-                    # the checkpoint on disk holds the parameters that just failed: replace
-                    # it by the last good ones
-                    kept_losses = losses_since_eval[: max(len(losses_since_eval) - 1, 0)]
-                    if history and history[-1]["step"] == good_step:
-                        kept_losses = []
-                    checkpoint(good_step, good_p, good_o, wall_offset + time.perf_counter() - t0,
-                               history, kept_losses)
-                    last_saved = good_step
-                write_history()
-                good = current_model(good_p)
-                where = (
-                    f"; the last good checkpoint (step {last_saved}) is kept at {ckpt_path}"
-                    if ckpt_path is not None and ckpt_path.exists()
-                    else ""
-                )
-                raise TrainingDiverged(
-                    f"training diverged: the loss became {loss_value} at step {step + 1} (the "
-                    f"parameters after {step} steps); the last good parameters are those after "
-                    f"{good_step} steps{where}. Lower the learning rate, clip gradients harder "
-                    "(grad_clip) or check the task's inputs.",
-                    TrainResult(good, history, best[2] or good, good_step, "diverged",
-                                best[3]),
-                )
-            last_good = (params, opt_state, step)
-            params, opt_state = new_params, new_opt
-            step += 1
-            losses_since_eval.append(loss_value)
-            if bar is not None:
-                bar.update(1)
-            is_eval = step % eval_every == 0 or step == steps
-            reached = False
-            if is_eval:
-                m = current_model(params)
-                k_eval = jax.random.fold_in(eval_key, step)
-                scores = _evaluate_jit(m, task, k_eval, eval_batch_size)
-                record = {"step": step, "train_loss": float(np.mean(losses_since_eval))}
-                record.update({k: float(v) for k, v in scores.items()})
-                record["wall_time"] = wall_offset + time.perf_counter() - t0
-                history.append(record)
-                losses_since_eval = []
-                if is_better(record["accuracy"], record["loss"], best[0], best[1],
-                             top_accuracy=_top_accuracy(history[:-1]), n_trials=band):
-                    best = (record["accuracy"], record["loss"], m, step)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
-                write_history()
-                reached = target_accuracy is not None and record["accuracy"] >= target_accuracy
-            if reached:
-                stopped = "target_accuracy"
-            if step % checkpoint_every == 0 or step == steps or reached:
-                checkpoint(step, params, opt_state, wall_offset + time.perf_counter() - t0,
-                           history, losses_since_eval)
-                last_saved = step
-            if reached:
-                break
-        if step >= steps and history and target_accuracy is not None:
-            if history[-1]["accuracy"] >= target_accuracy:
-                stopped = "target_accuracy"
-    finally:
-        if bar is not None:
-            bar.close()
+    def on_history(i):
+        _runner.write_history(out, member.history)
 
-    final = current_model(params)
+    def on_diverged(i, good_step, wall):
+        if ckpt_path is not None and saved["step"] > good_step:
+            # the checkpoint on disk holds the parameters that just failed: replace it by
+            # the last good ones, with the training losses that led to them
+            if member.history and member.history[-1]["step"] == good_step:
+                kept = []
+            elif engine.pending:
+                kept = engine.pending[:-1]
+            else:  # the evaluation that consumed them was dropped
+                kept = engine.consumed[:-1]
+            checkpoint(good_step, wall, losses=kept)
+        where = (
+            f"; the last good checkpoint (step {saved['step']}) is kept at {ckpt_path}"
+            if ckpt_path is not None and ckpt_path.exists()
+            else ""
+        )
+        best_model = engine.model(engine.best_params) if member.has_best else None
+        good = engine.model()
+        raise TrainingDiverged(
+            f"training diverged: the loss became {member.bad_loss} at step "
+            f"{member.bad_step + 1} (the parameters after {member.bad_step} steps); the last "
+            f"good parameters are those after {good_step} steps{where}. Lower the learning "
+            "rate, clip gradients harder (grad_clip) or check the task's inputs.",
+            TrainResult(good, member.history, best_model or good, good_step, "diverged",
+                        member.best_step if member.has_best else None),
+        )
+
+    member.steps = start
+    step = _runner.run(engine, cfg, [member], start, first=start,
+                       checkpoint=checkpoint if ckpt_path is not None else None,
+                       on_history=on_history, on_diverged=on_diverged, wall_offset=wall_offset)
+    history = member.history
+    stopped = "target_accuracy" if member.status == "target_accuracy" else "steps"
+    if stopped == "steps" and history and cfg.target_accuracy is not None:
+        if history[-1]["accuracy"] >= cfg.target_accuracy:
+            stopped = "target_accuracy"
+    final = engine.model()
     if not history:  # resumed a finished run with nothing left to do
         k_eval = jax.random.fold_in(eval_key, step)
-        scores = evaluate(final, task, key=k_eval, batch_size=eval_batch_size)
+        scores = evaluate(final, task, key=k_eval, batch_size=cfg.eval_batch_size)
         history.append({"step": step, **scores, "wall_time": wall_offset})
-    best_model = best[2] if best[2] is not None else final
-    best_step = best[3] if best[2] is not None else None
+    best_model = engine.model(engine.best_params) if member.has_best else final
+    best_step = member.best_step if member.has_best else None
     result = TrainResult(final, history, best_model, step, stopped, best_step)
     if out is not None:
-        write_history()
-        if _can_describe(final):
+        _runner.write_history(out, history)
+        if _runner.can_describe(final):
             save(out / "model.safetensors", best_model)
             save(out / "model_final.safetensors", final)
-        rec = result.best_record
-        atomic_write_json(out / "best.json", {
-            "step": best_step,
-            "accuracy": None if rec is None else rec["accuracy"],
-            "loss": None if rec is None else rec["loss"],
-            "final_step": step,
-            "final_accuracy": history[-1]["accuracy"],
-            "final_loss": history[-1]["loss"],
-            "model": "model.safetensors", "final_model": "model_final.safetensors",
-        })
+        member.best_step = best_step
+        _runner.write_best(out, member, step)
     return result
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    _runner.remove_stale_temporaries(out)
 
 
 def _version() -> str:
