@@ -217,18 +217,21 @@ def find_fixed_points(
         raise ValueError(f"slow_tol ({slow_tol}) must be >= tol ({tol})")
     tol_unique = positive_number("tol_unique", tol_unique)
     solver, post = _options(solver, post, deprecated)
-    found = solver.search(model, x0, u, tol=tol, slow_tol=slow_tol, tol_unique=tol_unique)
-    return _select(model, found, x0, post, tol=tol, slow_tol=slow_tol, tol_unique=tol_unique)
+    # A candidate that overflows (or meets NaN) is reported with the code "diverged", not
+    # warned about on the way.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        found = solver.search(model, x0, u, tol=tol, slow_tol=slow_tol, tol_unique=tol_unique)
+        return _select(model, found, x0, post, tol=tol, slow_tol=slow_tol,
+                       tol_unique=tol_unique)
 
 
 def _select(model, found, x0, post: PostProcessing, *, tol, slow_tol, tol_unique):
     """The `FixedPoints` of the search's end points: outliers, deduplication, codes,
     refinement of the unique roots, linearisation."""
     xs, sp, cv, us = found.states, found.speeds, found.converged, found.inputs
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(sp) & np.all(np.isfinite(xs), axis=1)
-        level = slow_tol if slow_tol is not None else tol
-        below = finite & (sp <= level)
+    finite = np.isfinite(sp) & np.all(np.isfinite(xs), axis=1)
+    level = slow_tol if slow_tol is not None else tol
+    below = finite & (sp <= level)
     slow = below & ~cv if slow_tol is not None else np.zeros_like(cv)
     wanted = finite & (cv | below) if post.exclude_unconverged else finite
     far = post.outliers(xs, x0)

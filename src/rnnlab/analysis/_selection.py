@@ -50,9 +50,8 @@ class PostProcessing(eqx.Module):
         # Initial states without spread (one state, or copies of one) give the rule no
         # scale: it is skipped rather than dropping every point that moved.
         if avg > 1e-12 * (1.0 + np.linalg.norm(centre)):
-            with np.errstate(invalid="ignore", over="ignore"):
-                dist = np.linalg.norm(states - centre, axis=1)
-                far = ~(dist <= self.outlier_distance_scale * avg) & np.isfinite(dist)
+            dist = np.linalg.norm(states - centre, axis=1)
+            far = ~(dist <= self.outlier_distance_scale * avg) & np.isfinite(dist)
         return far
 
 

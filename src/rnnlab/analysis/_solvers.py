@@ -472,6 +472,10 @@ class _RootBank:
             roots = np.nonzero(self.usable & (self.gid[self.idx] == g))[0]
             if roots.size == 0:
                 continue
+            # a start whose state is not finite (it diverged) has no nearest root
+            sel = sel[np.all(np.isfinite(z[cand[sel]]), axis=1)]
+            if sel.size == 0:
+                continue
             _, j = cKDTree(self._x[roots]).query(z[cand[sel]])
             nearest[sel] = roots[np.asarray(j)]
         alive = nearest >= 0
