@@ -91,6 +91,43 @@ def test_decision_tasks_wrong_choice_scores_zero(name):
     assert float(jnp.sum(scores * w)) == 0.0
 
 
+def test_capabilities_are_declared_by_the_classes():
+    """`is_decision_task` / `has_psychometric` say what the class can do: every registered
+    decision task (and only those) has choices, and its psychometric x axis (and split) is
+    one of the conditions its trials carry."""
+    decision = set()
+    for name in T.available():
+        task = T.make(name)
+        assert task.is_decision_task == isinstance(task, T.DecisionTask), name
+        assert not task.has_psychometric or task.is_decision_task, name
+        if task.has_psychometric:
+            decision.add(name)
+            conds = jax.eval_shape(task.sample, KEY).conditions
+            assert task.psychometric_x in conds and "choice" in conds, name
+            assert task.psychometric_by is None or task.psychometric_by in conds, name
+    assert decision >= set(DECISION_TASKS) | {"perceptual_decision_making"}
+    assert not {"flipflop", "sine_wave", "integrator", "memory_number"} & decision
+    model = rl.CTRNN(3, 4, 3, key=KEY, dt=10.0)
+    with pytest.raises(TypeError, match="not a decision task"):
+        T.psychometric(model, T.make("flipflop"), key=KEY)
+
+
+def test_every_task_scores_trials_alone():
+    """`trial_scores` is part of every task: for a task that declares no rule of its own it is
+    the fraction of masked entries within tolerance, trial by trial (numpy here)."""
+    task = T.make("flipflop")
+    trial = batch(task, KEY, 8)
+    # an error that grows over the trial, past the tolerance at a different step per trial
+    ramp = jnp.linspace(0.0, 2 * task.tolerance, task.n_steps)[None, :, None]
+    out = trial.targets + ramp * jnp.linspace(0.6, 1.0, 8)[:, None, None]
+    got = np.asarray(task.trial_scores(out, trial))
+    hit = np.abs(np.asarray(out) - np.asarray(trial.targets)) < task.tolerance
+    m = np.asarray(trial.mask) > 0
+    want = (hit & m).sum(axis=(1, 2)) / m.sum(axis=(1, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.all((want > 0) & (want < 1)) and len(np.unique(want.round(6))) > 1
+
+
 def test_bad_parameters_name_the_argument():
     cases = [
         (lambda: T.Integrator(n_steps=0), "n_steps"),

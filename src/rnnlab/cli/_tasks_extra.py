@@ -19,7 +19,7 @@ def show_task_details(task) -> None:
         conds = []
     if conds:
         typer.echo(f"  conditions: {', '.join(conds)}")
-    rec = task.recommended_training() if hasattr(task, "recommended_training") else {}
+    rec = task.recommended_training()
     if rec:
         flags = {"learning_rate": "--lr", "hidden": "--hidden", "activation": "--activation",
                  "batch_size": "--batch-size", "steps": "--steps",

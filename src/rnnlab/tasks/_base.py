@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validate import positive_int
+
 
 class Trial(eqx.Module):
     """One trial (or a batch of trials, with a leading batch axis on every field).
@@ -68,6 +70,12 @@ def masked_r2(outputs: Array, targets: Array, mask: Array) -> Array:
     return 1.0 - ss_res / jnp.maximum(ss_tot, 1e-12)
 
 
+def per_trial(x: Array, mask: Array) -> Array:
+    """Mean of ``x`` over each trial's masked entries: x, mask [..., T, n] -> [...]."""
+    num = jnp.sum(x * mask, axis=(-2, -1))
+    return num / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1e-9)
+
+
 def tolerance_accuracy(outputs: Array, targets: Array, mask: Array, tolerance: float) -> Array:
     """Fraction of masked entries with |output - target| < tolerance."""
     hit = (jnp.abs(outputs - targets) < tolerance).astype(jnp.float32)
@@ -90,10 +98,16 @@ class AbstractTask(eqx.Module):
     - ``target_accuracy`` (class attribute): the accuracy a trained network should reach; the
       default early-stopping threshold.
     - ``description`` (class attribute): one line for ``rnnlab tasks``.
+    - capabilities (class attributes, declared by the classes that have them; callers read
+      them instead of probing for methods): ``is_decision_task`` (trials end in a discrete
+      choice that `choices` returns: `DecisionTask`) and ``has_psychometric`` (the probability
+      of a choice against a condition is worth plotting, `rnnlab.tasks.psychometric`; every
+      `DecisionTask`).
 
     Batches come from `sample_batch`, which vmaps `sample` over split keys. `evaluate` returns
     at least ``loss`` and ``accuracy``; override `accuracy` for task-specific scoring (the default
-    is the fraction of masked targets reached within ``tolerance``).
+    is the fraction of masked targets reached within ``tolerance``). `trial_scores` scores
+    each trial on its own (the multitask `Mixture` relies on it).
     """
 
     description: ClassVar[str] = ""
@@ -114,6 +128,8 @@ class AbstractTask(eqx.Module):
     # not learned the published mechanism yet (a leaky or transient solution that scores well).
     recommended_target_accuracy: ClassVar[float | None] = None
     tolerance: ClassVar[float] = 0.25
+    is_decision_task: ClassVar[bool] = False
+    has_psychometric: ClassVar[bool] = False
 
     n_in: eqx.AbstractVar[int]
     n_out: eqx.AbstractVar[int]
@@ -130,8 +146,7 @@ class AbstractTask(eqx.Module):
 
     def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> Trial:
         """``batch_size`` independent trials stacked on a leading axis."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = positive_int("batch_size", batch_size)
         return jax.vmap(self.sample)(jax.random.split(key, batch_size))
 
     def loss(self, outputs: Array, trial: Trial) -> Array:
@@ -142,6 +157,12 @@ class AbstractTask(eqx.Module):
 
     def accuracy(self, outputs: Array, trial: Trial) -> Array:
         return tolerance_accuracy(outputs, trial.targets, trial.mask, self.tolerance)
+
+    def trial_scores(self, outputs: Array, trial: Trial) -> Array:
+        """Accuracy per trial, [...batch] from outputs [..., T, n_out]. Default: the fraction
+        of masked entries within ``tolerance`` of the target."""
+        hit = (jnp.abs(outputs - trial.targets) < self.tolerance).astype(jnp.float32)
+        return per_trial(hit, (trial.mask > 0).astype(jnp.float32))
 
     def evaluate(self, outputs: Array, trial: Trial) -> dict[str, Array]:
         """Scores of ``outputs`` [(B,) T, n_out] on ``trial``: ``loss``, ``accuracy`` in [0, 1],

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import as_number, integer, nonnegative_number, positive_int, positive_number
 from ._base import AbstractTask, Trial, register
 from ._common import (
     DecisionTask,
@@ -22,34 +23,11 @@ from ._common import (
 )
 
 
-# ------------------------------------------------------------------ parameter checks (shared)
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_nonneg_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-
-
-def check_range(name, value, lo, hi, *, lo_open=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo)
-    ok = ok and value <= hi
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ValueError(f"{name} must be in {bracket}{lo}, {hi}], got {value!r}")
-
-
-def check_positive(name, value):
-    check_range(name, value, 0.0, math.inf, lo_open=True)
-
-
-def check_nonneg(name, value):
-    check_range(name, value, 0.0, math.inf)
+def _check_probability(name, value):
+    """Raise ValueError naming ``name`` unless ``value`` is a number in (0, 1]."""
+    v = as_number(value)
+    if v is None or not 0.0 < v <= 1.0:
+        raise ValueError(f"{name} must be in (0.0, 1.0], got {value!r}")
 
 
 # --------------------------------------------------------------------------------- flip-flop
@@ -86,13 +64,13 @@ class FlipFlop(AbstractTask):
     tolerance = 0.5
 
     def __check_init__(self):
-        check_positive_int("n_bits", self.n_bits)
-        check_positive_int("n_steps", self.n_steps)
-        check_positive_int("pulse_duration", self.pulse_duration)
-        check_nonneg_int("min_gap", self.min_gap)
-        check_range("pulse_prob", self.pulse_prob, 0.0, 1.0, lo_open=True)
-        check_nonneg("input_noise", self.input_noise)
-        check_positive("dt", self.dt)
+        positive_int("n_bits", self.n_bits)
+        positive_int("n_steps", self.n_steps)
+        positive_int("pulse_duration", self.pulse_duration)
+        integer("min_gap", self.min_gap, 0)
+        _check_probability("pulse_prob", self.pulse_prob)
+        nonnegative_number("input_noise", self.input_noise)
+        positive_number("dt", self.dt)
 
     @property
     def n_in(self) -> int:
@@ -171,13 +149,13 @@ class SineWave(AbstractTask):
     tolerance = 0.25
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_positive_int("n_frequencies", self.n_frequencies)
-        check_positive("w_min", self.w_min)
-        check_positive("w_max", self.w_max)
+        positive_int("n_steps", self.n_steps)
+        positive_int("n_frequencies", self.n_frequencies)
+        positive_number("w_min", self.w_min)
+        positive_number("w_max", self.w_max)
         if self.w_max < self.w_min:
             raise ValueError(f"w_max ({self.w_max}) must be >= w_min ({self.w_min})")
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
 
     @property
     def n_in(self) -> int:
@@ -286,7 +264,7 @@ class PerceptualDecisionMaking(DecisionTask):
                         "coherence": "coherence (%)"}
 
     def __check_init__(self):
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
         for name in _PDM_EPOCHS:
             check_duration(name, getattr(self, name))
         for name in ("stimulus", "decision"):
@@ -294,7 +272,7 @@ class PerceptualDecisionMaking(DecisionTask):
                 raise ValueError(f"{name} must always last at least one step of "
                                  f"dt={self.dt} ms, got {getattr(self, name)!r}")
         check_float_tuple("coherences", self.coherences, 0.0, 100.0)
-        check_nonneg("sigma", self.sigma)
+        nonnegative_number("sigma", self.sigma)
         if self.loss_type not in ("cross_entropy", "mse"):
             raise ValueError(f"loss_type={self.loss_type!r}: use 'cross_entropy' or 'mse'")
 

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._base import AbstractTask, Trial, masked_r2
+from .._validate import positive_int
+from ._base import AbstractTask, Trial, masked_r2, per_trial  # noqa: F401 - per_trial re-exported
 
 # ------------------------------------------------------------------------------ durations
 
@@ -187,23 +188,11 @@ def decode_linear_ring(code: Array) -> Array:
 # ------------------------------------------------------------------------------ base class
 
 
-def per_trial(x: Array, mask: Array) -> Array:
-    """Mean of ``x`` over each trial's masked entries: x, mask [..., T, n] -> [...]."""
-    num = jnp.sum(x * mask, axis=(-2, -1))
-    return num / jnp.maximum(jnp.sum(mask, axis=(-2, -1)), 1e-9)
-
-
 class ScoredTask(AbstractTask):
     """A task scored trial by trial: `trial_scores` gives each trial's accuracy in [0, 1]
-    (1/0 for decisions, a fraction of steps within tolerance for continuous outputs), and
-    `accuracy` is their mean (weighted by `trial_weights`, which lets a task leave out trials
+    (1/0 for decisions, a fraction of steps within tolerance for continuous outputs; the
+    default is `AbstractTask.trial_scores`), and `accuracy` is their mean (weighted by `trial_weights`, which lets a task leave out trials
     with no correct answer, such as zero coherence). The multitask `Mixture` relies on this."""
-
-    def trial_scores(self, outputs: Array, trial: Trial) -> Array:
-        """Accuracy per trial, [...batch] from outputs [..., T, n_out]. Default: the fraction
-        of masked entries within ``tolerance`` of the target."""
-        hit = (jnp.abs(outputs - trial.targets) < self.tolerance).astype(jnp.float32)
-        return per_trial(hit, (trial.mask > 0).astype(jnp.float32))
 
     def trial_weights(self, trial: Trial) -> Array:
         """How much each trial counts in `accuracy` (default 1 each)."""
@@ -235,6 +224,8 @@ class DecisionTask(ScoredTask):
     (``psychometric_by`` value -> curve name, e.g. ``{0: "motion", 1: "colour"}``).
     """
 
+    is_decision_task: ClassVar[bool] = True
+    has_psychometric: ClassVar[bool] = True
     psychometric_x: eqx.AbstractClassVar[str]
     psychometric_by: eqx.AbstractClassVar[str | None]
     psychometric_choice: ClassVar[int] = 1
@@ -277,8 +268,7 @@ def run_trials(model, task: AbstractTask, *, key: PRNGKeyArray, n_trials: int = 
 
     Returns ``(outputs [n_trials, T, n_out], trial)``.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = positive_int("n_trials", n_trials)
     if model.n_in != task.n_in or model.n_out != task.n_out:
         raise ValueError(
             f"model has n_in={model.n_in}, n_out={model.n_out} but the task has "
@@ -311,13 +301,14 @@ def psychometric(model, task, *, key: PRNGKeyArray, n_trials: int = 2048,
     ``x_label`` (the x condition with its units), ``y_label`` (``"P(<choice name>)"``),
     ``group_labels`` [n_groups] (the curves' names; ``[""]`` without a split).
     """
-    if not hasattr(task, "choices"):
-        raise TypeError(f"{type(task).__name__} is not a decision task (it has no choices())")
+    if not (isinstance(task, AbstractTask) and task.has_psychometric):
+        raise TypeError(f"{type(task).__name__} is not a decision task with psychometric "
+                        f"curves (has_psychometric; a DecisionTask, with choices())")
     outputs, trial = run_trials(model, task, key=key, n_trials=n_trials)
     choice = np.asarray(task.choices(outputs, trial))
-    counted = int(getattr(task, "psychometric_choice", 1))
-    x = x or getattr(task, "psychometric_x", "signed_coherence")
-    by = by if by is not None else getattr(task, "psychometric_by", None)
+    counted = int(task.psychometric_choice)
+    x = x or task.psychometric_x
+    by = by if by is not None else task.psychometric_by
     if x not in trial.conditions:
         raise ValueError(f"x={x!r} is not a condition of this task; "
                          f"conditions: {sorted(trial.conditions)}")
@@ -344,9 +335,9 @@ def psychometric(model, task, *, key: PRNGKeyArray, n_trials: int = 2048,
             if sel.any():
                 p[gi, li] = np.mean(choice[sel] == counted)
                 acc[gi, li] = np.mean(choice[sel] == truth[sel])
-    names = getattr(task, "choice_names", ("choice 0", "choice 1"))
-    label_of = getattr(task, "condition_label", lambda c: c.replace("_", " "))
-    group_names = getattr(task, "group_names", {})
+    names = task.choice_names
+    label_of = task.condition_label
+    group_names = task.group_names
     if by is None:
         group_labels = [""]
     else:

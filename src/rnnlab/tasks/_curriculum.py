@@ -12,6 +12,7 @@ from typing import Any
 import jax
 from jaxtyping import PRNGKeyArray
 
+from .._validate import as_number, positive_int
 from ._base import AbstractTask, make, registered_name
 
 
@@ -45,8 +46,8 @@ class Curriculum:
             if not math.isclose(s.dt, first.dt):
                 raise ValueError(f"stage {i} has dt={s.dt} but stage 0 has dt={first.dt}")
         t = self.threshold
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
-                              or not 0 <= t <= 1):
+        v = None if t is None else as_number(t)
+        if t is not None and (v is None or not 0 <= v <= 1):
             raise ValueError(f"threshold must be in [0, 1] or None, got {t!r}")
 
     @classmethod
@@ -115,8 +116,7 @@ def train_curriculum(
 
     if not isinstance(curriculum, Curriculum):
         raise TypeError(f"curriculum must be a Curriculum, got {type(curriculum).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    steps = positive_int("steps", steps)
     if "target_accuracy" in train_kwargs:
         raise ValueError("target_accuracy is set by the curriculum (use Curriculum.threshold)")
     out = Path(out_dir) if out_dir is not None else None

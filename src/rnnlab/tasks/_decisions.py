@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import nonnegative_number, positive_number
 from ._base import Trial, register
-from ._basic import check_nonneg, check_positive
 from ._common import (
     DecisionTask,
     check_duration,
@@ -100,11 +100,11 @@ class ContextDecisionMaking(DecisionTask):
     group_names = {0: "motion context", 1: "colour context"}
 
     def __check_init__(self):
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
         for name in _CDDM_EPOCHS:
             check_duration(name, getattr(self, name))
         check_float_tuple("coherences", self.coherences, -1.0, 1.0)
-        check_nonneg("input_noise", self.input_noise)
+        nonnegative_number("input_noise", self.input_noise)
         if not isinstance(self.stimulus_until_end, (bool, np.bool_)):
             raise TypeError(f"stimulus_until_end must be True or False, got "
                             f"{self.stimulus_until_end!r}")
@@ -245,7 +245,7 @@ class DelayedDiscrimination(DecisionTask):
     _epochs = ("fore", "stimulus_1", "delay", "stimulus_2", "decision")
 
     def __check_init__(self):
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
         for name in self._epochs:
             check_duration(name, getattr(self, name))
         for name in ("stimulus_1", "stimulus_2", "decision"):
@@ -257,7 +257,7 @@ class DelayedDiscrimination(DecisionTask):
                 isinstance(p, tuple) and len(p) == 2 and p[0] != p[1] for p in fp)):
             raise ValueError("frequency_pairs must be a non-empty list of (f1, f2) pairs of "
                              f"different frequencies in Hz, got {fp!r}")
-        check_nonneg("input_noise", self.input_noise)
+        nonnegative_number("input_noise", self.input_noise)
 
     @property
     def n_in(self) -> int:
@@ -352,13 +352,13 @@ class GoNoGo(DecisionTask):
     _epochs = ("fixation", "stimulus", "delay", "response")
 
     def __check_init__(self):
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
         for name in self._epochs:
             check_duration(name, getattr(self, name))
         for name in ("stimulus", "response"):
             if max_steps(getattr(self, name), self.dt) < 1:
                 raise ValueError(f"{name} must last at least one step of dt={self.dt} ms")
-        check_nonneg("input_noise", self.input_noise)
+        nonnegative_number("input_noise", self.input_noise)
 
     @property
     def n_in(self) -> int:

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import nonnegative_number, positive_int, positive_number
 from ._base import Trial, register
-from ._basic import check_nonneg, check_positive, check_positive_int
 from ._common import (
     DecisionTask,
     ScoredTask,
@@ -48,10 +48,10 @@ class Integrator(ScoredTask):
     tolerance = 0.2
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_nonneg("bias_max", self.bias_max)
-        check_nonneg("noise_std", self.noise_std)
-        check_positive("dt", self.dt)
+        positive_int("n_steps", self.n_steps)
+        nonnegative_number("bias_max", self.bias_max)
+        nonnegative_number("noise_std", self.noise_std)
+        positive_number("dt", self.dt)
 
     @property
     def n_in(self) -> int:
@@ -125,15 +125,15 @@ class AngularIntegrator(ScoredTask):
     recommended_steps = 10000
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_nonneg("cue", self.cue)
-        check_nonneg("velocity_std", self.velocity_std)
-        check_positive("velocity_tau", self.velocity_tau)
-        check_positive("velocity_gain", self.velocity_gain)
+        positive_int("n_steps", self.n_steps)
+        nonnegative_number("cue", self.cue)
+        nonnegative_number("velocity_std", self.velocity_std)
+        positive_number("velocity_tau", self.velocity_tau)
+        positive_number("velocity_gain", self.velocity_gain)
         check_choice("output", self.output, ("sincos", "phase"))
-        check_positive("angle_tolerance", self.angle_tolerance)
-        check_nonneg("input_noise", self.input_noise)
-        check_positive("dt", self.dt)
+        positive_number("angle_tolerance", self.angle_tolerance)
+        nonnegative_number("input_noise", self.input_noise)
+        positive_number("dt", self.dt)
         if round(self.cue / self.dt) >= self.n_steps:
             raise ValueError(f"cue ({self.cue} ms) must be shorter than the trial "
                              f"({self.n_steps} steps of {self.dt} ms)")
@@ -229,11 +229,11 @@ class BinaryDecision(DecisionTask):
     condition_labels = {"bias": "bias (per step)", "integral": "integral of the input"}
 
     def __check_init__(self):
-        check_positive("dt", self.dt)
+        positive_number("dt", self.dt)
         check_duration("stimulus", self.stimulus)
-        check_positive("decision", self.decision)
-        check_nonneg("bias_max", self.bias_max)
-        check_nonneg("noise_std", self.noise_std)
+        positive_number("decision", self.decision)
+        nonnegative_number("bias_max", self.bias_max)
+        nonnegative_number("noise_std", self.noise_std)
         if max_steps(self.stimulus, self.dt) < 1 or round(self.decision / self.dt) < 1:
             raise ValueError(f"stimulus and decision must each last at least one step of "
                              f"dt={self.dt} ms")

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import integer, nonnegative_number, positive_int, positive_number
 from ._base import Trial, register
-from ._basic import check_nonneg, check_nonneg_int, check_positive, check_positive_int
 from ._common import (
     DecisionTask,
     ScoredTask,
@@ -37,8 +37,8 @@ def _jitter(key, jitter: int):
 
 
 def _check_window(name_on, on, name_off, off, n_steps, jitter=0):
-    check_nonneg_int(name_on, on)
-    check_positive_int(name_off, off)
+    integer(name_on, on, 0)
+    positive_int(name_off, off)
     if off <= on:
         raise ValueError(f"{name_off} ({off}) must be after {name_on} ({on})")
     if on - jitter < 0 or off + jitter > n_steps:
@@ -87,16 +87,16 @@ class DelayedMatchToSample(DecisionTask):
     group_names = {0: "sample 0", 1: "sample 1"}
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_nonneg_int("jitter", self.jitter)
+        positive_int("n_steps", self.n_steps)
+        integer("jitter", self.jitter, 0)
         _check_window("sample_on", self.sample_on, "sample_off", self.sample_off,
                       self.n_steps, self.jitter)
         _check_window("test_on", self.test_on, "test_off", self.test_off, self.n_steps,
                       self.jitter)
         _check_window("decision_on", self.decision_on, "decision_off", self.decision_off,
                       self.n_steps)
-        check_nonneg("input_noise", self.input_noise)
-        check_positive("dt", self.dt)
+        nonnegative_number("input_noise", self.input_noise)
+        positive_number("dt", self.dt)
 
     @property
     def n_in(self) -> int:
@@ -161,15 +161,15 @@ class _MemoryNumberBase(ScoredTask):
     tolerance = 0.1
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_nonneg_int("jitter", self.jitter)
+        positive_int("n_steps", self.n_steps)
+        integer("jitter", self.jitter, 0)
         _check_window("stim_on", self.stim_on, "stim_off", self.stim_off, self.n_steps,
                       self.jitter)
         _check_window("recall_on", self.recall_on, "recall_off", self.recall_off, self.n_steps)
         if self.stim_off + self.jitter > self.recall_on:
             raise ValueError("the stimulus (with jitter) must end before recall_on")
-        check_nonneg("input_noise", self.input_noise)
-        check_positive("dt", self.dt)
+        nonnegative_number("input_noise", self.input_noise)
+        positive_number("dt", self.dt)
 
     @property
     def n_in(self) -> int:
@@ -259,7 +259,7 @@ def _steps_spec(value):
 
 def _check_steps_spec(name, spec):
     if isinstance(spec, int):
-        check_nonneg_int(name, spec)
+        integer(name, spec, 0)
     else:
         check_duration(name, spec)
 
@@ -313,8 +313,8 @@ class MemoryAntiAngle(ScoredTask):
     recommended_steps = 8000
 
     def __check_init__(self):
-        check_positive_int("n_steps", self.n_steps)
-        check_nonneg_int("jitter", self.jitter)
+        positive_int("n_steps", self.n_steps)
+        integer("jitter", self.jitter, 0)
         _check_window("stim_on", self.stim_on, "stim_off", self.stim_off, self.n_steps,
                       self.jitter)
         _check_steps_spec("recall_on", self.recall_on)
@@ -326,9 +326,9 @@ class MemoryAntiAngle(ScoredTask):
         if self.stim_off + self.jitter > self.recall_bounds[0]:
             raise ValueError(f"the stimulus (stim_off {self.stim_off} + jitter {self.jitter}) "
                              f"must end before the earliest recall_on ({self.recall_on!r})")
-        check_positive("angle_tolerance", self.angle_tolerance)
-        check_nonneg("input_noise", self.input_noise)
-        check_positive("dt", self.dt)
+        positive_number("angle_tolerance", self.angle_tolerance)
+        nonnegative_number("input_noise", self.input_noise)
+        positive_number("dt", self.dt)
 
     @property
     def fixed_layout(self) -> bool:

@@ -8,19 +8,6 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ._base import AbstractTask, Trial, masked_r2, registered_name
-from ._common import per_trial
-
-
-def trial_scores_of(task: AbstractTask, outputs: Array, trial: Trial) -> Array:
-    """Per-trial accuracy [...batch] of any task: its own `trial_scores` when it has one, the
-    decision accuracy for tasks with ``decisions`` (the foundation's perceptual decision
-    task), else the fraction of masked targets within ``task.tolerance``."""
-    if hasattr(task, "trial_scores"):
-        return task.trial_scores(outputs, trial)
-    if hasattr(task, "decisions") and "choice" in trial.conditions:
-        return (task.decisions(outputs) == trial.conditions["choice"] + 1).astype(jnp.float32)
-    hit = (jnp.abs(outputs - trial.targets) < task.tolerance).astype(jnp.float32)
-    return per_trial(hit, (trial.mask > 0).astype(jnp.float32))
 
 
 def _task_label(task: AbstractTask, i: int) -> str:
@@ -157,7 +144,7 @@ class Mixture(AbstractTask):
         scores = jnp.zeros(which.shape, jnp.float32)
         for i, t in enumerate(self.tasks):
             o, sub = self.sub_trial(i, outputs, trial)
-            scores = jnp.where(which == i, trial_scores_of(t, o, sub), scores)
+            scores = jnp.where(which == i, t.trial_scores(o, sub), scores)
         return scores
 
     def accuracy(self, outputs: Array, trial: Trial) -> Array:

@@ -6,7 +6,6 @@ trial per row, padded to the longest with the mask off), then `sample` draws row
 bank with a JAX key, so sampling stays pure and runs inside the compiled training step.
 """
 
-import math
 import warnings
 from typing import Any
 
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import nonnegative_number, positive_int
 from ._base import Trial
 from ._common import DecisionTask
 
@@ -151,15 +151,12 @@ def from_neurogym(
 
     Returns: a `NeuroGymTask`; its ``dt`` is the environment's (build the model with it).
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = positive_int("n_trials", n_trials)
     if targets not in ("class", "one_hot"):
         raise ValueError(f"targets must be 'class' or 'one_hot', got {targets!r}")
     if mask not in ("trial", "decision"):
         raise ValueError(f"mask must be 'trial' or 'decision', got {mask!r}")
-    if not (isinstance(input_noise, (int, float)) and math.isfinite(input_noise)
-            and input_noise >= 0):
-        raise ValueError(f"input_noise must be a number >= 0, got {input_noise!r}")
+    input_noise = nonnegative_number("input_noise", input_noise)
     if isinstance(env_or_name, str):
         ngym = _import_neurogym()
         try:

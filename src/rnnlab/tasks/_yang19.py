@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import nonnegative_number, positive_int, positive_number
 from ._base import Trial, register
-from ._basic import check_nonneg, check_positive, check_positive_int
 from ._common import (
     ScoredTask,
     check_float_tuple,
@@ -369,12 +369,12 @@ class _Yang19Common(ScoredTask):
     target_accuracy = 0.9
 
     def _check(self):
-        check_positive_int("n_ring", self.n_ring)
+        positive_int("n_ring", self.n_ring)
         if self.n_ring < 4:
             raise ValueError(f"n_ring must be at least 4, got {self.n_ring}")
-        check_positive("dt", self.dt)
-        check_nonneg("input_noise", self.input_noise)
-        check_nonneg("grace", self.grace)
+        positive_number("dt", self.dt)
+        nonnegative_number("input_noise", self.input_noise)
+        nonnegative_number("grace", self.grace)
         check_float_tuple("coherences", self.coherences, 0.0, 2.0)
         check_float_tuple("delay_coherences", self.delay_coherences, 0.0, 2.0)
 
