@@ -245,7 +245,7 @@ def test_psychometric_matches_the_analytic_curve_of_a_perfect_integrator():
     assert np.all(np.diff(y) > 0)
     assert abs(np.interp(0.5, y, fit.get_xdata())) < 2.0
     # its slope matches the probit's: logistic scale ~ s / 1.7 (the usual probit-logit ratio)
-    from rnnlab.plot._psychometric import fit_logistic
+    from rnnlab.figdata import fit_logistic
 
     bias, scale = fit_logistic(x, p, np.full(len(x), n_per_point))
     assert s / 1.7 * 0.8 < scale < s / 1.7 * 1.25

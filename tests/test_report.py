@@ -123,7 +123,7 @@ def test_report_sections_and_state_space_content(report):
     # sample trials: one grey band per run of mask-0 steps, per trial and output channel
     import jax
 
-    from rnnlab.plot._trials import sample_trials
+    from rnnlab.figdata import sample_trials
 
     task, _ = flipflop_network()
     few = sample_trials(task, key=jax.random.PRNGKey(1), n_trials=3)

@@ -34,7 +34,7 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
               "pca": data.pca}
         emit("state_space", state_space(data.trajectory, **kw))
         emit("state_space_3d", state_space(data.trajectory, n_components=3, **kw))
-        if hasattr(data.task, "choices"):  # every decision task
+        if data.task.has_psychometric:
             emit("psychometric", psychometric(data.model, data.task))
     if data.fixed_points is not None and len(data.fixed_points):
         emit("eigenspectra", eigenspectra(data.fixed_points))
@@ -62,10 +62,13 @@ def plot_cmd(
 ):
     """Write the static figures of a run (PNG and SVG): trials, training curves, state space
     with fixed points, eigen-spectra, connectivity, topology, psychometric curve."""
-    from ..plot._style import require_matplotlib
+    from .._validate import positive_int
+    from ..figdata import require_matplotlib
 
-    if n_trials < 1:
-        raise CLIError(f"--n-trials must be a positive integer, got {n_trials}")
+    try:
+        positive_int("--n-trials", n_trials)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     try:
         require_matplotlib()
     except ImportError as e:

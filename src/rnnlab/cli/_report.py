@@ -20,12 +20,15 @@ def report_cmd(
 ):
     """Write RUN/report.html: one file that opens offline (plotly inlined), with the run's
     configuration, training curves, trials, a 3D state space with fixed points, eigen-spectra,
-    connectivity and the fixed-point topology."""
-    from ..plot._style import require_plotly
+    connectivity, the fixed-point topology and, for decision tasks, a psychometric curve."""
+    from .._validate import positive_int
+    from ..figdata import require_plotly
     from ..report import write_report
 
-    if n_trials < 1:
-        raise CLIError(f"--n-trials must be a positive integer, got {n_trials}")
+    try:
+        positive_int("--n-trials", n_trials)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     try:
         require_plotly()
     except ImportError as e:

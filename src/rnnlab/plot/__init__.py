@@ -4,12 +4,12 @@ Every function takes rnnlab objects and returns a matplotlib Figure. matplotlib 
 only when a function is called.
 """
 
+from ..figdata import STABILITY_COLORS as STABILITY_COLORS
 from ._connectivity import connectivity as connectivity
 from ._psychometric import psychometric as psychometric
 from ._save import save_figure as save_figure
 from ._spectra import eigenspectra as eigenspectra
 from ._state_space import state_space as state_space
-from ._style import STABILITY_COLORS as STABILITY_COLORS
 from ._topology import topology as topology
 from ._training import training_curves as training_curves
 from ._trials import trials as trials

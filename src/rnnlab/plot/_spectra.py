@@ -4,23 +4,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._project import n_points, stability_labels
-from ._style import (
-    HOLLOW,
-    STABILITY_COLORS,
-    STABILITY_MARKERS,
-    STABILITY_ORDER,
-    new_figure,
-    paper_style,
+from ..figdata import (
+    euler_boundary,
+    n_points,
     point_label,
+    stability_kinds,
+    stability_labels,
+    stability_style,
     stability_view_text,
 )
-
-
-def euler_boundary(dt: float, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """The curve |1 + dt λ| = 1 in the λ plane: the circle of radius 1/dt around -1/dt."""
-    theta = np.linspace(0, 2 * np.pi, n)
-    return -1.0 / dt + np.cos(theta) / dt, np.sin(theta) / dt
+from ._style import new_figure, paper_style
 
 
 def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
@@ -60,18 +53,15 @@ def eigenspectra(fixed_points, *, which: Sequence[int] | None = None, ax=None):
             fig = ax.figure
         ax.axhline(0.0, color="0.88", lw=0.6, zorder=0)
         shown = lam[idx].ravel()
-        for kind in STABILITY_ORDER + tuple(sorted(set(labels) - set(STABILITY_ORDER))):
+        for kind in stability_kinds(labels[i] for i in idx):
             sel = [i for i in idx if labels[i] == kind]
-            if not sel:
-                continue
             vals = lam[sel].ravel()
-            color = STABILITY_COLORS.get(kind, "k")
-            slow = kind == "slow"
-            ax.scatter(vals.real, vals.imag, s=5 if slow else 16,
-                       marker=STABILITY_MARKERS.get(kind, "s"),
-                       facecolors="white" if kind in HOLLOW else color, edgecolors=color,
-                       linewidths=0.4 if slow else 0.9, alpha=0.6 if slow else 0.85,
-                       zorder=2 if slow else (4 if kind == "stable" else 3),
+            style = stability_style(kind)
+            ax.scatter(vals.real, vals.imag, s=5 if style.small else 16, marker=style.marker,
+                       facecolors="white" if style.hollow else style.color,
+                       edgecolors=style.color, linewidths=0.4 if style.small else 0.9,
+                       alpha=0.6 if style.small else 0.85,
+                       zorder=2 if style.small else (4 if kind == "stable" else 3),
                        gid=f"eigenvalues_{kind}", label=point_label(kind, len(sel)))
         if continuous and dt is not None:
             # limits from the eigenvalues (and the origin), not from the circle

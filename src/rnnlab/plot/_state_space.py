@@ -4,30 +4,24 @@ from typing import Any
 
 import numpy as np
 
-from ._project import (
+from ..figdata import (
+    SEGMENT_FRACTION,
+    condition_colors,
     fit_projection,
     manifold_kind,
     manifold_states,
     n_points,
-    stability_labels,
-    trajectory_states,
-    unstable_directions,
-)
-from ._style import (
-    HOLLOW,
-    STABILITY_COLORS,
-    STABILITY_MARKERS,
-    STABILITY_ORDER,
-    STABILITY_SIZES,
-    condition_colors,
-    new_figure,
-    paper_style,
     point_label,
     primary_condition,
-    stability_view_text,
+    projected_extent,
+    stability_kinds,
+    stability_labels,
+    stability_legend_title,
+    stability_style,
+    trajectory_states,
+    unstable_segments,
 )
-
-SEGMENT_FRACTION = 0.08  # half-length of a saddle's unstable-direction segment / data extent
+from ._style import new_figure, paper_style
 
 
 def _resolve_conditions(conditions, n_trials):
@@ -94,7 +88,7 @@ def state_space(
             f"trajectories in {traj.shape[-1]}"
         )
     z = proj(traj)  # [B, T, k]
-    extent = float(np.max(np.ptp(z.reshape(-1, n_components), axis=0))) or 1.0
+    extent = projected_extent(z)
     with paper_style():
         own = ax is None
         if ax is None:
@@ -123,7 +117,7 @@ def state_space(
                 fig.legend(handles=cond_handles, title=title, loc="outside right upper",
                            fontsize=7, title_fontsize=8)
             if fp_handles:
-                fig.legend(handles=fp_handles, title=fixed_point_legend_title(fixed_points),
+                fig.legend(handles=fp_handles, title=stability_legend_title(fixed_points),
                            loc="outside right lower", fontsize=7, title_fontsize=8)
         elif cond_handles or fp_handles:
             ax.legend(handles=cond_handles + fp_handles, loc="best", fontsize=7)
@@ -156,43 +150,32 @@ def _draw_trajectories(ax, z, values) -> list:
     return [Line2D([], [], color=c, lw=1.5, label=lab) for lab, c in zip(labels, colors)]
 
 
-def fixed_point_legend_title(fp) -> str:
-    """Legend title naming the stability view, e.g. "stability (Euler map, dt=10 ms)"."""
-    view = stability_view_text(fp).split(":")[0]
-    return f"stability ({view})"
-
-
 def _draw_fixed_points(ax, fp, proj, half_length) -> list:
     """Draw the fixed points by stability and the slow points; returns legend handles."""
     from matplotlib.lines import Line2D
 
     labels = stability_labels(fp)
     pts = proj(np.asarray(fp.states))
-    present = []
-    for kind in STABILITY_ORDER + tuple(sorted(set(labels) - set(STABILITY_ORDER))):
+    present = stability_kinds(labels)
+    for kind in present:
         sel = [i for i, lab in enumerate(labels) if lab == kind]
-        if not sel:
-            continue
-        present.append(kind)
-        color = STABILITY_COLORS.get(kind, "k")
-        marker = STABILITY_MARKERS.get(kind, "s")
-        face = "white" if kind in HOLLOW else color
+        style = stability_style(kind)
+        face = "white" if style.hollow else style.color
         extra = {"depthshade": False} if proj.components.shape[0] == 3 else {}
-        slow = kind == "slow"
-        ax.scatter(*pts[sel].T, s=STABILITY_SIZES.get(kind, 70), marker=marker,
-                   facecolors=face, edgecolors=color, linewidths=0.4 if slow else 1.6,
-                   zorder=4 if slow else 6, alpha=0.7 if slow else 1.0,
+        ax.scatter(*pts[sel].T, s=style.size, marker=style.marker,
+                   facecolors=face, edgecolors=style.color,
+                   linewidths=0.4 if style.small else 1.6, zorder=4 if style.small else 6,
+                   alpha=0.7 if style.small else 1.0,
                    gid=f"fixed_points_{kind}", label=point_label(kind), **extra)
         if kind == "saddle":
             for i in sel:
-                for v in unstable_directions(fp, i):
-                    d = proj.direction(v) * half_length
-                    seg = np.stack([pts[i] - d, pts[i] + d])
-                    ax.plot(*seg.T, color=color, lw=1.8, zorder=5, gid="unstable_direction")
+                for seg in unstable_segments(fp, i, proj, half_length):
+                    ax.plot(*seg.T, color=style.color, lw=1.8, zorder=5,
+                            gid="unstable_direction")
     return [
-        Line2D([], [], ls="none", marker=STABILITY_MARKERS.get(k, "s"),
-               ms=4 if k == "slow" else 7, mew=1.6,
-               mfc="white" if k in HOLLOW else STABILITY_COLORS.get(k, "k"),
-               mec=STABILITY_COLORS.get(k, "k"), label=point_label(k, labels.count(k)))
+        Line2D([], [], ls="none", marker=stability_style(k).marker,
+               ms=4 if stability_style(k).small else 7, mew=1.6,
+               mfc="white" if stability_style(k).hollow else stability_style(k).color,
+               mec=stability_style(k).color, label=point_label(k, labels.count(k)))
         for k in present
     ]

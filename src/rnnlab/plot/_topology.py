@@ -4,66 +4,18 @@ from typing import Any
 
 import numpy as np
 
-from ._project import fit_projection, stability_labels
-from ._style import (
-    HOLLOW,
-    STABILITY_COLORS,
-    STABILITY_MARKERS,
-    STABILITY_ORDER,
-    new_figure,
-    paper_style,
+from ..figdata import (
+    edge_weight,
+    graph_layout,
+    node_stability,
     point_label,
-    stability_view_text,
+    stability_kinds,
+    stability_legend_title,
+    stability_style,
 )
-
+from ._style import new_figure, paper_style
 
 MAX_LABELLED_EDGES = 20
-
-
-def edge_weight(data: dict) -> float:
-    """The transition probability stored on an edge (``probability``, ``weight`` or ``p``)."""
-    for k in ("probability", "weight", "p"):
-        if k in data:
-            return float(data[k])
-    return 1.0
-
-
-def node_stability(graph, node, fixed_points) -> str:
-    data = graph.nodes[node]
-    if "stability" in data:
-        return str(data["stability"])
-    if fixed_points is not None and isinstance(node, (int, np.integer)):
-        return stability_labels(fixed_points)[int(node)]
-    return "unknown"
-
-
-def graph_layout(graph, fixed_points=None, *, pca: Any = None) -> tuple[dict, bool]:
-    """(node -> (x, y), whether the positions are principal components).
-
-    With ``fixed_points``, nodes that are its indices sit at the points' first two principal
-    components (so the graph looks like the state space) and other nodes (``"unsettled"``) in
-    a column to the right; else a spring layout.
-    """
-    import networkx as nx
-
-    nodes = list(graph.nodes)
-    idx = [n for n in nodes if isinstance(n, (int, np.integer))]
-    if fixed_points is not None and idx:
-        x = np.asarray(fixed_points.states, float)
-        if max(idx) < len(x) and len(x) >= 2:
-            z = fit_projection(x, 2, pca=pca)(x)
-            if np.ptp(z[:, 1]) < 1e-9 * max(np.ptp(z[:, 0]), 1e-12):
-                z[:, 1] = 0.0
-            pts = z[idx]
-            span = np.ptp(pts, axis=0)
-            if span.max() > 0:
-                pos = {n: tuple(z[int(n)]) for n in idx}
-                others = [n for n in nodes if n not in pos]
-                for k, n in enumerate(others):
-                    pos[n] = (pts[:, 0].max() + 0.25 * span.max(),
-                              pts[:, 1].max() - 0.2 * k * span.max())
-                return pos, True
-    return nx.spring_layout(graph, seed=0), False
 
 
 def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float = 0.0):
@@ -117,16 +69,14 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
         kinds: dict[str, list] = {}
         for node in graph.nodes:
             kinds.setdefault(node_stability(graph, node, fixed_points), []).append(node)
-        order = [k for k in STABILITY_ORDER if k in kinds] + sorted(
-            set(kinds) - set(STABILITY_ORDER))
-        for kind in order:
+        for kind in stability_kinds(kinds):
             nodes = kinds[kind]
-            color = STABILITY_COLORS.get(kind, "k")
+            style = stability_style(kind)
             xy = np.array([pos[n] for n in nodes])
-            ax.scatter(*xy.T, s=60 if kind == "slow" else 140,
-                       marker="o" if kind == "slow" else STABILITY_MARKERS.get(kind, "s"),
-                       facecolors="white" if kind in HOLLOW else color, edgecolors=color,
-                       linewidths=1.6, zorder=4, gid=f"nodes_{kind}",
+            ax.scatter(*xy.T, s=60 if style.small else 140,
+                       marker="o" if style.small else style.marker,
+                       facecolors="white" if style.hollow else style.color,
+                       edgecolors=style.color, linewidths=1.6, zorder=4, gid=f"nodes_{kind}",
                        label=point_label(kind, len(nodes)))
             for n, (x, y) in zip(nodes, xy):
                 ax.annotate(str(n), (x, y), xytext=(7, 7), textcoords="offset points",
@@ -141,6 +91,6 @@ def topology(graph, *, fixed_points: Any = None, ax=None, min_probability: float
         ax.set_title("fixed-point topology")
         title = None
         if fixed_points is not None and hasattr(fixed_points, "is_continuous"):
-            title = f"stability ({stability_view_text(fixed_points).split(':')[0]})"
+            title = stability_legend_title(fixed_points)
         ax.legend(loc="best", fontsize=7, title=title, title_fontsize=7)
     return fig

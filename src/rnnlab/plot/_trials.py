@@ -5,59 +5,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._style import format_condition, new_figure, paper_style, primary_condition
+from .._validate import positive_int
+from ..figdata import describe_trial, sample_trials
+from ._style import new_figure, paper_style
 
 _MAX_SEPARATE_OUTPUTS = 4
-
-
-def sample_trials(task, *, key, n_trials: int, condition: str | None = None):
-    """``n_trials`` trials of ``task``, spread over the values of ``condition`` when possible.
-
-    Samples ``max(8 * n_trials, 64)`` trials from ``key`` and keeps the first trial of each
-    distinct condition value (in sorted order of value, evenly spaced), padding with others.
-    Returns a batched `Trial`.
-    """
-    pool = task.sample_batch(key, max(8 * n_trials, 64))
-    conds = {k: np.asarray(v) for k, v in pool.conditions.items()}
-    name = condition if condition is not None else primary_condition(conds)
-    if name is None or name not in conds:
-        if condition is not None:
-            raise ValueError(
-                f"condition={condition!r} is not a condition of this task; it has "
-                f"{sorted(conds)}"
-            )
-        picked = list(range(n_trials))
-    else:
-        values = conds[name].reshape(conds[name].shape[0], -1)
-        first: dict[tuple, int] = {}
-        for i, row in enumerate(values):
-            first.setdefault(tuple(np.round(row, 6)), i)
-        distinct = [first[k] for k in sorted(first)]
-        if len(distinct) >= n_trials:
-            sel = np.linspace(0, len(distinct) - 1, n_trials).round().astype(int)
-            picked = [distinct[i] for i in sel]
-        else:
-            rest = [i for i in range(len(values)) if i not in distinct]
-            picked = distinct + rest[: n_trials - len(distinct)]
-    idx = np.asarray(picked)
-    return jax.tree.map(lambda a: a[idx], pool)
-
-
-def _describe(conditions: dict[str, np.ndarray], i: int, limit: int = 2) -> str:
-    """Trial ``i``'s conditions as short text, the task's main condition first."""
-    parts = []
-    first = primary_condition(conditions)
-    names = ([first] if first else []) + [k for k in conditions if k != first]
-    for name in names:
-        v = conditions[name]
-        val = np.asarray(v)[i]
-        if val.ndim == 0:
-            parts.append(f"{name} {format_condition(val.item())}")
-        elif val.size <= 8:
-            parts.append(f"{name} {format_condition(tuple(np.round(val, 6).tolist()))}")
-        if len(parts) == limit:
-            break
-    return ", ".join(parts)
 
 
 def trials(
@@ -94,8 +46,7 @@ def trials(
     """
     from .._simulate import simulate
 
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = positive_int("n_trials", n_trials)
     if trials is None:
         if key is None:
             key = jax.random.PRNGKey(0)
@@ -132,7 +83,7 @@ def trials(
             ax = axes[0, c]
             for j in range(inputs.shape[-1]):
                 ax.plot(t, inputs[c, :, j], color=colors[j], lw=1.0, label=f"input {j + 1}")
-            title = _describe(conds, c)
+            title = describe_trial(conds, c)
             ax.set_title(title if title else f"trial {c + 1}", fontsize=9)
             if c == 0:
                 ax.set_ylabel("input")

@@ -1,25 +1,30 @@
 """The report's interactive plotly figures (same content and colours as `rnnlab.plot`)."""
 
-from typing import Any
-
 import jax
 import numpy as np
 
-from ..plot._project import (
+from ..figdata import (
+    SEGMENT_FRACTION,
+    condition_colors,
+    describe_trial,
+    edge_weight,
+    excitatory_count,
     fit_projection,
+    graph_layout,
     manifold_kind,
     manifold_states,
+    model_weights,
+    node_stability,
+    projected_extent,
+    psychometric_curves,
+    recurrent_blocks,
+    stability_kinds,
     stability_labels,
-    unstable_directions,
+    stability_style,
+    symmetric_limit,
+    unstable_segments,
 )
-from ..plot._state_space import SEGMENT_FRACTION
-from ..plot._style import STABILITY_COLORS, STABILITY_ORDER, condition_colors, format_condition
 
-# plotly marker symbols matching the matplotlib ones (filled / hollow / cross).
-SYMBOLS_3D = {"stable": "circle", "saddle": "circle-open", "unstable": "x",
-              "marginal": "diamond-open"}
-SYMBOLS_2D = {"stable": "circle", "saddle": "circle-open", "unstable": "x-thin-open",
-              "marginal": "diamond-open"}
 _LAYOUT = {"template": "plotly_white", "font": {"family": "Helvetica, Arial, sans-serif",
                                                  "size": 12},
            "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
@@ -31,8 +36,21 @@ def _go():
     return go
 
 
-def _kinds(labels):
-    return [k for k in STABILITY_ORDER if k in labels] + sorted(set(labels) - set(STABILITY_ORDER))
+def _marker(kind: str, *, three_d: bool, size: float) -> dict:
+    """The plotly marker of a stability class (`rnnlab.figdata.STABILITY_STYLES`): slow points
+    at half ``size``."""
+    style = stability_style(kind)
+    return {"color": style.color, "size": size / 2 if style.small else size,
+            "symbol": style.symbol_3d if three_d else style.symbol_2d,
+            "line": {"color": style.color, "width": 1 if style.small else 2}}
+
+
+def _point_name(kind: str, count: int) -> str:
+    """Legend name of a class: ``"stable fixed points (8)"``; slow points are no fixed points:
+    ``"slow points (|F| < tol) (5)"``."""
+    if stability_style(kind).small:
+        return f"slow points (|F| < tol) ({count})"
+    return f"{kind} fixed points ({count})"
 
 
 # ----------------------------------------------------------------------------- training
@@ -67,7 +85,6 @@ def trials_figure(task, model, trials):
     from plotly.subplots import make_subplots
 
     from .._simulate import simulate
-    from ..plot._trials import _describe
 
     go = _go()
     inputs, targets = np.asarray(trials.inputs), np.asarray(trials.targets)
@@ -80,7 +97,7 @@ def trials_figure(task, model, trials):
     groups = [[j] for j in range(n_out)] if separate else [list(range(n_out))]
     t = np.arange(n_steps) * float(task.dt)
     conds = {k: np.asarray(v) for k, v in trials.conditions.items()}
-    titles = [_describe(conds, c) or f"trial {c + 1}" for c in range(n_trials)]
+    titles = [describe_trial(conds, c) or f"trial {c + 1}" for c in range(n_trials)]
     fig = make_subplots(rows=1 + len(groups), cols=n_trials, shared_xaxes=True,
                         subplot_titles=titles + [""] * (len(groups) * n_trials),
                         vertical_spacing=0.05, horizontal_spacing=0.04)
@@ -144,7 +161,7 @@ def state_space_figure(states, condition_values, condition_name, fixed_points=No
     traj = np.asarray(states, float)
     proj = fit_projection(traj, n_components, pca=pca)
     z = proj(traj)
-    extent = float(np.max(np.ptp(z.reshape(-1, n_components), axis=0))) or 1.0
+    extent = projected_extent(z)
     Scatter = go.Scatter3d if n_components == 3 else go.Scatter
     fig = go.Figure()
 
@@ -182,27 +199,22 @@ def state_space_figure(states, condition_values, condition_name, fixed_points=No
         labels = stability_labels(fixed_points)
         pts = proj(np.asarray(fixed_points.states))
         half = SEGMENT_FRACTION * extent
-        for kind in _kinds(labels):
+        for kind in stability_kinds(labels):
             sel = [i for i, lab in enumerate(labels) if lab == kind]
-            color = STABILITY_COLORS.get(kind, "#000000")
-            symbols = SYMBOLS_3D if n_components == 3 else SYMBOLS_2D
-            marker = {"color": color, "size": 9 if n_components == 3 else 12,
-                      "symbol": symbols.get(kind, "square"), "line": {"color": color, "width": 2}}
+            marker = _marker(kind, three_d=n_components == 3,
+                             size=9 if n_components == 3 else 12)
             fig.add_trace(Scatter(**xyz(pts[sel]), mode="markers", marker=marker,
-                                  name=f"{kind} fixed points ({len(sel)})",
+                                  name=_point_name(kind, len(sel)),
                                   legendgroup=f"fp_{kind}",
                                   hovertext=[fixed_point_hover(fixed_points, i) for i in sel],
                                   hoverinfo="text", customdata=sel))
             if kind == "saddle":
-                segs = []
-                for i in sel:
-                    for v in unstable_directions(fixed_points, i):
-                        d = proj.direction(v) * half
-                        segs.append(np.stack([pts[i] - d, pts[i] + d]))
+                segs = [seg for i in sel
+                        for seg in unstable_segments(fixed_points, i, proj, half)]
                 if segs:
                     fig.add_trace(Scatter(**xyz(joined(segs)), mode="lines",
                                           name="unstable directions", legendgroup="fp_saddle",
-                                          line={"color": color, "width": 4},
+                                          line={"color": marker["color"], "width": 4},
                                           hoverinfo="skip", showlegend=False))
     axis = proj.axis_labels()
     if n_components == 3:
@@ -232,16 +244,16 @@ def spectra_figure(fp):
         fig.add_trace(go.Scatter(x=np.cos(th), y=np.sin(th), mode="lines", name="|λ| = 1",
                                  line={"color": "#444444", "dash": "dash"}))
         boundary = "|λ| = 1 (map)"
-    for kind in _kinds(labels):
+    for kind in stability_kinds(labels):
         sel = [i for i, lab in enumerate(labels) if lab == kind]
         vals = lam[sel]
         owner = np.repeat(sel, lam.shape[1])
-        color = STABILITY_COLORS.get(kind, "#000000")
+        marker = _marker(kind, three_d=False, size=7)
+        marker["line"]["width"] = 1.2
         fig.add_trace(go.Scatter(
             x=vals.real.ravel(), y=vals.imag.ravel(), mode="markers",
-            name=f"{kind} ({len(sel)} points)",
-            marker={"color": color, "symbol": SYMBOLS_2D.get(kind, "square"), "size": 7,
-                    "line": {"color": color, "width": 1.2}},
+            name=_point_name(kind, len(sel)) if stability_style(kind).small
+            else f"{kind} ({len(sel)} points)", marker=marker,
             hovertext=[f"fixed point {o} ({kind})" for o in owner], hoverinfo="text+x+y"))
     fig.update_xaxes(title_text="Re λ")
     fig.update_yaxes(title_text="Im λ")
@@ -257,9 +269,6 @@ def spectra_figure(fp):
 
 def connectivity_figure(model):
     from plotly.subplots import make_subplots
-
-    from ..plot._connectivity import excitatory_count, model_weights, recurrent_blocks
-    from ..plot._style import symmetric_limit
 
     go = _go()
     w = model_weights(model)
@@ -303,8 +312,6 @@ def connectivity_figure(model):
 
 
 def topology_figure(graph, fp):
-    from ..plot._topology import edge_weight, graph_layout, node_stability
-
     go = _go()
     pos, in_pcs = graph_layout(graph, fp)
     fig = go.Figure()
@@ -319,16 +326,14 @@ def topology_figure(graph, fp):
     by_kind: dict[str, list] = {}
     for node in graph.nodes:
         by_kind.setdefault(node_stability(graph, node, fp), []).append(node)
-    for kind in _kinds(list(by_kind)):
+    for kind in stability_kinds(by_kind):
         nodes = by_kind[kind]
-        color = STABILITY_COLORS.get(kind, "#000000")
         out = {n: [(v, edge_weight(d)) for _, v, d in graph.out_edges(n, data=True)]
                for n in nodes}
         fig.add_trace(go.Scatter(
             x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
             text=[str(n) for n in nodes], textposition="top right", name=kind,
-            marker={"color": color, "size": 16, "symbol": SYMBOLS_2D.get(kind, "square"),
-                    "line": {"color": color, "width": 2}},
+            marker=_marker(kind, three_d=False, size=16),
             hovertext=[f"fixed point {n} ({kind})<br>" + "<br>".join(
                 f"→ {v}: {w:.2f}" for v, w in out[n]) for n in nodes],
             hoverinfo="text"))
@@ -343,42 +348,27 @@ def topology_figure(graph, fp):
 
 
 def psychometric_figure(model, task, *, key=None, n_trials: int = 2000):
-    from ..plot._psychometric import fit_logistic, psychometric_data
-
+    """The psychometric curves of `rnnlab.figdata.psychometric_curves` (the task's own axis
+    labels and curve names, as in `rnnlab.plot.psychometric`): points with binomial standard
+    errors and each curve's logistic fit."""
     go = _go()
-    data = psychometric_data(model, task, key=key if key is not None else jax.random.PRNGKey(0),
-                             n_trials=n_trials)
-    x_name = getattr(task, "psychometric_x", "signed_coherence")
-    by_name = getattr(task, "psychometric_by", None)
-    levels = np.asarray(data["x"], float)
+    curves = psychometric_curves(model, task, key=key, n_trials=n_trials)
+    se = curves.standard_errors
     palette = ["#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     fig = go.Figure()
-    for i, g in enumerate(np.asarray(data["groups"])):
+    for i in range(len(curves)):
         color = palette[i % len(palette)]
-        name = "data" if by_name is None else f"{by_name} {format_condition(g.item())}"
-        p, n = np.asarray(data["p_choice"])[i], np.asarray(data["n"])[i]
-        se = np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
-        fig.add_trace(go.Scatter(x=levels, y=p, mode="markers", name=name, legendgroup=name,
-                                 error_y={"type": "data", "array": se},
+        name = curves.group_labels[i] if curves.split else "data"
+        fig.add_trace(go.Scatter(x=curves.x, y=curves.p_choice[i], mode="markers", name=name,
+                                 legendgroup=name, error_y={"type": "data", "array": se[i]},
                                  marker={"color": color, "size": 9},
-                                 hovertext=[f"{int(k)} trials" for k in n]))
-        ok = np.isfinite(p) & (n > 0)
-        if ok.sum() >= 2 and 0 < np.nanmean(p) < 1:
-            bias, scale = fit_logistic(levels, p, n)
-            xs = np.linspace(levels[ok].min(), levels[ok].max(), 300)
-            fig.add_trace(go.Scatter(x=xs, y=1 / (1 + np.exp(-(xs - bias) / scale)),
-                                     mode="lines", name=f"{name}: logistic fit",
-                                     legendgroup=name, showlegend=False,
-                                     line={"color": color}))
-    label = x_name.replace("_", " ")
-    fig.update_xaxes(title_text=f"{label} (%)" if "coherence" in x_name else label)
-    fig.update_yaxes(title_text="P(choice 1)", range=[-0.03, 1.03])
+                                 hovertext=[f"{int(k)} trials" for k in curves.n[i]]))
+        fit = curves.fit_curve(i)
+        if fit is not None:
+            fig.add_trace(go.Scatter(x=fit[0], y=fit[1], mode="lines",
+                                     name=f"{name}: logistic fit", legendgroup=name,
+                                     showlegend=False, line={"color": color}))
+    fig.update_xaxes(title_text=curves.x_label)
+    fig.update_yaxes(title_text=curves.y_label, range=[-0.03, 1.03])
     fig.update_layout(height=400, width=600, **_LAYOUT)
     return fig
-
-
-def describe_condition(name: str | None, values: Any) -> str:
-    if name is None or values is None:
-        return ""
-    labels, _, _ = condition_colors(values)
-    return f"{name}: " + ", ".join(format_condition(x) for x in labels)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plot._run import RunData, load_run
-from ..plot._style import require_plotly
+from .._validate import positive_int
+from ..figdata import require_plotly, sample_trials
+from ..plot._run import RunData, load_run  # until runs are read through rnnlab.runs
 
 # Everything the page needs is inline; this policy makes any browser refuse network requests
 # even if some inlined code tried one.
@@ -112,7 +113,6 @@ def build_report_html(data: RunData) -> str:
         sections.append(("training", "Training curves",
                          _plot_div(F.training_figure(data.history), "fig-training")))
     if data.task is not None and data.trials is not None:
-        from ..plot._trials import sample_trials
         import jax
 
         few = sample_trials(data.task, key=jax.random.PRNGKey(1), n_trials=3)
@@ -143,7 +143,7 @@ def build_report_html(data: RunData) -> str:
         sections.append(("topology", "Fixed-point topology",
                          _plot_div(F.topology_figure(data.topology, data.fixed_points),
                                    "fig-topology")))
-    if data.task is not None and hasattr(data.task, "decisions"):
+    if data.task is not None and data.task.has_psychometric:
         sections.append(("psychometric", "Psychometric curve",
                          _plot_div(F.psychometric_figure(data.model, data.task),
                                    "fig-psychometric")))
@@ -188,6 +188,7 @@ def write_report(
 
     Returns: the path written.
     """
+    n_trials = positive_int("n_trials", n_trials)
     require_plotly()  # fail before the (slower) loading and analysis
     data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze)
     page = build_report_html(data)
