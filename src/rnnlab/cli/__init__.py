@@ -1,6 +1,8 @@
 """The `rnnlab` command line."""
 
+import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -17,6 +19,58 @@ from . import _models  # noqa: F401, E402  (--model vanilla / gru / lstm)
 from . import _plot  # noqa: F401, E402  (rnnlab plot)
 from . import _report  # noqa: F401, E402  (rnnlab report)
 from . import _analyze  # noqa: F401, E402  (rnnlab analyze)
+
+
+def compile_cache_dir() -> Path:
+    """Where the CLI keeps JAX's persistent compilation cache: ``$RNNLAB_CACHE_DIR/jax``, else
+    ``$XDG_CACHE_HOME/rnnlab/jax``, else ``~/.cache/rnnlab/jax``."""
+    root = os.environ.get("RNNLAB_CACHE_DIR")
+    if root:
+        return Path(root) / "jax"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "rnnlab" / "jax"
+
+
+def enable_compile_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache for this process (and its children), so that
+    a second `rnnlab analyze` or `evaluate` reuses the first one's compiled programs. Off when
+    the environment variable ``RNNLAB_COMPILE_CACHE=0``. Returns the cache folder (None: off
+    or the folder cannot be made)."""
+    if os.environ.get("RNNLAB_COMPILE_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    folder = compile_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: run without the cache
+    settings = {
+        "jax_compilation_cache_dir": str(folder),
+        # the CLI's programs are small: cache every one that took more than 0.1 s to compile
+        "jax_persistent_cache_min_compile_time_secs": 0.1,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    if "jax" in sys.modules:  # in-process use (tests, notebooks): JAX already read its config
+        import jax
+
+        for k, v in settings.items():
+            jax.config.update(k, v)
+    else:  # read by JAX when a command first imports it
+        for k, v in settings.items():
+            os.environ.setdefault(k.upper(), str(v))
+    return folder
+
+
+@app.callback()
+def _options(
+    compile_cache: bool = typer.Option(
+        True, "--compile-cache/--no-compile-cache",
+        help="Keep JAX's compiled programs in a user cache folder (~/.cache/rnnlab/jax) so "
+        "the next command starts faster (also off with RNNLAB_COMPILE_CACHE=0).",
+    ),
+):
+    """Train recurrent networks on cognitive tasks and reverse-engineer what they learned."""
+    if compile_cache:
+        enable_compile_cache()
 
 
 def _describe_click_error(e) -> str:

@@ -1,0 +1,48 @@
+"""The `rnnlab` command's start: no JAX import until a command needs it, and JAX's persistent
+compilation cache in a user folder (on by default, off with --no-compile-cache)."""
+
+import os
+import subprocess
+import sys
+
+from rnnlab.cli import main
+
+CODE = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _rnnlab(args, env):
+    return subprocess.run([sys.executable, "-c", CODE, *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_importing_the_cli_imports_no_jax():
+    code = ("import sys, rnnlab, rnnlab.cli; "
+            "print(sorted(m for m in ('jax', 'equinox', 'numpy', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    # names still resolve, on first use
+    code = "import rnnlab as rl; print(rl.CTRNN.__name__, rl.runs.Run.__name__, 'tasks' in dir(rl))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["CTRNN", "Run", "True"]
+
+
+def test_compile_cache_is_written_and_reused(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "flipflop", "--out", str(run), "--hidden", "8", "--steps", "2",
+                 "--eval-every", "1", "--no-progress"]) == 0
+    env = {**os.environ, "RNNLAB_CACHE_DIR": str(tmp_path / "cache"),
+           "RNNLAB_COMPILE_CACHE": "1"}
+    first = _rnnlab(["evaluate", str(run), "--json"], env)
+    assert first.returncode == 0, first.stderr
+    cached = sorted((tmp_path / "cache" / "jax").iterdir())
+    assert cached, "no compiled program was cached"
+    second = _rnnlab(["evaluate", str(run), "--json"], env)
+    assert second.returncode == 0 and second.stdout == first.stdout  # same numbers from cache
+    # off: nothing written
+    env["RNNLAB_CACHE_DIR"] = str(tmp_path / "cache2")
+    off = _rnnlab(["--no-compile-cache", "evaluate", str(run), "--json"], env)
+    assert off.returncode == 0 and off.stdout == first.stdout
+    assert not (tmp_path / "cache2").exists()
