@@ -160,3 +160,22 @@ def test_analyze_run_rejects_bad_settings_by_name(tmp_path):
         with pytest.raises(ValueError, match=match):
             analyze_run(path, **kwargs)
     assert not (path / "analysis").exists()  # nothing written by a refused call
+
+
+def test_a_trained_run_is_scored_on_a_fixed_fresh_evaluation_set(trained):
+    from rnnlab.runs._run import FINAL_BATCH_SIZE, FINAL_BATCHES, FINAL_SEED
+
+    path, result = trained
+    run = Run.open(path)
+    saved = run.evaluation  # written by Run.train
+    assert saved["n_trials"] == FINAL_BATCHES * FINAL_BATCH_SIZE >= 1024
+    # the same numbers as rl.training.evaluate on each batch of the fixed set, independently
+    batches = [rl.training.evaluate(result.best_model, run.task,
+                                    key=jax.random.fold_in(jax.random.PRNGKey(FINAL_SEED), i),
+                                    batch_size=FINAL_BATCH_SIZE)["accuracy"]
+               for i in range(FINAL_BATCHES)]
+    assert saved["accuracy_batches"] == pytest.approx(batches, abs=0, rel=1e-6)
+    assert saved["accuracy"] == pytest.approx(np.mean(batches), rel=1e-6)
+    assert saved["accuracy_se"] == pytest.approx(
+        np.std(batches, ddof=1) / np.sqrt(FINAL_BATCHES), rel=1e-6)
+    assert run.score(save=False) == saved  # reproducible

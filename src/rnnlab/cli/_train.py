@@ -209,15 +209,23 @@ def train_cmd(
         raise CLIError(str(e)) from None
     last = result.history[-1]
     typer.echo(
-        f"final accuracy {last['accuracy']:.4f} (loss {last['loss']:.4g}) after "
-        f"{result.steps} steps, {last['wall_time']:.1f} s; run saved in {out}"
+        f"trained {result.steps} steps in {last['wall_time']:.1f} s (last training-time "
+        f"evaluation: accuracy {last['accuracy']:.4f}, loss {last['loss']:.4g}); run saved in "
+        f"{out}"
     )
     best = result.best_record
     if best is not None:
         typer.echo(
-            f"best accuracy {best['accuracy']:.4f} (loss {best['loss']:.4g}) at step "
-            f"{result.best_step}: saved as model.safetensors (the final model is "
-            "model_final.safetensors; see best.json)"
+            f"best evaluation at step {result.best_step} (accuracy {best['accuracy']:.4f}): "
+            "saved as model.safetensors (the final model is model_final.safetensors; see "
+            "best.json)"
+        )
+    score = the_run.evaluation
+    if score is not None:
+        typer.echo(
+            f"final accuracy {score['accuracy']:.4f} +- {score['accuracy_se']:.4f} (loss "
+            f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
+            f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
         )
 
 

@@ -27,6 +27,12 @@ HISTORY = "history.jsonl"
 MODEL = "model.safetensors"
 MODEL_FINAL = "model_final.safetensors"
 BEST = "best.json"
+EVALUATION = "evaluation.json"
+# The fixed evaluation set a trained run is scored on: FINAL_BATCHES batches of
+# FINAL_BATCH_SIZE fresh trials drawn from PRNGKey(FINAL_SEED) (not the training seed).
+FINAL_SEED = 20261206
+FINAL_BATCHES = 8
+FINAL_BATCH_SIZE = 128
 CHECKPOINTS = "checkpoints"
 ANALYSIS = "analysis"
 
@@ -185,9 +191,51 @@ class Run:
                        out_dir=self.path, resume=self._cache.get("resume", False),
                        run_config=self.config or None, **options)
         self.config = read_json_object(self.path / CONFIG)
-        for name in ("model", "final_model", "history", "best", "checkpoint"):
+        for name in ("model", "final_model", "history", "best", "checkpoint", "evaluation"):
             self._cache.pop(name, None)
+        self.score()
         return result
+
+    def score(self, *, n_batches: int = FINAL_BATCHES, batch_size: int = FINAL_BATCH_SIZE,
+              seed: int = FINAL_SEED, save: bool = True) -> dict[str, Any]:
+        """The saved model's score on a fixed set of fresh trials, large enough to quote:
+        ``n_batches`` batches of ``batch_size`` trials (noise as in training), batch ``i``
+        drawn from ``fold_in(PRNGKey(seed), i)``. Returns (and with ``save`` writes to
+        ``evaluation.json``) ``accuracy`` and ``loss`` (means over the batches) with their
+        standard errors ``accuracy_se``, ``loss_se`` (std of the batch means / sqrt(n)), the
+        per-batch values, ``n_trials`` and ``seed``. Every run is scored on the same trials
+        whatever its training seed, so scores of runs compare directly."""
+        import numpy as np
+
+        from .. import _validate as v
+        from ..io._safe import atomic_write_json
+        from ..training import evaluate
+
+        n_batches = v.integer("n_batches", n_batches, 2)
+        batch_size = v.positive_int("batch_size", batch_size)
+        task, model = self.require_task(), self.model
+        base = jax.random.PRNGKey(seed)
+        batches = [evaluate(model, task, key=jax.random.fold_in(base, i), batch_size=batch_size)
+                   for i in range(n_batches)]
+        out: dict[str, Any] = {"n_trials": n_batches * batch_size, "n_batches": n_batches,
+                               "batch_size": batch_size, "seed": seed, "model": MODEL}
+        for k in batches[0]:
+            vals = np.array([b[k] for b in batches], dtype=float)
+            out[k] = float(vals.mean())
+            out[f"{k}_se"] = float(vals.std(ddof=1) / np.sqrt(n_batches))
+            out[f"{k}_batches"] = vals.tolist()
+        if save:
+            atomic_write_json(self.path / EVALUATION, out)
+            self._cache["evaluation"] = out
+        return out
+
+    @property
+    def evaluation(self) -> dict[str, Any] | None:
+        """evaluation.json (`Run.score`'s result for the saved model), None when absent."""
+        if "evaluation" not in self._cache:
+            path = self.path / EVALUATION
+            self._cache["evaluation"] = read_json_object(path) if path.is_file() else None
+        return self._cache["evaluation"]
 
     # -- contents -------------------------------------------------------------------------
     @property
