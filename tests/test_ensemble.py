@@ -105,11 +105,6 @@ def test_bad_arguments_are_named(task):
     relu = net(task, 1, activation="relu")
     with pytest.raises(ValueError, match=r"models\[1\]"):
         rl.train_ensemble([a, relu], task, key=jax.random.PRNGKey(0))
-    # per-network noise levels are a CTRNN feature; other classes must share theirs
-    vanilla = [rl.VanillaRNN(task.n_in, 8, task.n_out, key=jax.random.PRNGKey(i),
-                             noise_std=0.1 * i) for i in range(2)]
-    with pytest.raises(ValueError, match=r"models\[1\]"):
-        rl.train_ensemble(vanilla, task, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="learning_rate"):
         rl.train_ensemble([a, a], task, key=jax.random.PRNGKey(0), learning_rate=[1e-3])
     with pytest.raises(ValueError, match="key"):

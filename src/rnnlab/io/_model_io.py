@@ -21,12 +21,25 @@ def tree_to_tensors(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
-def tensors_to_tree(template: Any, tensors: dict[str, np.ndarray], prefix: str, where: str) -> Any:
-    """Replace the array leaves of ``template`` by ``tensors`` (the inverse of tree_to_tensors)."""
+def tensors_to_tree(
+    template: Any,
+    tensors: dict[str, np.ndarray],
+    prefix: str,
+    where: str,
+    *,
+    keep: frozenset[str] = frozenset(),
+) -> Any:
+    """Replace the array leaves of ``template`` by ``tensors`` (the inverse of tree_to_tensors).
+
+    Leaves named in ``keep`` (key paths) that have no tensor keep the template's value.
+    """
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, leaf in flat:
         name = prefix + jax.tree_util.keystr(path)
+        if name not in tensors and name in keep:
+            leaves.append(leaf)
+            continue
         if name not in tensors:
             raise FileFormatError(f"{where}: missing tensor {name!r}")
         arr = tensors[name]
@@ -55,6 +68,18 @@ def model_from_meta(meta: dict[str, Any], where: str) -> AbstractRNN:
         raise FileFormatError(f"{where}: cannot rebuild the model from its metadata ({e})") from None
 
 
+def _config_keys(model: AbstractRNN) -> frozenset[str]:
+    """Key paths of the array fields whose values the model's ``config()`` records."""
+    return frozenset(f".{name}" for name in type(model).config_fields)
+
+
+def model_tensors(model: AbstractRNN) -> dict[str, np.ndarray]:
+    """The tensors `save` writes: every array leaf except the `config_fields` (noise levels),
+    which the metadata's configuration carries (so files keep the layout of earlier releases)."""
+    keys = _config_keys(model)
+    return {k: v for k, v in tree_to_tensors(model).items() if k not in keys}
+
+
 def save(path: str | os.PathLike, model: AbstractRNN) -> None:
     """Save ``model`` to one ``.safetensors`` file (weights + configuration as JSON metadata).
 
@@ -63,7 +88,7 @@ def save(path: str | os.PathLike, model: AbstractRNN) -> None:
     if not isinstance(model, AbstractRNN):
         raise TypeError(f"model must be an rnnlab model, got {type(model).__name__}")
     meta = {"kind": "model", **model_meta(model)}
-    write_safetensors(path, tree_to_tensors(model), meta)
+    write_safetensors(path, model_tensors(model), meta)
 
 
 def load(path: str | os.PathLike) -> AbstractRNN:
@@ -74,4 +99,7 @@ def load(path: str | os.PathLike) -> AbstractRNN:
     """
     tensors, meta = read_safetensors(path, kind="model")
     template = model_from_meta(meta, str(path))
-    return tensors_to_tree(template, tensors, "", str(path))
+    # the noise levels come from the configuration (the template), the arrays from the tensors
+    keys = _config_keys(template)
+    tensors = {k: v for k, v in tensors.items() if k not in keys}
+    return tensors_to_tree(template, tensors, "", str(path), keep=keys)

@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 _MODEL_REGISTRY: dict[str, type["AbstractRNN"]] = {}
 
@@ -24,6 +25,32 @@ def model_class(name: str) -> type["AbstractRNN"]:
         raise ValueError(
             f"unknown model class {name!r}; known: {sorted(_MODEL_REGISTRY)}"
         ) from None
+
+
+def noise_level(value: float | ArrayLike) -> Float[Array, ""]:
+    """A noise standard deviation as model data: a float32 scalar array leaf.
+
+    Noise levels are array leaves, not static fields, so that networks differing only in their
+    noise stack into one ensemble; the trainable filters leave them out of training.
+    """
+    return jnp.asarray(value, dtype=jnp.float32)
+
+
+def has_noise(level: float | ArrayLike) -> bool:
+    """Whether a noise level may be non-zero: False only for a level known to be 0.
+
+    A traced level (inside a transform that traces the model, such as a vmapped ensemble) counts
+    as present, so its noise is drawn (and scaled by the level, 0 giving exactly no noise).
+    """
+    if isinstance(level, jax.core.Tracer):
+        return True
+    return bool(np.any(np.asarray(level) != 0))
+
+
+def level_value(level: float | ArrayLike) -> float:
+    """A scalar noise level as the shortest Python float that gives back the same float32 (for
+    ``config()``: 0.1 stays 0.1, not 0.10000000149011612)."""
+    return float(str(np.float32(np.asarray(level))))
 
 
 class AbstractRNN(eqx.Module):
@@ -45,6 +72,9 @@ class AbstractRNN(eqx.Module):
     """
 
     is_continuous: ClassVar[bool] = False
+    # Array fields whose values `config()` records (the noise levels): `rnnlab.save` keeps them
+    # in the file's metadata, not as tensors, and `trainable_filter` never trains them.
+    config_fields: ClassVar[tuple[str, ...]] = ()
 
     n_in: eqx.AbstractVar[int]
     n_hidden: eqx.AbstractVar[int]
@@ -116,9 +146,16 @@ class AbstractRNN(eqx.Module):
     def trainable_filter(self) -> Any:
         """A pytree of bools, the structure of `self`: True for leaves the optimiser updates.
 
-        The default trains every inexact array; models with frozen parts override it.
+        The default trains every inexact array but the `config_fields` (noise levels); models
+        with frozen parts override it.
         """
-        return jax.tree.map(eqx.is_inexact_array, self)
+        spec = jax.tree.map(eqx.is_inexact_array, self)
+        fields = [f for f in self.config_fields if getattr(self, f, None) is not None]
+        if not fields:
+            return spec
+        return eqx.tree_at(
+            lambda m: tuple(getattr(m, f) for f in fields), spec, tuple(False for _ in fields)
+        )
 
     def unroll(
         self,

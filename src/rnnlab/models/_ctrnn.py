@@ -18,7 +18,7 @@ from ._activations import (
     can_be_negative,
     resolve_activation,
 )
-from ._base import AbstractRNN, register_model
+from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
 
 _WEIGHT_NAMES = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
 _TRAINABLE_NAMES = frozenset(_WEIGHT_NAMES + ("tau", "h0"))
@@ -139,6 +139,7 @@ class CTRNN(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = True
+    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
@@ -147,6 +148,8 @@ class CTRNN(AbstractRNN):
     b_out: Float[Array, " n_out"]
     tau_param: Float[Array, " n_hidden"]
     h0: Float[Array, " n_hidden"]
+    noise_std: Float[Array, ""]
+    input_noise_std: Float[Array, ""]
     w_rec_mask: Array
     w_in_mask: Array
     w_out_mask: Array
@@ -158,8 +161,6 @@ class CTRNN(AbstractRNN):
     activation: Callable = eqx.field(static=True)
     activation_name: str | None = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
-    input_noise_std: float = eqx.field(static=True)
     form: str = eqx.field(static=True)
     dale: bool = eqx.field(static=True)
     excitatory_fraction: float = eqx.field(static=True)
@@ -362,8 +363,8 @@ class CTRNN(AbstractRNN):
         self.activation = fn
         self.activation_name = name
         self.dt = float(dt)
-        self.noise_std = float(noise_std)
-        self.input_noise_std = float(input_noise_std)
+        self.noise_std = noise_level(noise_std)
+        self.input_noise_std = noise_level(input_noise_std)
         self.form = form
         self.dale = bool(dale)
         self.excitatory_fraction = float(excitatory_fraction)
@@ -504,8 +505,8 @@ class CTRNN(AbstractRNN):
             "activation": self.activation_name,
             "dt": self.dt,
             "tau": tau.tolist() if self.tau_per_unit else float(tau[0]),
-            "noise_std": self.noise_std,
-            "input_noise_std": self.input_noise_std,
+            "noise_std": level_value(self.noise_std),
+            "input_noise_std": level_value(self.input_noise_std),
             "form": self.form,
             "dale": self.dale,
             "excitatory_fraction": self.excitatory_fraction,
@@ -636,11 +637,11 @@ class CTRNN(AbstractRNN):
         alpha = self.alpha
         if key is not None:
             k_in, k_rec = jax.random.split(key)
-            if self.input_noise_std > 0:
+            if has_noise(self.input_noise_std):
                 input = input + self.input_noise_std * jax.random.normal(k_in, input.shape)
         proj = w["w_in"] @ input + w["b_rec"]
         new = (1.0 - alpha) * state + alpha * self._drive(w, state, proj)
-        if key is not None and self.noise_std > 0:
+        if key is not None and has_noise(self.noise_std):
             new = new + jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
                 k_rec, state.shape
             )
@@ -662,9 +663,9 @@ class CTRNN(AbstractRNN):
         add = jnp.zeros((n_steps, self.n_hidden), inputs.dtype)
         if key is not None:
             k_in, k_rec = jax.random.split(key)
-            if self.input_noise_std > 0:
+            if has_noise(self.input_noise_std):
                 inputs = inputs + self.input_noise_std * jax.random.normal(k_in, inputs.shape)
-            if self.noise_std > 0:
+            if has_noise(self.noise_std):
                 add = jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
                     k_rec, (n_steps, self.n_hidden)
                 )

@@ -30,6 +30,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._random import normal
+from ._base import has_noise
 
 # ------------------------------------------------------------------------------ row products
 
@@ -222,16 +223,11 @@ def _noise_terms(model, inputs, key, noise_std, input_noise_std):
     k_in, k_rec = jax.random.split(key)
     # float32 draws (cast afterwards), so the noise stream does not depend on x64 mode
     dtype = inputs.dtype
-    if _nonzero(input_noise_std):
+    if has_noise(input_noise_std):
         inputs = inputs + input_noise_std * normal(k_in, inputs.shape).astype(dtype)
-    if _nonzero(noise_std):
+    if has_noise(noise_std):
         xi_rec = normal(k_rec, inputs.shape[:2] + (model.n_hidden,)).astype(dtype)
     return inputs, xi_rec
-
-
-def _nonzero(value) -> bool:
-    # a traced per-network level (ensembles) always counts as present
-    return not isinstance(value, (int, float)) or value > 0
 
 
 def batch_sharding(batch: int):

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._base import has_noise
 from ._ctrnn import _as_mask, _check_nonneg, _check_positive, _check_size  # noqa: F401
 
 
@@ -118,7 +119,7 @@ def inv_sqrt(n: int) -> float:
 def add_noise(
     x: Array, std: float, key, shape_like: Array | None = None
 ) -> Array:
-    if std > 0:
+    if has_noise(std):
         ref = x if shape_like is None else shape_like
         return x + std * jax.random.normal(key, ref.shape, ref.dtype)
     return x

@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from . import _discrete as d
 from ._activations import activation_name, resolve_activation
-from ._base import AbstractRNN, register_model
+from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
 
 _FIELDS = ("w_rec", "w_in", "w_fb", "w_out", "b_rec", "h0")
 _TRAINABLE = frozenset(_FIELDS)
@@ -61,6 +61,7 @@ class EchoStateNetwork(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = True
+    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
@@ -68,6 +69,8 @@ class EchoStateNetwork(AbstractRNN):
     w_out: Float[Array, "n_out n_hidden"]
     b_rec: Float[Array, " n_hidden"]
     h0: Float[Array, " n_hidden"]
+    noise_std: Float[Array, ""]
+    input_noise_std: Float[Array, ""]
 
     n_in: int = eqx.field(static=True)
     n_hidden: int = eqx.field(static=True)
@@ -76,8 +79,6 @@ class EchoStateNetwork(AbstractRNN):
     activation_name: str | None = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     tau: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
-    input_noise_std: float = eqx.field(static=True)
     feedback: bool = eqx.field(static=True)
     trainable: tuple[str, ...] = eqx.field(static=True)
 
@@ -152,8 +153,8 @@ class EchoStateNetwork(AbstractRNN):
         self.activation_name = activation_name(activation)
         self.dt = float(dt)
         self.tau = float(tau)
-        self.noise_std = float(noise_std)
-        self.input_noise_std = float(input_noise_std)
+        self.noise_std = noise_level(noise_std)
+        self.input_noise_std = noise_level(input_noise_std)
         self.feedback = bool(feedback)
         self.trainable = trainable
 
@@ -210,8 +211,8 @@ class EchoStateNetwork(AbstractRNN):
         return {
             "n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out,
             "feedback": self.feedback, "dt": self.dt, "tau": self.tau,
-            "activation": self.activation_name, "noise_std": self.noise_std,
-            "input_noise_std": self.input_noise_std, "trainable": list(self.trainable),
+            "activation": self.activation_name, "noise_std": level_value(self.noise_std),
+            "input_noise_std": level_value(self.input_noise_std), "trainable": list(self.trainable),
         }
 
     # ------------------------------------------------------------------ derived quantities
@@ -309,7 +310,7 @@ class EchoStateNetwork(AbstractRNN):
             k_in, k_rec = jax.random.split(key)
             input = d.add_noise(input, self.input_noise_std, k_in)
         new = self.euler(w, w["w_out"], state, w["w_in"] @ input + w["b_rec"])
-        if key is not None and self.noise_std > 0:
+        if key is not None and has_noise(self.noise_std):
             new = new + math.sqrt(2.0 * self.alpha) * self.noise_std * jax.random.normal(
                 k_rec, state.shape, state.dtype)
         return new

@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from . import _discrete as d
+from ._base import level_value
 
 WEIGHTS = ("w_rec", "w_in", "b_rec", "b_in", "w_out", "b_out")
 TRAINABLE = frozenset(WEIGHTS + ("h0",))
@@ -108,8 +109,8 @@ def config(model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         )
     out = {
         "n_in": model.n_in, "n_hidden": model.n_hidden, "n_out": model.n_out,
-        "activation": model.activation_name, "dt": model.dt, "noise_std": model.noise_std,
-        "input_noise_std": model.input_noise_std, "autapses": model.autapses,
+        "activation": model.activation_name, "dt": model.dt, "noise_std": level_value(model.noise_std),
+        "input_noise_std": level_value(model.input_noise_std), "autapses": model.autapses,
         "use_bias": model.use_bias, "trainable": list(model.trainable),
     }
     out.update(extra or {})

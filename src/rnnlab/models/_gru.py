@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from . import _discrete as d
 from . import _gated as g
 from ._activations import activation_name, resolve_activation
-from ._base import AbstractRNN, register_model
+from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
 
 
 @register_model
@@ -46,6 +46,7 @@ class GRU(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = False
+    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
     n_gates: ClassVar[int] = 3
 
     w_in: Float[Array, "3*n_hidden n_in"]
@@ -55,6 +56,8 @@ class GRU(AbstractRNN):
     w_out: Float[Array, "n_out n_hidden"]
     b_out: Float[Array, " n_out"]
     h0: Float[Array, " n_hidden"]
+    noise_std: Float[Array, ""]
+    input_noise_std: Float[Array, ""]
     w_rec_mask: Array
     w_in_mask: Array
     w_out_mask: Array
@@ -65,8 +68,6 @@ class GRU(AbstractRNN):
     activation: Callable = eqx.field(static=True)
     activation_name: str | None = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
-    input_noise_std: float = eqx.field(static=True)
     autapses: bool = eqx.field(static=True)
     use_bias: bool = eqx.field(static=True)
     trainable: tuple[str, ...] = eqx.field(static=True)
@@ -107,8 +108,8 @@ class GRU(AbstractRNN):
         self.activation = fn
         self.activation_name = activation_name(activation)
         self.dt = float(dt)
-        self.noise_std = float(noise_std)
-        self.input_noise_std = float(input_noise_std)
+        self.noise_std = noise_level(noise_std)
+        self.input_noise_std = noise_level(input_noise_std)
         self.autapses = bool(autapses)
         self.use_bias = bool(use_bias)
         self.trainable = trainable

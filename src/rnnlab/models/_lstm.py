@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from . import _discrete as d
 from . import _gated as g
 from ._activations import activation_name, resolve_activation
-from ._base import AbstractRNN, register_model
+from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
 
 
 @register_model
@@ -49,6 +49,7 @@ class LSTM(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = False
+    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
     n_gates: ClassVar[int] = 4
 
     w_in: Float[Array, "4*n_hidden n_in"]
@@ -58,6 +59,8 @@ class LSTM(AbstractRNN):
     w_out: Float[Array, "n_out n_hidden"]
     b_out: Float[Array, " n_out"]
     h0: Float[Array, " 2*n_hidden"]
+    noise_std: Float[Array, ""]
+    input_noise_std: Float[Array, ""]
     w_rec_mask: Array
     w_in_mask: Array
     w_out_mask: Array
@@ -68,8 +71,6 @@ class LSTM(AbstractRNN):
     activation: Callable = eqx.field(static=True)
     activation_name: str | None = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
-    input_noise_std: float = eqx.field(static=True)
     autapses: bool = eqx.field(static=True)
     use_bias: bool = eqx.field(static=True)
     forget_bias: float = eqx.field(static=True)
@@ -116,8 +117,8 @@ class LSTM(AbstractRNN):
         self.activation = fn
         self.activation_name = activation_name(activation)
         self.dt = float(dt)
-        self.noise_std = float(noise_std)
-        self.input_noise_std = float(input_noise_std)
+        self.noise_std = noise_level(noise_std)
+        self.input_noise_std = noise_level(input_noise_std)
         self.autapses = bool(autapses)
         self.use_bias = bool(use_bias)
         self.forget_bias = float(forget_bias)

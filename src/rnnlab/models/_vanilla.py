@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from . import _discrete as d
 from ._activations import DEFAULT_GAIN, activation_name, resolve_activation
-from ._base import AbstractRNN, register_model
+from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
 from ._ctrnn import _spectral_radius
 
 _WEIGHTS = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
@@ -52,6 +52,7 @@ class VanillaRNN(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = False
+    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
@@ -59,6 +60,8 @@ class VanillaRNN(AbstractRNN):
     b_rec: Float[Array, " n_hidden"]
     b_out: Float[Array, " n_out"]
     h0: Float[Array, " n_hidden"]
+    noise_std: Float[Array, ""]
+    input_noise_std: Float[Array, ""]
     w_rec_mask: Array
     w_in_mask: Array
     w_out_mask: Array
@@ -69,8 +72,6 @@ class VanillaRNN(AbstractRNN):
     activation: Callable = eqx.field(static=True)
     activation_name: str | None = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    noise_std: float = eqx.field(static=True)
-    input_noise_std: float = eqx.field(static=True)
     autapses: bool = eqx.field(static=True)
     use_bias: bool = eqx.field(static=True)
     trainable: tuple[str, ...] = eqx.field(static=True)
@@ -136,8 +137,8 @@ class VanillaRNN(AbstractRNN):
         self.activation = fn
         self.activation_name = name
         self.dt = float(dt)
-        self.noise_std = float(noise_std)
-        self.input_noise_std = float(input_noise_std)
+        self.noise_std = noise_level(noise_std)
+        self.input_noise_std = noise_level(input_noise_std)
         self.autapses = bool(autapses)
         self.use_bias = bool(use_bias)
         self.trainable = trainable
@@ -195,8 +196,8 @@ class VanillaRNN(AbstractRNN):
             )
         return {
             "n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out,
-            "activation": self.activation_name, "dt": self.dt, "noise_std": self.noise_std,
-            "input_noise_std": self.input_noise_std, "autapses": self.autapses,
+            "activation": self.activation_name, "dt": self.dt, "noise_std": level_value(self.noise_std),
+            "input_noise_std": level_value(self.input_noise_std), "autapses": self.autapses,
             "use_bias": self.use_bias, "trainable": list(self.trainable),
         }
 
