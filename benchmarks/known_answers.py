@@ -197,7 +197,7 @@ def main(argv=None):
                 if rc != 0:
                     rows.append(dict(task=task, seed=seed, ok=False, text=f"train failed rc={rc}"))
                     continue
-            rc, t_an = _run(["rnnlab", "analyze", str(run)], log)
+            rc, t_an = _run(["rnnlab", "analyze", str(run), "--force"], log)
             if rc != 0:
                 rows.append(dict(task=task, seed=seed, ok=False, text=f"analyze failed rc={rc}"))
                 continue

@@ -134,8 +134,13 @@ def test_cli_analyze(tmp_path, capsys):
     assert len([n for n in topo["nodes"] if n["id"] != "unsettled"]) == n_roots
     assert (run / "analysis" / "pca.safetensors").is_file()
     # with slow points, the topology graph is over the roots only, under their file indices
+    # an analysis with other settings is not replaced without --force
     assert main(["analyze", str(run), "--n-initial", "64", "--n-trials", "16",
-                 "--topology-starts", "4", "--slow-tol", "1e-2"]) == 0
+                 "--topology-starts", "4", "--slow-tol", "1e-2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--force" in err and "slow_tol" in err and len(err.splitlines()) == 1
+    assert main(["analyze", str(run), "--n-initial", "64", "--n-trials", "16",
+                 "--topology-starts", "4", "--slow-tol", "1e-2", "--force"]) == 0
     fps = rl.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
     assert np.sum(~np.asarray(fps.converged)) > 0
     topo = json.loads((run / "analysis" / "topology.json").read_text())

@@ -179,3 +179,27 @@ def test_a_trained_run_is_scored_on_a_fixed_fresh_evaluation_set(trained):
     assert saved["accuracy_se"] == pytest.approx(
         np.std(batches, ddof=1) / np.sqrt(FINAL_BATCHES), rel=1e-6)
     assert run.score(save=False) == saved  # reproducible
+
+
+def test_an_analysis_with_other_settings_is_never_replaced_silently(tmp_path):
+    path = _linear_line_run(tmp_path)
+    first = analyze_run(path, inputs=[[0, 0, 0]], n_initial=64, n_trials=8, slow_tol=1e-6,
+                        topology_starts=2)
+    # the same settings give the same analysis: running them again is allowed
+    again = analyze_run(path, inputs=[[0, 0, 0]], n_initial=64, n_trials=8, slow_tol=1e-6,
+                        topology_starts=2)
+    np.testing.assert_array_equal(np.asarray(again.fixed_points.states),
+                                  np.asarray(first.fixed_points.states))
+    with pytest.raises(RunError, match="n_initial 64 -> 32") as e:
+        analyze_run(path, inputs=[[0, 0, 0]], n_initial=32, n_trials=8, slow_tol=1e-6,
+                    topology_starts=2)
+    assert "force" in str(e.value)
+    assert Run.open(path).analysis.summary["n_initial"] == 64  # untouched
+    other = tmp_path / "other"
+    analyze_run(path, inputs=[[0, 0, 0]], n_initial=32, n_trials=8, slow_tol=1e-6,
+                topology_starts=2, out=other)
+    assert RunAnalysis.load(other).summary["n_initial"] == 32
+    assert Run.open(path).analysis.summary["n_initial"] == 64
+    analyze_run(path, inputs=[[0, 0, 0]], n_initial=32, n_trials=8, slow_tol=1e-6,
+                topology_starts=2, force=True)
+    assert RunAnalysis.load(path / "analysis").summary["n_initial"] == 32

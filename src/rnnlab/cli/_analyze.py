@@ -58,6 +58,12 @@ def analyze_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", help="Write the analysis here (default RUN/analysis/)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an earlier analysis made with other settings."
+    ),
 ):
     """Find the fixed and slow points of a trained run at each of its task's inputs, and write
     RUN/analysis/."""
@@ -88,10 +94,10 @@ def analyze_cmd(
         the_run, inputs=vectors, n_initial=n_initial, n_trials=n_trials, noise=noise,
         slow=not no_slow, slow_tol=slow_tol, slow_fraction=slow_fraction,
         n_slow_initial=n_slow_initial, tol=tol, n_components=n_components,
-        topology_starts=topology_starts, seed=seed,
+        topology_starts=topology_starts, seed=seed, out=out_dir, force=force,
     )
     summary = result.summary
-    out = the_run.analysis_dir
+    out = the_run.analysis_dir if out_dir is None else out_dir
     per_input = summary["inputs"]
     man_rows = summary["manifolds"]
     slow = summary["slow_tolerance"]

@@ -3,6 +3,7 @@ each of its task's inputs, PCA, topology among the roots, attractor manifolds pe
 `RunAnalysis`, its result, saved to and loaded from ``RUN/analysis/``."""
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -310,6 +311,8 @@ def analyze_run(
     topology_starts: int = 32,
     seed: int = 0,
     save: bool = True,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
 ) -> RunAnalysis:
     """Reverse-engineer a trained run with the field's default analysis.
 
@@ -322,8 +325,10 @@ def analyze_run(
     searches roots only. Then PCA of the trajectories, the topology among the roots
     (``topology_starts`` perturbed runs each) and attractor manifolds per input.
 
-    Returns a `RunAnalysis`; with ``save`` it is also written to ``RUN/analysis/``.
-    Everything random derives from ``PRNGKey(seed)``.
+    Returns a `RunAnalysis`; with ``save`` it is also written to ``out`` (default
+    ``RUN/analysis/``). An analysis already there made with other settings is never replaced
+    silently: `RunError` names the settings that differ, unless ``force``. Everything random
+    derives from ``PRNGKey(seed)``, so the same settings give the same analysis.
     """
     from .._simulate import simulate
     from ..analysis import (
@@ -355,6 +360,13 @@ def analyze_run(
     task = run.require_task()
     model = run.model
     named = analysis_inputs(task) if inputs is None else _named_inputs(inputs, model.n_in)
+    settings = {"inputs": [[name, vec] for name, vec in named], "n_initial": n_initial,
+                "n_trials": n_trials, "noise": noise, "slow": bool(slow), "slow_tol": slow_tol,
+                "slow_fraction": slow_fraction, "n_slow_initial": n_slow_initial, "tol": tol,
+                "n_components": n_components, "topology_starts": topology_starts, "seed": seed}
+    target = Path(out) if out is not None else run.analysis_dir
+    if save and not force:
+        _refuse_other_settings(target, settings)
 
     key = jax.random.PRNGKey(seed)
     k_trials, k_samp, k_topo = jax.random.split(key, 3)
@@ -427,14 +439,36 @@ def analyze_run(
         "views_differ_message": views_line,
         "pca_explained_variance_ratio": proj.explained_variance_ratio.tolist(),
         "manifolds": man_rows,
-        "settings": {"n_trials": n_trials, "noise": noise, "n_components": n_components,
-                     "topology_starts": topology_starts, "seed": seed,
-                     "inputs": "task" if inputs is None else "given"},
+        "settings": settings,
         "wall_time_s": elapsed,
     }
     result = RunAnalysis(inputs=named, fixed_points=fps, pca=proj, topology=graph,
                          manifolds=manifolds, summary=summary)
     if save:
-        result.save(run.analysis_dir)
-        run._cache["analysis"] = result
+        result.save(target)
+        if target == run.analysis_dir:
+            run._cache["analysis"] = result
     return result
+
+
+def _refuse_other_settings(target: Path, settings: dict[str, Any]) -> None:
+    """`RunError` when ``target`` holds an analysis made with settings other than
+    ``settings`` (or of unknown settings)."""
+    if not (target / SUMMARY).is_file() and not (target / FIXED_POINTS).is_file():
+        return
+    old = None
+    try:
+        old = read_json_object(target / SUMMARY).get("settings")
+    except RunError:
+        pass
+    if isinstance(old, dict) and "n_initial" in old:
+        differ = [k for k in settings if old.get(k) != json.loads(json.dumps(settings[k]))]
+        if not differ:
+            return  # the same settings give the same analysis: replacing it loses nothing
+        what = ", ".join(f"{k} {old.get(k)!r} -> {settings[k]!r}" for k in differ[:4])
+        why = f"made with other settings ({what})"
+    else:
+        why = "whose settings are not recorded"
+    raise RunError(f"{target} already holds an analysis {why}; pass force=True "
+                   "(rnnlab analyze --force) to replace it, or out=... (--out DIR) to write "
+                   "this one elsewhere")
