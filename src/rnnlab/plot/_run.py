@@ -100,8 +100,23 @@ def _load_analysis(data: RunData, analysis) -> None:
                               np.asarray(p.explained_variance_ratio, float))
 
 
+def describe_analysis(analysis, where) -> str:
+    """One line saying which analysis is drawn: its folder and settings."""
+    s = analysis.summary
+    settings = s.get("settings") or {}
+    names = ", ".join(analysis.input_names) or "?"
+    slow = s.get("slow_tolerance") or {}
+    slow_text = {"rule": "slow points by the default rule", "slow_tol": f"slow points |F| < "
+                 f"{s.get('slow_tol')}", "none": "no slow points"}.get(
+        slow.get("source"), "slow points as recorded")
+    seed = settings.get("seed", "?")
+    return (f"drawn from the analysis in {where} ({s.get('n_initial', '?')} candidates per "
+            f"input, inputs: {names}; {slow_text}; seed {seed})")
+
+
 def load_run(
     run: str | os.PathLike, *, n_trials: int = 64, seed: int = 0, analyze: bool = True,
+    analysis_dir: str | os.PathLike | None = None,
 ) -> RunData:
     """Load a run directory (``rnnlab train``'s output) for plotting, through
     `rnnlab.runs.Run`.
@@ -111,8 +126,10 @@ def load_run(
         n_trials: fresh trials (drawn with ``PRNGKey(seed)``) to simulate for the state space.
         analyze: run `rnnlab.runs.analyze_run` (defaults) first when ``RUN/analysis/`` is
             missing.
+        analysis_dir: draw the analysis saved there (``rnnlab analyze --out DIR``) instead of
+            ``RUN/analysis/``.
     """
-    from ..runs import Run, RunError, analyze_run
+    from ..runs import Run, RunAnalysis, RunError, analyze_run
 
     the_run = Run.open(run)
     data = RunData(path=the_run.path, config=the_run.config, history=the_run.history,
@@ -125,16 +142,23 @@ def load_run(
             {k: np.asarray(v) for k, v in data.trials.conditions.items()}
         )
     analysis = None
+    where = the_run.analysis_dir if analysis_dir is None else Path(analysis_dir)
     try:
-        analysis = the_run.analysis
+        if analysis_dir is None:
+            analysis = the_run.analysis
+        else:
+            analysis = RunAnalysis.load(where, model=data.model)
     except (RunError, ValueError) as e:
         data.notes.append(f"the saved analysis could not be read: {e}")
+        if analysis_dir is not None:
+            raise
     if analysis is None and analyze:
         try:
             analysis = analyze_run(the_run)
         except (RunError, ValueError) as e:
             data.notes.append(f"the analysis could not be run: {e}")
     if analysis is not None:
+        data.notes.append(describe_analysis(analysis, where))
         _load_analysis(data, analysis)
     elif not analyze:
         data.notes.append(f"no fixed points ({the_run.analysis_dir} is missing; "
