@@ -64,6 +64,9 @@ def analyze_cmd(
     force: bool = typer.Option(
         False, "--force", help="Replace an earlier analysis made with other settings."
     ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="One line per phase on stderr."
+    ),
 ):
     """Find the fixed and slow points of a trained run at each of its task's inputs, and write
     RUN/analysis/."""
@@ -95,6 +98,7 @@ def analyze_cmd(
         slow=not no_slow, slow_tol=slow_tol, slow_fraction=slow_fraction,
         n_slow_initial=n_slow_initial, tol=tol, n_components=n_components,
         topology_starts=topology_starts, seed=seed, out=out_dir, force=force,
+        progress=progress,
     )
     summary = result.summary
     out = the_run.analysis_dir if out_dir is None else out_dir

@@ -5,6 +5,7 @@ each of its task's inputs, PCA, topology among the roots, attractor manifolds pe
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -313,6 +314,7 @@ def analyze_run(
     save: bool = True,
     out: str | os.PathLike | None = None,
     force: bool = False,
+    progress: bool = False,
 ) -> RunAnalysis:
     """Reverse-engineer a trained run with the field's default analysis.
 
@@ -329,6 +331,7 @@ def analyze_run(
     ``RUN/analysis/``). An analysis already there made with other settings is never replaced
     silently: `RunError` names the settings that differ, unless ``force``. Everything random
     derives from ``PRNGKey(seed)``, so the same settings give the same analysis.
+    With ``progress``, one line per phase goes to stderr (elapsed seconds and what was found).
     """
     from .._simulate import simulate
     from ..analysis import (
@@ -371,6 +374,13 @@ def analyze_run(
     key = jax.random.PRNGKey(seed)
     k_trials, k_samp, k_topo = jax.random.split(key, 3)
     t0 = time.perf_counter()
+
+    def phase(msg: str) -> None:
+        if progress:
+            print(f"analyze [{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr,
+                  flush=True)
+
+    phase(f"simulating {n_trials} trials of {type(task).__name__}; {n_initial} candidates")
     trials = task.sample_batch(k_trials, n_trials)
     traj = simulate(model, trials.inputs)
     candidates = sample_states(traj, n_initial, key=k_samp, noise_std=noise)
@@ -385,21 +395,28 @@ def analyze_run(
             model, traj, fraction=DEFAULT_FRACTION if slow_fraction is None else slow_fraction)
         slow_info = {"source": "rule", **rule.as_dict(), "tol": max(rule.tol, tol)}
     used_slow = slow_info["tol"]
+    phase("slow points: " + ("not searched" if used_slow is None else f"|F| < {used_slow:.3g}"))
     # Roots from every candidate; slow points from a subset: each slow candidate stops where
     # it first becomes slow, so it gives one point (and its eigendecomposition) per
     # candidate, and a few hundred cover a line or ring.
     slow_candidates = candidates[:min(n_slow_initial, n_initial)]
     parts = []
-    for _, vec in named:
+    for name, vec in named:
         part = find_fixed_points(model, np.asarray(vec), candidates, tol=tol)
         if used_slow is not None:
             found = find_fixed_points(model, np.asarray(vec), slow_candidates, tol=tol,
                                       slow_tol=used_slow)
             part = FixedPoints.concatenate([part, found[~np.asarray(found.converged)]])
         parts.append(part)
+        conv = np.asarray(part.converged, bool)
+        phase(f"input {len(parts)}/{len(named)} ({name}): {int(conv.sum())} roots, "
+              f"{int((~conv).sum())} slow points")
     fps = FixedPoints.concatenate(parts)
     proj = pca(traj.states, min(n_components, model.state_size))
+    phase(f"topology among the roots ({topology_starts} perturbed runs each)")
     graph = root_topology(model, fps, key=k_topo, n_starts=topology_starts)
+    if used_slow is not None:
+        phase("attractor manifolds per input")
     by_input = {name: p for (name, _), p in zip(named, parts)}
     manifolds = (_search_manifolds(by_input, named, offsets=_offsets(by_input, fps))
                  if used_slow is not None else [])
@@ -444,6 +461,8 @@ def analyze_run(
     }
     result = RunAnalysis(inputs=named, fixed_points=fps, pca=proj, topology=graph,
                          manifolds=manifolds, summary=summary)
+    phase(f"done: {len(fps)} points, {len(manifolds)} manifolds"
+          + (f"; writing {target}" if save else ""))
     if save:
         result.save(target)
         if target == run.analysis_dir:
