@@ -15,6 +15,8 @@ import scipy.optimize
 import rnnlab as rl
 
 TAU, DT = 100.0, 10.0
+# Adam's first step moves every coordinate by about its learning rate: 0.1 suits gated units.
+SMALL_STEPS = rl.analysis.FixedPointSolver(descent=rl.analysis.AdamDescent(learning_rate=0.1))
 
 
 def _f32(*arrays):
@@ -253,7 +255,7 @@ def test_gated_maps_against_numpy_and_scipy(kind):
     u = np.array([0.3, -0.1])
     size = model.state_size
     starts = rng.uniform(-1.0, 1.0, size=(128, size))
-    fps = rl.find_fixed_points(model, u, starts, learning_rate=0.1)
+    fps = rl.find_fixed_points(model, u, starts, solver=SMALL_STEPS)
     assert not fps.is_continuous and len(fps) >= 1
     g = lambda s: fmap(wi, wh, bi, bh, s, u) - s  # noqa: E731
     eps = 1e-6
@@ -343,7 +345,7 @@ def test_linearize_discrete_map_matches_simulation():
     model = rl.GRU(2, 6, 2, key=jax.random.PRNGKey(1))
     u = np.array([0.2, -0.4])
     fps = rl.find_fixed_points(model, u, rng.uniform(-0.5, 0.5, size=(64, 6)),
-                               learning_rate=0.1)
+                               solver=SMALL_STEPS)
     i = fps.stability.index("stable")
     x0 = np.asarray(fps.states)[i]
     lin = rl.analysis.linearize(model, x0, u)
@@ -507,7 +509,8 @@ def test_concatenate_checks_its_parts():
     with pytest.raises(TypeError, match="parts"):
         rl.FixedPoints.concatenate([fps, np.zeros((2, 2))])
     # labels made with another marginal band cannot share one marginal_tol field
-    looser = rl.find_fixed_points(model, np.zeros(1), np.asarray(fps.states), marginal_tol=1e-3)
+    looser = rl.find_fixed_points(model, np.zeros(1), np.asarray(fps.states),
+                                  post=rl.analysis.PostProcessing(marginal_tol=1e-3))
     with pytest.raises(ValueError, match="marginal_tol"):
         rl.FixedPoints.concatenate([fps, looser])
     # same state size, other input size: another model

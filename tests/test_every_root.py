@@ -1,5 +1,5 @@
 """find_fixed_points with defaults returns every root that Newton from the candidates
-(``max_iters=0``) or scipy's root finder (hybr) from every candidate reaches, on trained 3-bit
+(no descent stage) or scipy's root finder (hybr) from every candidate reaches, on trained 3-bit
 flip-flops (fixtures in tests/fixtures, candidate recipe in flipflop3_candidates.json)."""
 
 import json
@@ -65,11 +65,12 @@ def _check(n, k, seed, noise, structure=True):
     model = _model(n)
     x0 = _candidates(model, k, seed, noise)
     default = rl.find_fixed_points(model, U, x0)
-    newton = rl.find_fixed_points(model, U, x0, max_iters=0)
+    newton = rl.find_fixed_points(model, U, x0,
+                                  solver=rl.analysis.FixedPointSolver(descent=None))
     ref = _scipy_roots(model, x0)
     found = _roots(default)
     assert _missing(found, ref) == 0, "roots scipy reaches from the candidates are missing"
-    assert _missing(found, _roots(newton)) == 0, "roots Newton (max_iters=0) reaches are missing"
+    assert _missing(found, _roots(newton)) == 0, "roots Newton (no descent) reaches are missing"
     # The known structure of a good 3-bit flip-flop: 8 stable corners, 12 edge saddles (1
     # unstable mode), 6 face saddles (2), 1 centre saddle (3), in the simulated (Euler map) view
     # and in the ODE view alike (real eigenvalues: both views agree here).
@@ -83,7 +84,7 @@ def _check(n, k, seed, noise, structure=True):
     return default
 
 
-# Reproduces issue 12 item 9: from these 256 candidates scipy and Newton (max_iters=0) reach 26
+# Reproduces issue 12 item 9: from these 256 candidates scipy and Newton (no descent) reach 26
 # roots (8, 12, 5, 1 by unstable modes); the default returned 25 (a face saddle was lost) while
 # it held the raw candidates back to be captured after the stage-1 points.
 def test_every_root_64_reproduction():

@@ -15,6 +15,7 @@ import rnnlab as rl
 from rnnlab.models import AbstractRNN
 
 TAU, DT = 100.0, 10.0
+NO_OUTLIER_RULE = rl.analysis.PostProcessing(outlier_distance_scale=None)
 
 
 def decoupled_tanh(w=2.0):
@@ -251,7 +252,7 @@ def test_agrees_with_scipy_root(seed):
     f, jac = _numpy_field(model)
     u = np.array([0.1])
     starts = np.random.default_rng(seed).normal(scale=1.5, size=(60, n))
-    fps = rl.find_fixed_points(model, u, starts, outlier_distance_scale=None)
+    fps = rl.find_fixed_points(model, u, starts, post=NO_OUTLIER_RULE)
     ours = np.asarray(fps.states)
     # every point reported converged is a root by an independent float64 evaluation
     for x, c in zip(ours, np.asarray(fps.converged)):
@@ -370,14 +371,14 @@ def test_outliers_excluded():
     starts = 1e-3 * np.random.default_rng(0).normal(size=(10, 2))
     assert len(rl.find_fixed_points(model, np.array([10.0, 0.0]), starts)) == 0
     assert len(rl.find_fixed_points(model, np.array([10.0, 0.0]), starts,
-                                    outlier_distance_scale=None)) == 1
+                                    post=NO_OUTLIER_RULE)) == 1
 
 
 def test_per_candidate_inputs_are_kept_apart():
     model = rl.CTRNN.from_weights(np.diag([0.5, 0.5]), np.eye(2), np.eye(2),
                                   activation="linear", dt=DT, tau=TAU)
     u = np.array([[0.1, 0.0]] * 5 + [[0.0, 0.1]] * 5)
-    fps = rl.find_fixed_points(model, u, np.zeros((10, 2)), outlier_distance_scale=None)
+    fps = rl.find_fixed_points(model, u, np.zeros((10, 2)), post=NO_OUTLIER_RULE)
     assert len(fps) == 2
     got = {tuple(np.round(x, 9)) for x in np.asarray(fps.states)}
     assert got == {(0.2, 0.0), (0.0, 0.2)}
@@ -428,7 +429,10 @@ def test_second_call_does_not_recompile(caplog):
     caplog.clear()
     other = np.random.default_rng(1).normal(scale=1.5, size=(60, 12))
     with jax.log_compiles(True):
-        rl.find_fixed_points(model, u, other, handoff_speed=3e-3)
+        rl.find_fixed_points(
+            model, u, other,
+            solver=rl.analysis.FixedPointSolver(
+                descent=rl.analysis.AdamDescent(handoff_speed=3e-3)))
     assert not [m for m in _compiled_functions(caplog) if "_adam_chunk" in m]
     # a sanity check that the log does show compilations: a new model size compiles
     caplog.clear()
@@ -450,7 +454,7 @@ def test_captured_starts_are_in_their_roots_newton_basin():
     u = np.array([0.1])
     rng = np.random.default_rng(0)
     roots = np.asarray(rl.find_fixed_points(model, u, rng.normal(scale=1.5, size=(60, 12)),
-                                            outlier_distance_scale=None).states)
+                                            post=NO_OUTLIER_RULE).states)
     # starts scattered around the roots at several distances
     starts = np.concatenate([r + s * rng.normal(size=(20, 12)) for r in roots
                              for s in (0.02, 0.1, 0.3)])
@@ -495,8 +499,9 @@ def test_waves_grow_where_no_root_captures(monkeypatch):
     orig = _solvers._newton_directions
     monkeypatch.setattr(_solvers, "_newton_directions",
                         lambda *a, **k: calls.append(a[1].shape[0]) or orig(*a, **k))
-    fps = rl.find_fixed_points(model, np.zeros(1), starts, max_iters=0,
-                               exclude_unconverged=False)
+    fps = rl.find_fixed_points(model, np.zeros(1), starts,
+                               solver=rl.analysis.FixedPointSolver(descent=None),
+                               post=rl.analysis.PostProcessing(exclude_unconverged=False))
     assert not np.any(np.asarray(fps.converged))
     np.testing.assert_allclose(np.asarray(fps.speeds), eps / TAU, rtol=1e-6)
     # A spread-out cover alone is ~9 of these starts per wave: one host round per wave (each

@@ -194,7 +194,8 @@ def _compare_finder(ff, **kwargs):
 def test_finder_newton_stage_matches_scipy_on_trained_gru(flipflop_gru):
     """`find_fixed_points` with its Levenberg-Marquardt stage alone finds the same 8 stable
     points as scipy, and saddles with one unstable mode."""
-    fps = _compare_finder(flipflop_gru, max_iters=0, newton_iters=200)
+    fps = _compare_finder(flipflop_gru, solver=rl.analysis.FixedPointSolver(
+        descent=None, polish=rl.analysis.NewtonPolish(max_iters=200)))
     assert np.sum(np.asarray(fps.n_unstable) == 1) >= 3
 
 
