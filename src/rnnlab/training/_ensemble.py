@@ -2,7 +2,6 @@
 own learning rate, noise level, early stopping and divergence handling, through the chunked
 loop `train` uses (`_runner.py`): checkpoints, atomic writes and resume alike."""
 
-import copy
 import dataclasses
 import json
 import math
@@ -21,7 +20,6 @@ from jaxtyping import Array, PRNGKeyArray
 from ..io._model_io import save, tensors_to_tree, tree_to_tensors
 from ..io._safe import atomic_write_json, read_safetensors, write_safetensors
 from ..models._base import AbstractRNN
-from ..models._ctrnn import CTRNN
 from ..tasks._base import AbstractTask
 from . import _runner
 from ._config import TrainConfig, make_config
@@ -34,11 +32,7 @@ from ._train import (
     batch_loss,
     check_key,
     make_optimizer,
-    weight_penalty,
 )
-
-_NOISE_FIELDS = ("noise_std", "input_noise_std")
-
 
 @dataclasses.dataclass
 class EnsembleResult:
@@ -83,16 +77,9 @@ class EnsembleResult:
 # ------------------------------------------------------------------------------ stacking
 
 
-def _with_fields(model: AbstractRNN, values: dict[str, Any]) -> AbstractRNN:
-    out = copy.copy(model)
-    for name, value in values.items():
-        object.__setattr__(out, name, value)
-    return out
-
-
 def _split_models(models: Sequence[AbstractRNN]):
-    """(stacked arrays, shared non-array part, (per-network noise levels [n, 2], which of
-    the two differ) or None, n)."""
+    """(stacked arrays [n, ...], the shared non-array part, n). Networks of one structure
+    stack leaf by leaf: weights, and data such as the noise levels, may differ."""
     if isinstance(models, AbstractRNN):
         raise TypeError("models must be a sequence of rnnlab models (a list), not one model")
     models = list(models)
@@ -101,9 +88,6 @@ def _split_models(models: Sequence[AbstractRNN]):
     for i, m in enumerate(models):
         if not isinstance(m, AbstractRNN):
             raise TypeError(f"models[{i}] must be an rnnlab model, got {type(m).__name__}")
-    # noise levels are array leaves of the models: members that differ in them stack like
-    # their weights (no per-network override needed)
-    noise = None
     parts = [eqx.partition(m, eqx.is_array) for m in models]
     rest0 = parts[0][1]
     struct0 = jax.tree.structure(parts[0][0])
@@ -120,52 +104,14 @@ def _split_models(models: Sequence[AbstractRNN]):
             raise ValueError(
                 f"models[{i}] has another structure than models[0] (class, sizes, activation, "
                 "constraints or other settings); an ensemble stacks networks of one structure "
-                "that may differ in their weights (and, for CTRNN, in noise_std / "
-                "input_noise_std)"
+                "that may differ in their weights and noise levels"
             )
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[p[0] for p in parts])
-    return stacked, rest0, noise, len(models)
+    return stacked, rest0, len(models)
 
 
 def _index(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
-
-
-# ------------------------------------------------------------------------------ loss
-
-
-def _noisy_unroll(model, inputs, key, noise):
-    """`CTRNN.unroll_batch` with this member's noise levels (a row of `noise`)."""
-    from ..models._ctrnn_fast import ctrnn_unroll_batch
-
-    levels, differs = noise
-    return ctrnn_unroll_batch(
-        model, inputs, model.initial_state(), key=key,
-        noise_std=levels[0] if differs[0] else None,
-        input_noise_std=levels[1] if differs[1] else None,
-    )
-
-
-def _member_loss(model, task, trial, key, noise, l2_rates, l2_weights):
-    """`batch_loss`, with per-network noise levels passed as numbers when they differ."""
-    if noise is None:
-        return batch_loss(model, task, trial, key, l2_rates, l2_weights)[0]
-    states = _noisy_unroll(model, trial.inputs, key, noise)
-    total = task.loss(model.readout_all(states), trial)
-    if l2_rates:
-        total = total + l2_rates * jnp.mean(model.rates_all(states) ** 2)
-    if l2_weights:
-        total = total + l2_weights * weight_penalty(model)
-    return total
-
-
-def _member_eval(model, task, key, batch_size, noise):
-    if noise is None:
-        return _evaluate_jit(model, task, key, batch_size)
-    k_trial, k_noise = jax.random.split(key)
-    trial = task.sample_batch(k_trial, batch_size)
-    states = _noisy_unroll(model, trial.inputs, k_noise, noise)
-    return task.evaluate(model.readout_all(states), trial)
 
 
 # ------------------------------------------------------------------------------ train
@@ -300,7 +246,8 @@ def train_ensemble(
 
     The networks must share one structure (class, sizes, activation, constraints, time
     constants' layout); they may differ in their weights (seeds, initial gain, ...), in
-    ``noise_std`` / ``input_noise_std`` and in the learning rate (``learning_rate`` may give one
+    their noise levels (``noise_std``, ``input_noise_std``: data, stacked like the weights)
+    and in the learning rate (``learning_rate`` may give one
     value per network). All are stepped together by a ``jax.vmap``-ed training step, compiled
     once; the steps between two evaluations (or checkpoints) run inside one compiled loop, with
     no host synchronisation.
@@ -335,7 +282,7 @@ def train_ensemble(
 
     Returns: an `EnsembleResult` with one `TrainResult` per network.
     """
-    stacked, rest, noise, n = _split_models(models)
+    stacked, rest, n = _split_models(models)
     models = list(models)
     for m in models:
         _check_pair(m, task)
@@ -346,7 +293,6 @@ def train_ensemble(
     batch_size, eval_batch_size = cfg.batch_size, cfg.eval_batch_size
     l2_rates, l2_weights, grad_clip = cfg.l2_rates, cfg.l2_weights, cfg.grad_clip
 
-    # (with per-network noise, `rest` carries placeholder noise levels: build from it)
     filt = eqx.combine(_index(stacked, 0), rest).trainable_filter()
 
     def member(arrays):
@@ -376,16 +322,15 @@ def train_ensemble(
 
         opt_state = jax.vmap(init_one)(stacked, jnp.asarray(lrs))
 
-    def step_one(arrays, opt, key, noise_i):
+    def step_one(arrays, opt, key):
         model = member(arrays)
         params, static = eqx.partition(model, filt)
         k_trial, k_noise = jax.random.split(key)
         trial = task.sample_batch(k_trial, batch_size)
 
         def objective(p):
-            return _member_loss(
-                eqx.combine(p, static), task, trial, k_noise, noise_i, l2_rates, l2_weights
-            )
+            model = eqx.combine(p, static)
+            return batch_loss(model, task, trial, k_noise, l2_rates, l2_weights)[0]
 
         loss, grads = jax.value_and_grad(objective)(params)
         updates, new_opt = optimizer.update(grads, opt, params)
@@ -393,23 +338,13 @@ def train_ensemble(
         new_arrays = eqx.filter(eqx.combine(new_params, static), eqx.is_array)
         return new_arrays, new_opt, loss
 
-    # per-network noise rows are vmapped; which fields differ stays static
-    noise_arg = noise[0] if noise is not None else jnp.zeros((n, 0))
-    noise_axis = 0
-
-    def member_noise(row):
-        return None if noise is None else (row, noise[1])
-
     def chunk(arrays, opt, active, loss_sum, n_done, start, stop):
         """Steps start..stop-1 for every network still active; then evaluate at `stop`."""
 
         def body(i, carry):
             arrays, opt, active, loss_sum, n_done = carry
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(train_keys)
-            new_arrays, new_opt, loss = jax.vmap(
-                lambda a, o, k, z: step_one(a, o, k, member_noise(z)),
-                in_axes=(0, 0, 0, noise_axis),
-            )(arrays, opt, step_keys, noise_arg)
+            new_arrays, new_opt, loss = jax.vmap(step_one)(arrays, opt, step_keys)
             ok = active & jnp.isfinite(loss)
             arrays = _keep(ok, new_arrays, arrays)
             opt = _keep(ok, new_opt, opt)
@@ -423,11 +358,8 @@ def train_ensemble(
         )
         eval_k = jax.vmap(lambda k: jax.random.fold_in(k, stop))(eval_keys)
         scores = jax.vmap(
-            lambda a, k, z: _member_eval(
-                member(a), task, k, eval_batch_size, member_noise(z)
-            ),
-            in_axes=(0, 0, noise_axis),
-        )(arrays, eval_k, noise_arg)
+            lambda a, k: _evaluate_jit(member(a), task, k, eval_batch_size)
+        )(arrays, eval_k)
         return arrays, opt, active, loss_sum, n_done, scores
 
     t0 = time.perf_counter()
@@ -441,8 +373,8 @@ def train_ensemble(
 
     # ---- the run directory
     hyper = cfg.hyper(_runner.key_data(keys))
-    if lrs is not None:
-        hyper["learning_rate"] = [float(x) for x in lrs]
+    lr = hyper["learning_rate"]
+    net_lrs = lr if isinstance(lr, list) else [lr] * n
     described = [_runner.describe(m, task) for m in models]
     fingerprint = {"models": [d["model"] for d in described], "task": described[0]["task"],
                    "training": {k: v for k, v in hyper.items() if k != "steps"}}
@@ -488,9 +420,7 @@ def train_ensemble(
             config_json.update(cfg.run_config)
         atomic_write_json(out / "config.json", config_json)
         for i, d in enumerate(net_dirs):
-            training = {**hyper, "key": hyper["key"][i]}
-            if lrs is not None:
-                training["learning_rate"] = hyper["learning_rate"][i]
+            training = {**hyper, "key": hyper["key"][i], "learning_rate": net_lrs[i]}
             atomic_write_json(d / "config.json", {
                 "version": version, "task": fingerprint["task"],
                 "model": fingerprint["models"][i], "training": training,
@@ -516,9 +446,8 @@ def train_ensemble(
 
     results = []
     for i, m in enumerate(members):
-        final = _restore(models[i], member(_index(engine.arrays, i)))
-        best = (_restore(models[i], member(_index(engine.best_arrays, i))) if m.has_best
-                else final)
+        final = member(_index(engine.arrays, i))
+        best = member(_index(engine.best_arrays, i)) if m.has_best else final
         results.append(TrainResult(final, m.history, best, m.steps, m.status,
                                    m.best_step if m.has_best else None))
         if net_dirs[i] is not None:
@@ -529,10 +458,3 @@ def train_ensemble(
                 save(d / "model_final.safetensors", final)
             _runner.write_best(d, m, m.steps)
     return EnsembleResult(results, compile_time, engine.run_time)
-
-
-def _restore(original: AbstractRNN, trained: AbstractRNN) -> AbstractRNN:
-    """The trained arrays in the original member's own (static) configuration."""
-    leaves = jax.tree.leaves(eqx.filter(trained, eqx.is_array))
-    arrays = jax.tree.unflatten(jax.tree.structure(eqx.filter(original, eqx.is_array)), leaves)
-    return eqx.combine(arrays, eqx.filter(original, eqx.is_array, inverse=True))
