@@ -14,11 +14,29 @@ time (the baseline's compile time apart; rnnlab's first call in the process, com
 and a second call), residual speeds |F| (vector-field units, 1/ms) evaluated in float64 at the
 returned points, and how many distinct points each finds.
 
-Run: ``python benchmarks/fixed_points.py`` (writes its section of benchmarks/RESULTS.md).
+Before / after: with ``--baseline-src DIR`` (the ``src`` of another checkout, e.g. a worktree
+of the previous release), ``find_fixed_points`` of that checkout and of this one run on the same
+networks and candidates in separate worker processes (``PYTHONPATH`` set to each ``src``),
+alternating, ``--rounds`` times each; reported: every call's wall time, the medians and their
+ratio (this checkout / the baseline checkout), and the machine load (``uptime``) before and
+after. The networks are rebuilt in the workers from their effective weights
+(``CTRNN.from_weights``), so both checkouts see the same float32 model.
+
+The trained flip-flop is the test fixture ``tests/fixtures/flipflop3_ctrnn128.safetensors``
+(the recipe this benchmark used to train: ``rl.train(CTRNN(3, 128, 3, key=PRNGKey(0)),
+flipflop, key=PRNGKey(1), steps=600, learning_rate=1e-2, target_accuracy=0.99)``), so no
+training runs here.
+
+Run: ``python benchmarks/fixed_points.py [--baseline-src /tmp/fp_base/src]`` (writes its
+section of benchmarks/RESULTS.md).
 """
 
+import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,10 +46,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import rnnlab as rl  # noqa: E402
-from _results import write_section  # noqa: E402
 from rnnlab.analysis._fixed_points import to_float64, unique_indices  # noqa: E402
 
 K = 1024
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "flipflop3_ctrnn128.safetensors"
+WARM_CALLS = 3
 
 
 def fpf_baseline(model, u, x0, *, max_iters=5000, tol_q=1e-12, tol_dq=1e-20):
@@ -123,12 +143,11 @@ def speeds64(model, xs, u):
 def _profile_parts(model, u, x0):
     """Wall time of the pieces of one warm `find_fixed_points` call (timing wrappers around
     its private stages, removed afterwards)."""
-    from rnnlab.analysis import _fixed_points as fpm
-    from rnnlab.analysis import _solvers
+    from rnnlab.analysis import _points, _solvers
 
     pieces = {"stage 1 (Adam, f32)": (_solvers, "adam_stage"),
               "stage 2 (Newton/LM, f64)": (_solvers, "polish"),
-              "decomposition": (fpm, "eigendecompose")}
+              "decomposition": (_points, "eigendecompose")}
     times = dict.fromkeys(pieces, 0.0)
     originals = {}
     for label, (mod, fn) in pieces.items():
@@ -154,17 +173,13 @@ def _profile_parts(model, u, x0):
 
 
 def trained_flipflop(n_hidden):
+    model = rl.load(FIXTURE)
+    assert model.n_hidden == n_hidden
     task = rl.tasks.make("flipflop")
-    model = rl.CTRNN(3, n_hidden, 3, key=jax.random.PRNGKey(0))
-    t0 = time.perf_counter()
-    res = rl.train(model, task, key=jax.random.PRNGKey(1), steps=600, learning_rate=1e-2,
-                   target_accuracy=0.99, progress=False)
-    acc = res.history[-1]["accuracy"]
     trials = task.sample_batch(jax.random.PRNGKey(2), 64)
-    traj = rl.simulate(res.model, trials.inputs)
+    traj = rl.simulate(model, trials.inputs)
     x0 = rl.analysis.sample_states(traj, K, key=jax.random.PRNGKey(3))
-    note = f"trained to accuracy {acc:.3f} in {time.perf_counter() - t0:.0f} s"
-    return res.model, np.zeros(3, np.float32), x0, note
+    return model, np.zeros(3, np.float32), x0, f"test fixture {FIXTURE.name}"
 
 
 def random_chaotic(n_hidden):
@@ -176,13 +191,137 @@ def random_chaotic(n_hidden):
     return model, u, x0, "random tanh CT-RNN, gain 1.5, weak constant input (chaotic)"
 
 
-def main():
+# ------------------------------------------------------------------ before / after workers
+
+
+def _case_arrays(model, u, x0) -> dict:
+    """What a worker needs to rebuild the network and rerun the search (any rnnlab version
+    with ``CTRNN.from_weights``)."""
+    w = {k: np.asarray(v, np.float64) for k, v in model.effective_weights().items()}
+    cfg = model.config()
+    return {**w, "tau": np.asarray(model.tau, np.float64), "dt": np.float64(model.dt),
+            "activation": np.str_(cfg["activation"]), "form": np.str_(cfg["form"]),
+            "u": np.asarray(u, np.float64), "x0": np.asarray(x0, np.float64)}
+
+
+def _worker(cases_path: str, out_path: str) -> None:
+    """Time `find_fixed_points` of the rnnlab on ``sys.path`` on each saved case: the first call
+    in the process (compile included), then WARM_CALLS warm calls."""
+    data = np.load(cases_path)
+    names = sorted({k.split("/")[0] for k in data.files})
+    out = {"rnnlab": str(Path(rl.__file__).parent), "cases": {}}
+    for name in names:
+        a = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(name + "/")}
+        model = rl.CTRNN.from_weights(
+            a["w_rec"], a["w_in"], a["w_out"], a["b_rec"], a["b_out"],
+            activation=str(a["activation"]), form=str(a["form"]), dt=float(a["dt"]),
+            tau=a["tau"])
+        u, x0 = a["u"].astype(np.float32), a["x0"].astype(np.float32)
+        t0 = time.perf_counter()
+        fps = rl.find_fixed_points(model, u, x0)
+        first = time.perf_counter() - t0
+        warm = []
+        for _ in range(WARM_CALLS):
+            t0 = time.perf_counter()
+            fps = rl.find_fixed_points(model, u, x0)
+            warm.append(time.perf_counter() - t0)
+        sp = speeds64(model, np.asarray(fps.states), u)
+        s = fps.summary()
+        out["cases"][name] = {
+            "first": first, "warm": warm, "n_points": int(s["n_points"]),
+            "stable": int(s["stable"]), "saddle": int(s["saddle"]),
+            "max_speed": float(np.max(sp)) if sp.size else 0.0,
+        }
+    Path(out_path).write_text(json.dumps(out))
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+
+
+def before_after(cases: dict, baseline_src: str, rounds: int) -> dict:
+    """Run the workers of both checkouts alternately (``rounds`` each; the order flips every
+    round). Returns {"baseline"|"current": [worker results]} and the load before / after."""
+    runs = {"baseline": [], "current": []}
+    srcs = {"baseline": str(Path(baseline_src).resolve()), "current": str(ROOT / "src")}
+    with tempfile.TemporaryDirectory() as tmp:
+        cases_path = os.path.join(tmp, "cases.npz")
+        np.savez(cases_path, **{f"{name}/{k}": v for name, arrays in cases.items()
+                                for k, v in arrays.items()})
+        load0 = _uptime()
+        for r in range(rounds):
+            for which in (("baseline", "current") if r % 2 == 0 else ("current", "baseline")):
+                out = os.path.join(tmp, f"{which}{r}.json")
+                env = dict(os.environ, PYTHONPATH=srcs[which])
+                subprocess.run([sys.executable, __file__, "--worker", cases_path, out],
+                               env=env, check=True)
+                res = json.loads(Path(out).read_text())
+                print(f"{which} ({res['rnnlab']}): " + ", ".join(
+                    f"{n} first {c['first']:.2f} s, warm "
+                    + "/".join(f"{t:.2f}" for t in c["warm"]) for n, c in res["cases"].items()),
+                    flush=True)
+                runs[which].append(res)
+        load1 = _uptime()
+    return {"runs": runs, "load": (load0, load1), "srcs": srcs}
+
+
+def _before_after_lines(ba: dict, labels: dict) -> list[str]:
+    runs = ba["runs"]
+    lines = [
+        f"Before / after (`find_fixed_points` with defaults; baseline checkout "
+        f"`{ba['srcs']['baseline']}` against this one, {len(runs['current'])} worker "
+        f"processes each, alternating, {WARM_CALLS} warm calls per process). Load (`uptime`) "
+        f"before: `{ba['load'][0]}`; after: `{ba['load'][1]}`.",
+        "",
+        "| network | checkout | first call per process (s) | warm calls (s) | warm median (s) "
+        "| points (stable, saddle) | max \\|F\\| |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for name, label in labels.items():
+        med = {}
+        for which in ("baseline", "current"):
+            cs = [r["cases"][name] for r in runs[which]]
+            warm = [t for c in cs for t in c["warm"]]
+            med[which] = (float(np.median(warm)), float(np.median([c["first"] for c in cs])))
+            c0 = cs[0]
+            lines.append(
+                f"| {label} | {which} | " + ", ".join(f"{c['first']:.2f}" for c in cs)
+                + " | " + ", ".join(f"{t:.2f}" for t in warm) + f" | {med[which][0]:.2f} | "
+                f"{c0['n_points']} ({c0['stable']}, {c0['saddle']}) | {c0['max_speed']:.1e} |")
+        ratios.append(
+            f"- {label}: warm median current / baseline = "
+            f"{med['current'][0] / med['baseline'][0]:.2f} ({med['current'][0]:.2f} s vs "
+            f"{med['baseline'][0]:.2f} s); first call (median over processes) "
+            f"{med['current'][1] / med['baseline'][1]:.2f} ({med['current'][1]:.2f} s vs "
+            f"{med['baseline'][1]:.2f} s).")
+    return lines + [""] + ratios
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline-src", help="src directory of the checkout to compare with")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="worker processes per checkout (before / after)")
+    parser.add_argument("--worker", nargs=2, metavar=("CASES", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(*args.worker)
+        return
+    from _results import write_section
+
     load0 = os.getloadavg()[1]
     rows = []
     cases = [("trained 3-bit flip-flop, N=128", trained_flipflop, 128),
              ("random network, N=128", random_chaotic, 128)]
-    for name, make, n in cases:
+    saved, labels = {}, {}
+    for i, (name, make, n) in enumerate(cases):
         model, u, x0, note = make(n)
+        saved[f"case{i}"] = _case_arrays(model, u, x0)
+        labels[f"case{i}"] = name
         print(f"== {name}: {note}", flush=True)
         xs_b, uniq_b, it_b, tc_b, tr_b, td_b = fpf_baseline(model, jnp.asarray(u),
                                                             jnp.asarray(x0))
@@ -210,6 +349,7 @@ def main():
                      t_warm, sp_r, s, parts))
 
     load = os.getloadavg()[1]
+    ba = before_after(saved, args.baseline_src, args.rounds) if args.baseline_src else None
     body = [
         f"Machine shared with other engineers' jobs while this ran (5-minute load average "
         f"{load0:.1f} at the start, {load:.1f} at the end, on 2 cores): absolute times are "
@@ -270,6 +410,8 @@ def main():
         "(jacfwd) and numpy `eig` of its unique points, as FixedPointFinder does by default, "
         "with one BLAS thread as in rnnlab."
     )
+    if ba is not None:
+        body += [""] + _before_after_lines(ba, labels)
     write_section("fixed_points", "\n".join(body))
 
 

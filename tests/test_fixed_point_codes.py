@@ -367,9 +367,13 @@ def test_file_of_the_previous_format_loads():
 def test_deprecated_keywords_map_onto_the_objects():
     model = decoupled_tanh()
     x0 = np.random.default_rng(5).uniform(-3, 3, size=(20, 2))
-    with pytest.warns(DeprecationWarning, match="AdamDescent"):
+    with pytest.warns(DeprecationWarning) as record:
         old = rl.find_fixed_points(model, np.zeros(1), x0, max_iters=0, newton_iters=30,
                                    outlier_distance_scale=None)
+    said = " ".join(str(w.message) for w in record)
+    for replacement in ("AdamDescent(max_iters=", "NewtonPolish(max_iters=",
+                        "PostProcessing(outlier_distance_scale="):
+        assert replacement in said
     new = rl.find_fixed_points(
         model, np.zeros(1), x0,
         solver=FixedPointSolver(descent=AdamDescent(max_iters=0),
