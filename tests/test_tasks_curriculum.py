@@ -90,7 +90,7 @@ def test_curriculum_checks():
     assert all(s.n_steps == 10 for s in cur.stages)
     net = rl.CTRNN(1, 8, 1, key=KEY, dt=40.0)
     with pytest.raises(ValueError, match="target_accuracy"):
-        T.train_curriculum(net, cur, key=KEY, target_accuracy=0.5)
+        rl.training.train_curriculum(net, cur, key=KEY, target_accuracy=0.5)
 
 
 def test_curriculum_is_the_composition_of_its_stages(tmp_path):
@@ -100,7 +100,7 @@ def test_curriculum_is_the_composition_of_its_stages(tmp_path):
     cur = T.Curriculum(stages, threshold=0.0)
     net = rl.CTRNN(1, 8, 1, key=KEY, dt=40.0)
     opts = dict(eval_every=5, eval_batch_size=32, batch_size=16, progress=False)
-    res = T.train_curriculum(net, cur, key=KEY, steps=100, out_dir=tmp_path / "run", **opts)
+    res = rl.training.train_curriculum(net, cur, key=KEY, steps=100, out_dir=tmp_path / "run", **opts)
     assert res.passed == [True, True] and res.completed and res.steps == 10
     m = net
     for i, s in enumerate(stages):
@@ -124,7 +124,7 @@ def test_curriculum_is_the_composition_of_its_stages(tmp_path):
 def test_curriculum_stops_when_the_budget_runs_out():
     cur = T.Curriculum((T.Integrator(n_steps=10), T.Integrator(n_steps=10)), threshold=1.0)
     net = rl.CTRNN(1, 8, 1, key=KEY, dt=40.0)
-    res = T.train_curriculum(net, cur, key=KEY, steps=10, eval_every=5, batch_size=8,
+    res = rl.training.train_curriculum(net, cur, key=KEY, steps=10, eval_every=5, batch_size=8,
                              eval_batch_size=16, progress=False)
     assert res.passed == [False] and not res.completed and res.steps == 10
 

@@ -60,7 +60,8 @@ def plot_task(task, path: Path, n_trials: int, seed: int) -> None:
 def train_with_curriculum(spec, task_name, task_kwargs, net, *, key, steps, out, threshold,
                           resume, **train_kwargs):
     """`rnnlab train TASK --curriculum SPEC`: train through the curriculum's stages."""
-    from ..tasks._curriculum import parse_curriculum_spec, train_curriculum
+    from ..tasks._curriculum import parse_curriculum_spec
+    from ..training import train_curriculum
 
     try:
         cur = parse_curriculum_spec(spec, task_name, task_kwargs, threshold)

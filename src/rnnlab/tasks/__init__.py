@@ -33,8 +33,6 @@ from ._yang19 import RULES as YANG19_RULES
 from ._yang19 import Yang19Multitask as Yang19Multitask
 from ._yang19 import Yang19Rule as Yang19Rule
 from ._curriculum import Curriculum as Curriculum
-from ._curriculum import CurriculumResult as CurriculumResult
-from ._curriculum import train_curriculum as train_curriculum
 from ._mixture import Mixture as Mixture
 from ._neurogym import NeuroGymTask as NeuroGymTask
 from ._neurogym import from_neurogym as from_neurogym

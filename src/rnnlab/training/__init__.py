@@ -12,3 +12,5 @@ from ._train import make_train_step as make_train_step
 from ._train import train as train
 from ._force import ForceResult as ForceResult
 from ._force import train_force as train_force
+from ._curriculum import CurriculumResult as CurriculumResult
+from ._curriculum import train_curriculum as train_curriculum
