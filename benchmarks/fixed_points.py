@@ -265,16 +265,28 @@ def before_after(cases: dict, baseline_src: str, rounds: int) -> dict:
                     flush=True)
                 runs[which].append(res)
         load1 = _uptime()
-    return {"runs": runs, "load": (load0, load1), "srcs": srcs}
+    return {"runs": runs, "load": (load0, load1), "srcs": srcs,
+            "commits": {k: _commit(v) for k, v in srcs.items()}}
+
+
+def _commit(src: str) -> str:
+    """The commit of the checkout holding ``src`` (``-dirty`` with uncommitted changes)."""
+    try:
+        out = subprocess.run(["git", "-C", src, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _before_after_lines(ba: dict, labels: dict) -> list[str]:
     runs = ba["runs"]
     lines = [
-        f"Before / after (`find_fixed_points` with defaults; baseline checkout "
-        f"`{ba['srcs']['baseline']}` against this one, {len(runs['current'])} worker "
-        f"processes each, alternating, {WARM_CALLS} warm calls per process). Load (`uptime`) "
-        f"before: `{ba['load'][0]}`; after: `{ba['load'][1]}`.",
+        f"Before / after (`find_fixed_points` with defaults, same networks and candidates; "
+        f"baseline checkout `{ba['srcs']['baseline']}` at {ba['commits']['baseline']} against "
+        f"this one at {ba['commits']['current']}, {len(runs['current'])} worker processes "
+        f"each, alternating, {WARM_CALLS} warm calls per process). Load (`uptime`) before: "
+        f"`{ba['load'][0]}`; after: `{ba['load'][1]}`.",
         "",
         "| network | checkout | first call per process (s) | warm calls (s) | warm median (s) "
         "| points (stable, saddle) | max \\|F\\| |",
