@@ -10,7 +10,6 @@ import abc
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._validate import integer, positive_int, positive_number
@@ -163,8 +162,9 @@ class AdamDescent(AbstractDescent):
     def descend(self, model, states, inputs, *, scale, stop_speed):
         hp = self.hyperparameters()
         q_stop = 0.5 * (scale * stop_speed) ** 2
-        st = _solvers.adam_stage(model, jnp.asarray(states, jnp.float32),
-                                 jnp.asarray(inputs, jnp.float32), scale, hp, q_stop)
+        # host float32 copies: the stage's bookkeeping runs on the host (see adam_stage)
+        st = _solvers.adam_stage(model, np.asarray(states, np.float32),
+                                 np.asarray(inputs, np.float32), scale, hp, q_stop)
         return DescentResult(
             x=np.asarray(st.x, np.float64),
             q=np.asarray(st.q, np.float64),
