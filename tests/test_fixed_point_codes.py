@@ -361,6 +361,22 @@ def test_file_of_the_previous_format_loads():
                                   np.asarray(new.candidates.point) + 9)
 
 
+def test_file_without_labels_version_gets_its_labels_recomputed(tmp_path):
+    """A file from before the labels described the system that runs (no labels_version; the
+    labels in it were the ODE's): every label and count is recomputed from the eigenvalues."""
+    tensors, meta = read_safetensors(FIXTURES / "fixed_points_v2.safetensors")
+    for f in ("n_unstable", "ode_n_unstable", "views_differ"):
+        tensors.pop(f)
+    del meta["labels_version"]
+    meta["stability"] = ["stable"] * len(meta["stability"])  # stale: must not be used
+    write_safetensors(tmp_path / "v1.safetensors", tensors, meta)
+    v1 = rl.FixedPoints.load(tmp_path / "v1.safetensors")
+    v2 = rl.FixedPoints.load(FIXTURES / "fixed_points_v2.safetensors")
+    assert v1.stability == v2.stability and v1.ode_stability == v2.ode_stability
+    for f in ("n_unstable", "ode_n_unstable", "views_differ", "stability_codes"):
+        np.testing.assert_array_equal(np.asarray(getattr(v1, f)), np.asarray(getattr(v2, f)))
+
+
 # ------------------------------------------------------------------ options
 
 
