@@ -39,6 +39,7 @@ from ._stages import PATH_MAIN, AdamDescent, FixedPointSolver, NewtonPolish
 _check_model = check_model
 _assemble = assemble
 
+
 def _as_float_array(value, name: str) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name} must be an array of numbers, got None")
