@@ -14,6 +14,9 @@ core); PyTorch runs with 1 and with all intra-op threads and the faster is kept.
 Run:  .venv/bin/python benchmarks/train_speed.py            (all sizes; writes RESULTS.md)
       .venv/bin/python benchmarks/train_speed.py --quick    (small sizes, fewer repeats)
       .venv/bin/python benchmarks/train_speed.py --one-device   (JAX's default single device)
+      .venv/bin/python benchmarks/train_speed.py --train-loop OLD_SRC NEW_SRC
+          (`rl.train` per step on the flip-flop, two source trees side by side; writes its
+          part of the train_speed section)
 """
 
 import argparse
@@ -32,7 +35,7 @@ import jax  # noqa: E402
 # rnnlab splits a training batch over the CPU's cores when JAX exposes them as devices (see
 # `rnnlab.models._ctrnn_fast.batch_sharding`); this must be set before JAX first runs.
 # `--one-device` keeps JAX's default of one CPU device.
-if "--one-device" not in sys.argv:
+if "--one-device" not in sys.argv and "--train-loop-worker" not in sys.argv:
     jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
 
 import equinox as eqx  # noqa: E402
@@ -497,6 +500,115 @@ def ensemble_bench(n_nets, n_hidden, steps, batch, quick) -> dict[str, float]:
     }
 
 
+# ------------------------------------------------------------------------------ rl.train loop
+
+# (hidden, batch): a 64-unit network at the CLI's batch, and a small fast step where the
+# host's per-step work weighs most
+LOOP_SIZES = [(64, 64), (32, 16)]
+LOOP_STEPS, LOOP_WINDOW = 300, 150
+
+
+def train_loop_worker() -> None:
+    """One process, one source tree (PYTHONPATH): `rl.train` on the flip-flop (CT-RNN, noise
+    0.05, JAX's default single CPU device) at each LOOP_SIZES entry; prints JSON with the
+    steady seconds per step, the wall time between the evaluations at LOOP_STEPS - LOOP_WINDOW
+    and LOOP_STEPS divided by LOOP_WINDOW (compile and the first steps left out; one
+    evaluation of 64 trials included, the same for both trees)."""
+    import json
+
+    task = rl.tasks.make("flipflop")
+    out = {"rnnlab": rl.__file__}
+    for n, b in LOOP_SIZES:
+        model = rl.CTRNN(task.n_in, n, task.n_out, key=jax.random.PRNGKey(0), dt=task.dt,
+                         noise_std=SIGMA)
+        res = rl.train(model, task, key=jax.random.PRNGKey(1), steps=LOOP_STEPS, batch_size=b,
+                       learning_rate=1e-2, eval_every=LOOP_WINDOW, eval_batch_size=64,
+                       progress=False)
+        w = [h["wall_time"] for h in res.history]
+        out[f"{n},{b}"] = (w[1] - w[0]) / LOOP_WINDOW
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def train_loop_compare(old_src: str, new_src: str, rounds: int) -> str:
+    """`train_loop_worker` run in turn against the two trees (old, new, old, new, ...: one
+    fresh process each, so that they share the machine's load); medians and ratios."""
+    import json
+    import subprocess
+
+    load = [os.getloadavg()[0]]
+    times = {"old": [], "new": []}
+    where = {}
+    for r in range(rounds):
+        for name, src in (("old", old_src), ("new", new_src)):
+            env = {**os.environ, "PYTHONPATH": src}
+            proc = subprocess.run(
+                [sys.executable, __file__, "--train-loop-worker"], env=env, check=True,
+                capture_output=True, text=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+            result = json.loads(line[7:])
+            where[name] = result.pop("rnnlab")
+            times[name].append(result)
+            print(f"round {r} {name}: " + ", ".join(
+                f"{k}: {v*1e3:.2f} ms" for k, v in result.items()), flush=True)
+    load.append(os.getloadavg()[0])
+    for name, src in (("old", old_src), ("new", new_src)):
+        assert where[name].startswith(os.path.abspath(src)), (name, where[name])
+    lines = [
+        "`rl.train` per step, before and after the one-loop refactor (issue 13: no host "
+        "synchronisation inside a chunk; evaluation, progress and divergence checks at chunk "
+        "boundaries). FlipFlop (3 bits, T 100), CT-RNN with recurrent noise 0.05, Adam 1e-2, "
+        f"{LOOP_STEPS} steps, evaluations every {LOOP_WINDOW} on 64 trials, JAX's default "
+        "single CPU device. Seconds per step = wall time between the two evaluations / "
+        f"{LOOP_WINDOW} (compile excluded). The two source trees run in turn, one fresh "
+        f"process each, {rounds} rounds; medians. 1-min load average {load[0]:.1f} at the "
+        f"start, {load[1]:.1f} at the end, on {os.cpu_count()} cores (shared machine).",
+        "",
+        "| (hidden, batch) | before (ms/step) | after (ms/step) | before / after |",
+        "|---|---|---|---|",
+    ]
+    for key in times["old"][0]:
+        old = float(np.median([t[key] for t in times["old"]]))
+        new = float(np.median([t[key] for t in times["new"]]))
+        lines.append(f"| {key.replace(',', ', ')} | {old*1e3:.2f} | {new*1e3:.2f} | "
+                     f"{old/new:.2f}x |")
+    return "\n".join(lines)
+
+
+LOOP_BEGIN, LOOP_END = "<!-- train_loop -->", "<!-- /train_loop -->"
+
+
+def write_train_loop(block: str, command: str) -> None:
+    """Put ``block`` into the train_speed section of RESULTS.md (replacing an older one),
+    leaving the rest of the section as the full benchmark wrote it."""
+    import re
+
+    from _results import RESULTS
+
+    text = RESULTS.read_text()
+    part = (f"\n{LOOP_BEGIN}\n### rl.train loop\n\nCommand: `{command}`\n\n{block}\n"
+            f"{LOOP_END}\n")
+    old = re.compile(rf"\n?{re.escape(LOOP_BEGIN)}.*?{re.escape(LOOP_END)}\n?", re.S)
+    if old.search(text):
+        text = old.sub(lambda _: part, text)
+    else:
+        text = text.replace("<!-- end train_speed -->", part + "<!-- end train_speed -->")
+    RESULTS.write_text(text)
+
+
+def existing_train_loop() -> str:
+    """The train-loop part of the train_speed section now in RESULTS.md ("" if none), kept
+    when the full benchmark rewrites the section."""
+    import re
+
+    from _results import RESULTS
+
+    if not RESULTS.exists():
+        return ""
+    m = re.search(rf"{re.escape(LOOP_BEGIN)}.*?{re.escape(LOOP_END)}", RESULTS.read_text(),
+                  re.S)
+    return m.group(0) if m else ""
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -507,7 +619,21 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     ap.add_argument("--one-device", action="store_true",
                     help="keep JAX's single CPU device (no batch split over cores)")
+    ap.add_argument("--train-loop", nargs=2, metavar=("OLD_SRC", "NEW_SRC"),
+                    help="only rl.train's per-step time, two source trees side by side")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --train-loop")
+    ap.add_argument("--train-loop-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.train_loop_worker:
+        train_loop_worker()
+        return
+    if args.train_loop:
+        block = train_loop_compare(*args.train_loop, args.rounds)
+        print(block)
+        if not args.no_write:
+            command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+            write_train_loop(block, command)
+        return
     sizes = QUICK_SIZES if args.quick else SIZES
     have_torch = not args.no_torch
     if have_torch:
@@ -666,6 +792,9 @@ def main(argv=None) -> None:
         ENSEMBLE_NOTE,
     ]
     body = "\n".join(lines)
+    loop = existing_train_loop()
+    if loop:
+        body += "\n\n" + loop
     print(body)
     if not args.no_write and not args.quick:
         from _results import write_section
