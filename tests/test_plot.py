@@ -469,9 +469,11 @@ def test_eigenspectra_map_has_unit_circle():
     # h <- tanh(2 h) per unit: fixed points 0 (|mu| = 2) and +-0.9575 (|mu| < 1)
     model = rl.VanillaRNN.from_weights(2.0 * np.eye(2), np.zeros((2, 1)), np.eye(2))
     cand = np.array([[0.96, 0.96], [0.0, 0.96], [0.0, 0.0]])
-    from rnnlab.analysis import find_fixed_points
+    from rnnlab.analysis import AdamDescent, FixedPointSolver, find_fixed_points
 
-    fp = find_fixed_points(model, np.zeros(1), cand, max_iters=0)  # Newton from near roots
+    # Newton from near the roots (no descent steps)
+    fp = find_fixed_points(model, np.zeros(1), cand,
+                           solver=FixedPointSolver(descent=AdamDescent(max_iters=0)))
     assert not fp.is_continuous and sorted(fp.stability) == ["saddle", "stable", "unstable"]
     ax = rl.plot.eigenspectra(fp).axes[0]
     (circle,) = _lines(ax, "boundary")
