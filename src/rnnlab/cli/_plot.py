@@ -1,6 +1,7 @@
 """`rnnlab plot RUN --out DIR`: the static figures of a run as PNG and SVG."""
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -52,7 +53,7 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
 @app.command("plot")
 def plot_cmd(
     run: Path = typer.Argument(..., help="A run directory made by `rnnlab train`."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default RUN/figures)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/figures)."),
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze",
         help="Run `rnnlab analyze RUN` first when RUN/analysis/ is missing.",

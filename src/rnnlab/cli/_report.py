@@ -1,6 +1,7 @@
 """`rnnlab report RUN`: the interactive self-contained HTML report."""
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -10,7 +11,7 @@ from ._app import CLIError, app
 @app.command("report")
 def report_cmd(
     run: Path = typer.Argument(..., help="A run directory made by `rnnlab train`."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output file (default RUN/report.html)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default RUN/report.html)."),
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze",
         help="Run `rnnlab analyze RUN` first when RUN/analysis/ is missing.",
