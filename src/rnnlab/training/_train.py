@@ -526,10 +526,6 @@ def train(
     return result
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    _runner.remove_stale_temporaries(out)
-
-
 def _version() -> str:
     from .. import __version__
 
