@@ -44,22 +44,14 @@ def _check_inputs(model: AbstractRNN, inputs) -> Array:
     return inputs
 
 
-def _run(model, inputs, initial_state, key):
-    states = model.unroll(inputs, initial_state, key=key)
-    return Trajectory(states, model.rates_all(states), model.readout_all(states))
-
-
 @eqx.filter_jit
 def _simulate_jit(model, inputs, initial_state, key):
-    if inputs.ndim == 2:
-        return _run(model, inputs, initial_state, key)
-    batch = inputs.shape[0]
-    keys = None if key is None else jax.random.split(key, batch)
-    state_axis = 0 if initial_state.ndim == 2 else None
-    key_axis = None if keys is None else 0
-    return jax.vmap(_run, in_axes=(None, 0, state_axis, key_axis))(
-        model, inputs, initial_state, keys
-    )
+    # the training forward pass (`unroll_batch`): the same step and the same noise for the
+    # same key; one trial is a batch of one
+    batched = inputs if inputs.ndim == 3 else inputs[None]
+    states = model.unroll_batch(batched, initial_state, key=key)
+    traj = Trajectory(states, model.rates_all(states), model.readout_all(states))
+    return traj if inputs.ndim == 3 else jax.tree.map(lambda x: x[0], traj)
 
 
 def simulate(
@@ -69,12 +61,17 @@ def simulate(
     key: PRNGKeyArray | None = None,
     initial_state: Float[Array, "... state"] | None = None,
 ) -> Trajectory:
-    """Simulate ``model`` on ``inputs`` ([T, n_in] or [B, T, n_in]) with ``lax.scan``, jitted.
+    """Simulate ``model`` on ``inputs`` ([T, n_in] or [B, T, n_in]), jitted.
+
+    Runs the training forward pass, ``model.unroll_batch`` (a [T, n_in] input is a batch of
+    one): the same step and, for the same ``key``, exactly the noise that training's forward
+    pass (`rnnlab.training.batch_loss`) draws on these inputs.
 
     Args:
         model: any rnnlab model.
         inputs: the input time series; a leading batch axis is optional.
-        key: PRNG key for recurrent and input noise; without it the run is noise-free.
+        key: PRNG key for recurrent and input noise (drawn as the model's `unroll_batch` draws
+            it); without it the run is noise-free.
         initial_state: [state_size] (shared) or [B, state_size]; defaults to
             ``model.initial_state()``.
 

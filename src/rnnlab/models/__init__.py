@@ -9,4 +9,6 @@ from ._ctrnn import multi_area_mask as multi_area_mask
 from ._esn import EchoStateNetwork as EchoStateNetwork
 from ._gru import GRU as GRU
 from ._lstm import LSTM as LSTM
+from ._network import AbstractMaskedNetwork as AbstractMaskedNetwork
+from ._network import AbstractNetwork as AbstractNetwork
 from ._vanilla import VanillaRNN as VanillaRNN

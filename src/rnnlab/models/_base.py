@@ -1,6 +1,7 @@
 """The model contract every recurrent network in rnnlab implements."""
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -69,6 +70,10 @@ class AbstractRNN(eqx.Module):
     - `initial_state() -> state`.
     - `config() -> dict`: the JSON-able static configuration from which `from_config` rebuilds a
       model of the same structure (used by `rnnlab.save` / `rnnlab.load`).
+
+    and may override `effective_weights()` (the weights the model computes with), `jacobian`,
+    `input_jacobian`, `unroll` and `unroll_batch` with faster equivalents. The rnnlab models
+    derive from `AbstractNetwork`, which implements all of this once.
     """
 
     is_continuous: ClassVar[bool] = False
@@ -143,6 +148,24 @@ class AbstractRNN(eqx.Module):
         """dF/du of `vector_field` at ``(state, input)``, [state, n_in] (default: ``jacfwd``)."""
         return jax.jacfwd(self.vector_field, argnums=1)(state, input)
 
+    def effective_weights(self) -> dict[str, Array]:
+        """The weights the model actually computes with, by name: constraints (masks, signs,
+        non-negativity) applied, frozen leaves without gradient.
+
+        Returns a dict of arrays. The rnnlab models use the keys ``w_rec`` [n_hidden, n_hidden]
+        (gated models: [G * n_hidden, n_hidden], the G gate blocks stacked by rows), ``w_in``
+        [n_hidden, n_in] (gated: [G * n_hidden, n_in]), ``w_out`` [n_out, n_hidden], biases
+        ``b_rec``, ``b_out`` (gated: also ``b_in``), and ``w_fb`` [n_hidden, n_out] for the
+        echo-state network. The default returns the model's floating-point array fields by
+        field name, except the `config_fields` (noise levels).
+        """
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name, None)
+            if field.name not in self.config_fields and eqx.is_inexact_array(value):
+                out[field.name] = value
+        return out
+
     def trainable_filter(self) -> Any:
         """A pytree of bools, the structure of `self`: True for leaves the optimiser updates.
 
@@ -193,11 +216,14 @@ class AbstractRNN(eqx.Module):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "batch time state"]:
-        """Run a batch of trials; used by training (`rnnlab.training.batch_loss`).
+        """Run a batch of trials: the training forward pass (`rnnlab.training.batch_loss`),
+        and what `rnnlab.simulate` runs, so that both draw the same noise for the same key.
 
         ``initial_state`` is [state] (shared) or [batch, state]. The default vmaps `unroll`
-        with ``jax.random.split(key, batch)``; models override it with a faster batched path
-        (`CTRNN`: hand-written reverse pass, noise drawn for the whole batch at once).
+        with ``jax.random.split(key, batch)`` (trial b draws its noise as `unroll` does from
+        key b); models override it with a faster batched path (`CTRNN`: hand-written reverse
+        pass, the noise of the whole batch drawn from ``key`` at once, trial 0's equal to
+        `unroll`'s with the same key).
         """
         batch = inputs.shape[0]
         state_axis = 0 if initial_state.ndim == 2 else None

@@ -10,66 +10,26 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._random import normal
+from .._validate import positive_number
+from . import _network as nw
 from ._activations import (
     DALE_DEFAULT_ACTIVATION,
     DEFAULT_GAIN,
     NONNEGATIVE_ACTIVATIONS,
-    activation_name,
     can_be_negative,
-    resolve_activation,
 )
-from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
+from ._base import has_noise, register_model
+from ._ctrnn_fast import affine_rows, ctrnn_unroll_batch, potential_euler, rate_euler
+from ._network import AbstractMaskedNetwork, Noise
 
 _WEIGHT_NAMES = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
 _TRAINABLE_NAMES = frozenset(_WEIGHT_NAMES + ("tau", "h0"))
 _DEFAULT_TRAINABLE = _WEIGHT_NAMES
 _FORMS = ("potential", "rate")
 
-# field name -> the name used in `trainable`
-_FIELD_TO_PARAM = {
-    "w_rec": "w_rec",
-    "w_in": "w_in",
-    "w_out": "w_out",
-    "b_rec": "b_rec",
-    "b_out": "b_out",
-    "tau_param": "tau",
-    "h0": "h0",
-}
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_nonneg(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-
-
-def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _as_mask(name: str, mask: ArrayLike | None, shape: tuple[int, ...]) -> Array:
-    if mask is None:
-        return jnp.ones(shape, dtype=bool)
-    arr = np.asarray(mask)
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isin(arr, (0, 1))):
-        raise ValueError(f"{name} must contain only 0/1 (or booleans)")
-    return jnp.asarray(arr.astype(bool))
-
-
-def _spectral_radius(w: Array) -> Array:
-    return jnp.max(jnp.abs(jnp.linalg.eigvals(w)))
-
-
 @register_model
-class CTRNN(AbstractRNN):
+class CTRNN(AbstractMaskedNetwork):
     r"""Leaky continuous-time RNN, integrated with the Euler method.
 
     Two forms (``form``):
@@ -93,7 +53,11 @@ class CTRNN(AbstractRNN):
                  + sqrt(2 * alpha) * noise_std * xi_rec   xi_rec ~ N(0, I_{n_hidden})
 
     The ``sqrt(2 alpha)`` scaling (PsychRNN, Yang et al. 2019) keeps the stationary variance of
-    the recurrent noise independent of ``dt``. Noise is drawn only when a ``key`` is given.
+    the recurrent noise independent of ``dt``. Noise is drawn only when a ``key`` is given, by
+    `rnnlab._random.normal` as the training path draws it (see `unroll_batch`): `step`,
+    `unroll`, `rnnlab.simulate` and `rnnlab.train` see the same noise for the same key. The
+    noise levels are data (float32 scalars, never trained), so networks that differ only in
+    them stack into one ensemble.
 
     Constraints are a parametrisation: the trainable leaves are free, and the effective weights
     (``effective_weights()``) are derived from them in every computation, so no optimiser step
@@ -124,8 +88,8 @@ class CTRNN(AbstractRNN):
             Default ``tanh``, or ``relu`` with ``dale=True``.
         dt: Euler step, in the same time unit as ``tau`` (ms by convention). Default 10.
         tau: time constant, scalar or a vector of ``n_hidden`` per-unit values. Default 100.
-        noise_std: recurrent noise sigma_rec. Default 0.
-        input_noise_std: input noise sigma_in. Default 0.
+        noise_std: recurrent noise sigma_rec (stored as a float32 array leaf). Default 0.
+        input_noise_std: input noise sigma_in (likewise). Default 0.
         form: ``"potential"`` or ``"rate"``, see above.
         gain: W_rec ~ N(0, gain^2 / (N p)) with p the density of ``w_rec_mask``; default per
             activation (1.5 for tanh, 0.9 for relu).
@@ -139,7 +103,7 @@ class CTRNN(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = True
-    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
+    _param_fields: ClassVar[dict[str, str]] = {"tau": "tau_param"}
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
@@ -147,30 +111,15 @@ class CTRNN(AbstractRNN):
     b_rec: Float[Array, " n_hidden"]
     b_out: Float[Array, " n_out"]
     tau_param: Float[Array, " n_hidden"]
-    h0: Float[Array, " n_hidden"]
-    noise_std: Float[Array, ""]
-    input_noise_std: Float[Array, ""]
-    w_rec_mask: Array
-    w_in_mask: Array
-    w_out_mask: Array
     ei_sign: Array
 
-    n_in: int = eqx.field(static=True)
-    n_hidden: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
-    activation: Callable = eqx.field(static=True)
-    activation_name: str | None = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
     form: str = eqx.field(static=True)
     dale: bool = eqx.field(static=True)
     excitatory_fraction: float = eqx.field(static=True)
     n_excitatory: int = eqx.field(static=True)
-    autapses: bool = eqx.field(static=True)
     readout_from: str = eqx.field(static=True)
     nonnegative_inputs: bool = eqx.field(static=True)
     nonnegative_outputs: bool = eqx.field(static=True)
-    use_bias: bool = eqx.field(static=True)
-    trainable: tuple[str, ...] = eqx.field(static=True)
     tau_per_unit: bool = eqx.field(static=True)
     allow_negative_rates: bool = eqx.field(static=True)
 
@@ -203,12 +152,13 @@ class CTRNN(AbstractRNN):
         trainable: Iterable[str] = _DEFAULT_TRAINABLE,
         allow_negative_rates: bool = False,
     ):
-        n_in = _check_size("n_in", n_in)
-        n_hidden = _check_size("n_hidden", n_hidden)
-        n_out = _check_size("n_out", n_out)
         if activation is None:
             activation = DALE_DEFAULT_ACTIVATION if dale else "tanh"
-        fn = resolve_activation(activation)
+        n_in, n_hidden, n_out = self._init_network(
+            n_in, n_hidden, n_out, activation=activation, dt=dt, noise_std=noise_std,
+            input_noise_std=input_noise_std,
+        )
+        dt = self.dt
         if dale and not allow_negative_rates and can_be_negative(activation):
             shown = activation if isinstance(activation, str) else getattr(
                 activation, "__name__", repr(activation))
@@ -220,9 +170,6 @@ class CTRNN(AbstractRNN):
                 f"{DALE_DEFAULT_ACTIVATION!r}), or pass "
                 "allow_negative_rates=True to keep it anyway"
             )
-        _check_positive("dt", dt)
-        _check_nonneg("noise_std", noise_std)
-        _check_nonneg("input_noise_std", input_noise_std)
         if form not in _FORMS:
             raise ValueError(f"form={form!r} is not known; use one of {_FORMS}")
         if readout not in ("all", "excitatory"):
@@ -233,22 +180,9 @@ class CTRNN(AbstractRNN):
             raise ValueError(
                 f"excitatory_fraction must be in (0, 1], got {excitatory_fraction!r}"
             )
-        if isinstance(trainable, str):  # set("w_rec") would be its letters
-            raise TypeError(
-                f"trainable must be a collection of names, e.g. ({trainable!r},), got the "
-                f"string {trainable!r}"
-            )
-        trainable = tuple(sorted(set(trainable)))
-        unknown = set(trainable) - _TRAINABLE_NAMES
-        if unknown:
-            raise ValueError(
-                f"trainable has unknown names {sorted(unknown)}; use names among "
-                f"{sorted(_TRAINABLE_NAMES)}"
-            )
-        if gain is not None:
-            _check_positive("gain", gain)
-        if spectral_radius is not None:
-            _check_positive("spectral_radius", spectral_radius)
+        trainable = nw.check_trainable(trainable, _TRAINABLE_NAMES)
+        gain = positive_number("gain", gain, allow_none=True)
+        spectral_radius = positive_number("spectral_radius", spectral_radius, allow_none=True)
 
         tau_arr = np.asarray(tau, dtype=np.float64)
         if tau_arr.ndim == 0:
@@ -280,12 +214,12 @@ class CTRNN(AbstractRNN):
         if dale:
             ei_sign[n_exc:] = -1
 
-        rec_mask = np.asarray(_as_mask("w_rec_mask", w_rec_mask, (n_hidden, n_hidden)))
+        rec_mask = np.asarray(nw.as_mask("w_rec_mask", w_rec_mask, (n_hidden, n_hidden)))
         if not autapses:
             rec_mask = rec_mask.copy()
             np.fill_diagonal(rec_mask, False)
-        in_mask = _as_mask("w_in_mask", w_in_mask, (n_hidden, n_in))
-        out_mask = np.asarray(_as_mask("w_out_mask", w_out_mask, (n_out, n_hidden)))
+        in_mask = nw.as_mask("w_in_mask", w_in_mask, (n_hidden, n_in))
+        out_mask = np.asarray(nw.as_mask("w_out_mask", w_out_mask, (n_out, n_hidden)))
         if readout == "excitatory":
             out_mask = out_mask.copy()
             out_mask[:, n_exc:] = False
@@ -310,7 +244,7 @@ class CTRNN(AbstractRNN):
                     "(or allow_negative_rates=True)"
                 )
 
-        name = activation_name(activation)
+        name = self.activation_name
         if gain is None:
             gain = DEFAULT_GAIN.get(name, 1.0) if name is not None else 1.0
 
@@ -327,14 +261,14 @@ class CTRNN(AbstractRNN):
                 raw = raw * scale[None, :]
             eff = raw * rec_mask_j * jnp.asarray(ei_sign)[None, :]
             target = spectral_radius if spectral_radius is not None else gain
-            rho = _spectral_radius(eff)
+            rho = nw.spectral_radius(eff)
             w_rec = raw * jnp.where(rho > 0, target / rho, 1.0)
         else:
             w_rec = jax.random.normal(k_rec, (n_hidden, n_hidden)) * (
                 gain / math.sqrt(n_hidden * density)
             )
             if spectral_radius is not None:
-                rho = _spectral_radius(w_rec * rec_mask_j)
+                rho = nw.spectral_radius(w_rec * rec_mask_j)
                 w_rec = w_rec * jnp.where(rho > 0, spectral_radius / rho, 1.0)
         w_in = jax.random.normal(k_in, (n_hidden, n_in)) / math.sqrt(n_in)
         if nonnegative_inputs:
@@ -357,14 +291,6 @@ class CTRNN(AbstractRNN):
         self.w_out_mask = jnp.asarray(out_mask)
         self.ei_sign = jnp.asarray(ei_sign)
 
-        self.n_in = n_in
-        self.n_hidden = n_hidden
-        self.n_out = n_out
-        self.activation = fn
-        self.activation_name = name
-        self.dt = float(dt)
-        self.noise_std = noise_level(noise_std)
-        self.input_noise_std = noise_level(input_noise_std)
         self.form = form
         self.dale = bool(dale)
         self.excitatory_fraction = float(excitatory_fraction)
@@ -491,31 +417,17 @@ class CTRNN(AbstractRNN):
             config["tau"] = float(tau) if tau.ndim == 0 else tau.tolist()
         return super().from_config(config)
 
-    def config(self) -> dict[str, Any]:
-        if self.activation_name is None:
-            raise ValueError(
-                "this CTRNN uses a custom activation callable, which cannot be saved; "
-                "use a named activation to save it"
-            )
+    def _config_extra(self) -> dict[str, Any]:
         tau = np.asarray(self.tau)
         return {
-            "n_in": self.n_in,
-            "n_hidden": self.n_hidden,
-            "n_out": self.n_out,
-            "activation": self.activation_name,
-            "dt": self.dt,
+            **super()._config_extra(),
             "tau": tau.tolist() if self.tau_per_unit else float(tau[0]),
-            "noise_std": level_value(self.noise_std),
-            "input_noise_std": level_value(self.input_noise_std),
             "form": self.form,
             "dale": self.dale,
             "excitatory_fraction": self.excitatory_fraction,
-            "autapses": self.autapses,
             "readout": self.readout_from,
             "nonnegative_inputs": self.nonnegative_inputs,
             "nonnegative_outputs": self.nonnegative_outputs,
-            "use_bias": self.use_bias,
-            "trainable": list(self.trainable),
             # written only when set, so that configs (and checkpoint fingerprints) of models
             # that obey the rule are unchanged
             **({"allow_negative_rates": True} if self.allow_negative_rates else {}),
@@ -523,13 +435,10 @@ class CTRNN(AbstractRNN):
 
     # ------------------------------------------------------------------ derived quantities
 
-    def _maybe_frozen(self, name: str, value: Array) -> Array:
-        return value if name in self.trainable else jax.lax.stop_gradient(value)
-
     @property
     def tau(self) -> Float[Array, " n_hidden"]:
         """Effective per-unit time constants [n_hidden]."""
-        p = self._maybe_frozen("tau", self.tau_param)
+        p = self._frozen("tau", self.tau_param)
         if "tau" in self.trainable:
             return jnp.maximum(jnp.exp(p), self.dt)
         return p
@@ -541,48 +450,25 @@ class CTRNN(AbstractRNN):
 
     def effective_weights(self) -> dict[str, Array]:
         """The weights actually used: keys ``w_rec``, ``w_in``, ``w_out``, ``b_rec``, ``b_out``."""
-        w_rec = self._maybe_frozen("w_rec", self.w_rec)
+        w_rec = self._frozen("w_rec", self.w_rec)
         if self.dale:
             w_rec = jnp.abs(w_rec) * self.ei_sign[None, :].astype(w_rec.dtype)
         w_rec = jnp.where(self.w_rec_mask, w_rec, 0.0)
-        w_in = self._maybe_frozen("w_in", self.w_in)
+        w_in = self._frozen("w_in", self.w_in)
         if self.nonnegative_inputs:
             w_in = jnp.abs(w_in)
         w_in = jnp.where(self.w_in_mask, w_in, 0.0)
-        w_out = self._maybe_frozen("w_out", self.w_out)
+        w_out = self._frozen("w_out", self.w_out)
         if self.nonnegative_outputs:
             w_out = jnp.abs(w_out)
         w_out = jnp.where(self.w_out_mask, w_out, 0.0)
-        if self.use_bias:
-            b_rec = self._maybe_frozen("b_rec", self.b_rec)
-            b_out = self._maybe_frozen("b_out", self.b_out)
-        else:
-            b_rec = jnp.zeros_like(self.b_rec)
-            b_out = jnp.zeros_like(self.b_out)
-        return {"w_rec": w_rec, "w_in": w_in, "w_out": w_out, "b_rec": b_rec, "b_out": b_out}
-
-    def trainable_filter(self) -> Any:
-        spec = jax.tree.map(lambda _: False, self)
-        names = [f for f, p in _FIELD_TO_PARAM.items() if p in self.trainable]
-        if not self.use_bias:
-            names = [n for n in names if n not in ("b_rec", "b_out")]
-        if not names:
-            return spec
-        return eqx.tree_at(
-            lambda m: tuple(getattr(m, n) for n in names), spec, tuple(True for _ in names)
-        )
+        return {"w_rec": w_rec, "w_in": w_in, "w_out": w_out, "b_rec": self._bias("b_rec"),
+                "b_out": self._bias("b_out")}
 
     # ------------------------------------------------------------------ the model contract
 
-    def initial_state(self) -> Float[Array, " n_hidden"]:
-        return self._maybe_frozen("h0", self.h0)
-
-    def rates(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_hidden"]:
+    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return self.activation(state) if self.form == "potential" else state
-
-    def readout(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_out"]:
-        w = self.effective_weights()
-        return w["w_out"] @ self.rates(state) + w["b_out"]
 
     def _drive(self, w: dict[str, Array], state: Array, proj_input: Array) -> Array:
         """The target the state relaxes to: W f(x) + W_in u + b, or f(W r + W_in u + b)."""
@@ -626,59 +512,67 @@ class CTRNN(AbstractRNN):
         z = w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"]
         return self._activation_slope(z)[:, None] * w["w_in"] / self.tau[:, None]
 
-    def step(
-        self,
-        state: Float[Array, " n_hidden"],
-        input: Float[Array, " n_in"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, " n_hidden"]:
+    # The Euler step, written once: `_stepping_weights`, `_draw_noise` and `_input_terms`
+    # prepare what does not depend on the state, `_advance` (`potential_euler` / `rate_euler`)
+    # takes the step. `step`, `unroll` and the training path `ctrnn_unroll_batch` all use them.
+
+    def _stepping_weights(self, dtype: Any = None) -> dict[str, Array]:
+        """The effective weights with ``alpha``, ``decay = 1 - alpha`` and ``w_step``: the
+        transposed recurrent matrix, times alpha per postsynaptic unit in the potential form."""
         w = self.effective_weights()
-        alpha = self.alpha
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            if has_noise(self.input_noise_std):
-                input = input + self.input_noise_std * jax.random.normal(k_in, input.shape)
-        proj = w["w_in"] @ input + w["b_rec"]
-        new = (1.0 - alpha) * state + alpha * self._drive(w, state, proj)
-        if key is not None and has_noise(self.noise_std):
-            new = new + jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
-                k_rec, state.shape
-            )
-        return new
+        alpha = self.alpha if dtype is None else self.alpha.astype(dtype)
+        w_t = w["w_rec"].T
+        w_step = alpha[None, :] * w_t if self.form == "potential" else w_t
+        return dict(w, alpha=alpha, decay=1.0 - alpha, w_step=w_step)
 
-    def unroll(
-        self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " n_hidden"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "time n_hidden"]:
-        # Same equations as `step`, with the weights derived once, the input projection done as
-        # one matrix product over time, and the noise drawn for the whole trial at once. (So the
-        # noise stream differs from stepping one step at a time with split keys.)
-        w = self.effective_weights()
-        alpha = self.alpha
-        n_steps = inputs.shape[0]
-        add = jnp.zeros((n_steps, self.n_hidden), inputs.dtype)
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            if has_noise(self.input_noise_std):
-                inputs = inputs + self.input_noise_std * jax.random.normal(k_in, inputs.shape)
-            if has_noise(self.noise_std):
-                add = jnp.sqrt(2.0 * alpha) * self.noise_std * jax.random.normal(
-                    k_rec, (n_steps, self.n_hidden)
-                )
-        proj = inputs @ w["w_in"].T + w["b_rec"]
-        decay = 1.0 - alpha
+    def _draw_noise(
+        self, key: PRNGKeyArray | None, shape: tuple[int, ...], dtype: Any
+    ) -> Noise:
+        """``k_in, k_rec = split(key)``; ``xi_in = normal(k_in, [*shape, n_in])``, ``xi_rec =
+        normal(k_rec, [*shape, n_hidden])`` with `rnnlab._random.normal` (float32 draws, cast).
 
-        def body(state, xs):
-            p, a = xs
-            new = decay * state + alpha * self._drive(w, state, p) + a
-            return new, new
+        The training path draws a batch's noise at once (``shape = (batch, time)``): since the
+        generator numbers the samples by their flat index, one trial (``(time,)``) or one step
+        (``()``) draws what trial 0, or step 0 of trial 0, of a batch draws from the same key.
+        """
+        if key is None:
+            return None, None
+        k_in, k_rec = jax.random.split(key)
+        xi_in = xi_rec = None
+        if has_noise(self.input_noise_std):
+            xi_in = normal(k_in, shape + (self.n_in,)).astype(dtype)
+        if has_noise(self.noise_std):
+            xi_rec = normal(k_rec, shape + (self.n_hidden,)).astype(dtype)
+        return xi_in, xi_rec
 
-        _, states = jax.lax.scan(body, initial_state, (proj, add))
-        return states
+    def _input_terms(
+        self, w: dict[str, Array], inputs: Array, noise: Noise, *, rows: bool = False
+    ) -> Any:
+        """The state-independent terms of the steps of ``inputs`` [..., n_in]: with
+        ``p = (u + input_noise_std xi_in) W_in^T + b_rec`` and ``a = sqrt(2 alpha) noise_std
+        xi_rec``, ``z = alpha p + a`` (potential form) or ``(p, a)`` (rate form).
+
+        ``rows=True`` (the training path) computes p with `affine_rows`, products shaped for
+        speed over many rows with a hand-written reverse pass (same numbers; no forward mode).
+        """
+        xi_in, xi_rec = noise
+        u = inputs if xi_in is None else inputs + self.input_noise_std * xi_in
+        if rows:
+            flat = affine_rows(u.reshape(-1, self.n_in), w["w_in"].T, w["b_rec"])
+            proj = flat.reshape(u.shape[:-1] + (self.n_hidden,))
+        else:
+            proj = u @ w["w_in"].T + w["b_rec"]
+        alpha = w["alpha"]
+        add = None if xi_rec is None else (jnp.sqrt(2.0 * alpha) * self.noise_std) * xi_rec
+        if self.form == "potential":
+            return alpha * proj if add is None else alpha * proj + add
+        return proj, jnp.zeros_like(proj) if add is None else add
+
+    def _advance(self, w: dict[str, Array], state: Array, terms: Any) -> Array:
+        if self.form == "potential":
+            return potential_euler(self.activation, w["w_step"], w["decay"], state, terms)
+        p, a = terms
+        return rate_euler(self.activation, w["w_step"], w["alpha"], w["decay"], state, p, a)[0]
 
     def unroll_batch(
         self,
@@ -687,27 +581,21 @@ class CTRNN(AbstractRNN):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "batch time n_hidden"]:
-        """Batched unroll with a hand-written reverse pass (see `ctrnn_unroll_batch`).
+        """Batched unroll with a hand-written reverse pass (see `ctrnn_unroll_batch`): the
+        training forward pass, and what `rnnlab.simulate` runs.
 
-        Same equations as `step`; gradients equal autodiff through the scan to float rounding.
-        The noise for the whole batch is drawn from ``key`` at once (batch-major [B, T, N]),
-        so the stream differs from vmapping `unroll` over split keys.
+        The step is `step`'s; the noise of the whole batch is drawn from ``key`` at once
+        (batch-major [B, T, N]), trial 0's equal to what `unroll` draws from ``key``.
+        Gradients equal autodiff through a scan of `step` to float rounding.
         """
-        from ._ctrnn_fast import ctrnn_unroll_batch
-
         return ctrnn_unroll_batch(self, inputs, initial_state, key=key)
 
     def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
         w = self.effective_weights()
-        r = self.activation(states) if self.form == "potential" else states
-        from ._ctrnn_fast import affine_rows
-
+        r = self.rates(states)
         # flattened rows, products shaped for speed (see `affine_rows`); exact gradients
         flat = affine_rows(r.reshape(-1, self.n_hidden), w["w_out"].T, w["b_out"])
         return flat.reshape(*states.shape[:-1], self.n_out)
-
-    def rates_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
-        return self.activation(states) if self.form == "potential" else states
 
 
 def multi_area_mask(

@@ -24,13 +24,12 @@ on every model option).
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._random import normal
-from ._base import has_noise
 
 # ------------------------------------------------------------------------------ row products
 
@@ -88,6 +87,26 @@ affine_rows.defvjp(_affine_fwd, _affine_bwd)
 # `fori_loop`s that read and write one time slice of a [B, T, N] buffer in place.
 
 
+def potential_euler(act, wa_t: Array, decay: Array, x: Array, z: Array) -> Array:
+    """One Euler step of the potential form, for a state [N] or a batch [B, N]:
+    ``x' = decay * x + f(x) @ (alpha W_rec^T) + z`` with ``z = alpha (W_in u + b) + noise``.
+
+    The one definition of the step: `CTRNN.step`, `CTRNN.unroll` and the training loop below
+    all call it (its reverse pass, `_potential_bwd`, is its derivative written by hand).
+    """
+    return decay * x + act(x) @ wa_t + z
+
+
+def rate_euler(
+    act, w_t: Array, alpha: Array, decay: Array, r: Array, p: Array, a: Array
+) -> tuple[Array, Array]:
+    """One Euler step of the rate form, for a state [N] or a batch [B, N]: with the
+    pre-activation ``v = r @ W_rec^T + p`` (``p = W_in u + b``), ``r' = decay * r +
+    alpha * f(v) + a`` (``a`` the noise). Returns ``(r', v)``. Used as `potential_euler`."""
+    v = r @ w_t + p
+    return decay * r + alpha * act(v) + a, v
+
+
 def _act_and_slope(act, x: Array) -> tuple[Array, Array]:
     """f(x) and f'(x) elementwise (forward-mode through the activation)."""
     return jax.jvp(act, (x,), (jnp.ones_like(x),))
@@ -112,7 +131,7 @@ def _potential_scan(act, wa_t, decay, z, x0):
 
     def body(t, carry):
         x, buf = carry  # buf holds z[:, t:] and the states written so far
-        new = decay * x + act(x) @ wa_t + _slice(buf, t)
+        new = potential_euler(act, wa_t, decay, x, _slice(buf, t))
         return new, _put(buf, new, t)
 
     return jax.lax.fori_loop(0, z.shape[1], body, (x0, z))[1]
@@ -162,8 +181,7 @@ def _rate_forward(act, w_t, alpha, decay, p, a, r0):
 
     def body(t, carry):
         r, r_buf, v_buf = carry  # r_buf holds a[:, t:], v_buf holds p[:, t:]
-        v = r @ w_t + _slice(v_buf, t)
-        new = decay * r + alpha * act(v) + _slice(r_buf, t)
+        new, v = rate_euler(act, w_t, alpha, decay, r, _slice(v_buf, t), _slice(r_buf, t))
         return new, _put(r_buf, new, t), _put(v_buf, v, t)
 
     _, rs, vs = jax.lax.fori_loop(0, p.shape[1], body, (r0, a, p))
@@ -215,21 +233,6 @@ _rate_scan.defvjp(_rate_fwd, _rate_bwd)
 # ------------------------------------------------------------------------------ public entry
 
 
-def _noise_terms(model, inputs, key, noise_std, input_noise_std):
-    """Noisy inputs [B, T, n_in] and the unscaled recurrent noise [B, T, N] (or None)."""
-    xi_rec = None
-    if key is None:
-        return inputs, None
-    k_in, k_rec = jax.random.split(key)
-    # float32 draws (cast afterwards), so the noise stream does not depend on x64 mode
-    dtype = inputs.dtype
-    if has_noise(input_noise_std):
-        inputs = inputs + input_noise_std * normal(k_in, inputs.shape).astype(dtype)
-    if has_noise(noise_std):
-        xi_rec = normal(k_rec, inputs.shape[:2] + (model.n_hidden,)).astype(dtype)
-    return inputs, xi_rec
-
-
 def batch_sharding(batch: int):
     """A sharding that splits the batch axis over this process's CPU devices, or None.
 
@@ -258,11 +261,18 @@ def _shard(x: Array, sharding) -> Array:
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
 
-def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std, sharding=None):
-    if noise_std is None:
-        noise_std = model.noise_std
-    if input_noise_std is None:
-        input_noise_std = model.input_noise_std
+def _with_levels(model, noise_std, input_noise_std):
+    """``model`` with its noise levels replaced where given (scalars, possibly traced)."""
+    for name, level in (("noise_std", noise_std), ("input_noise_std", input_noise_std)):
+        if level is not None:
+            value = jnp.asarray(level, getattr(model, name).dtype)
+            model = eqx.tree_at(lambda m, name=name: getattr(m, name), model, value)
+    return model
+
+
+def _prepare(model, inputs, initial_state, key, sharding=None):
+    """Checked inputs and initial states [B, N], the stepping weights and the
+    state-independent terms of every step (noise included), from the model's own step."""
     inputs = jnp.asarray(inputs)
     if inputs.ndim != 3 or inputs.shape[-1] != model.n_in:
         raise ValueError(
@@ -278,18 +288,11 @@ def _prepare(model, inputs, initial_state, key, noise_std, input_noise_std, shar
             f"got {h0.shape}"
         )
     inputs, h0 = _shard(inputs, sharding), _shard(h0, sharding)
-    u, xi_rec = _noise_terms(model, inputs, key, noise_std, input_noise_std)
-    w = model.effective_weights()
-    alpha = model.alpha.astype(inputs.dtype)
-    add = None
-    if xi_rec is not None:
-        add = (jnp.sqrt(2.0 * alpha) * noise_std) * xi_rec
+    w = model._stepping_weights(inputs.dtype)
+    noise = model._draw_noise(key, inputs.shape[:2], inputs.dtype)
     # 2-D products over flattened rows (autodiff of a 3-D `u @ W.T` contracts over two axes,
     # which XLA's CPU backend runs several times slower)
-    proj = affine_rows(u.reshape(-1, model.n_in), w["w_in"].T, w["b_rec"]).reshape(
-        batch, u.shape[1], model.n_hidden
-    )
-    return w, alpha, proj, add, h0
+    return w, model._input_terms(w, inputs, noise, rows=True), h0
 
 
 def ctrnn_unroll_batch(
@@ -303,40 +306,34 @@ def ctrnn_unroll_batch(
 ) -> Float[Array, "batch time n_hidden"]:
     """Run a `CTRNN` over a batch of trials with the fast hand-written reverse pass.
 
-    The equations are those of `CTRNN.step` (Euler, ``sqrt(2 alpha)``-scaled recurrent noise,
-    additive input noise). The noise for the whole batch is drawn from ``key`` at once:
+    The step is `CTRNN.step`'s (its `_input_terms` and `potential_euler` / `rate_euler`); the
+    noise of the whole batch is drawn from ``key`` at once by `CTRNN._draw_noise`:
     ``k_in, k_rec = split(key)``, input noise ``normal(k_in, [B, T, n_in])`` and recurrent noise
-    ``normal(k_rec, [B, T, n_hidden])``, with `rnnlab._random.normal` (float32 draws; a
-    faster generator than ``jax.random.normal``, not the same numbers), so the stream differs
-    from unrolling the trials one by one with `CTRNN.unroll` and split keys.
+    ``normal(k_rec, [B, T, n_hidden])`` with `rnnlab._random.normal` (float32 draws; a faster
+    generator than ``jax.random.normal``, not the same numbers). Trial 0 therefore sees the
+    noise `CTRNN.unroll` draws from ``key``, and `rnnlab.simulate` runs this function.
 
     Args:
         model: a `CTRNN`.
         inputs: [B, T, n_in].
         initial_state: [n_hidden] (shared) or [B, n_hidden].
         key: noise key; None runs noise-free.
-        noise_std, input_noise_std: override the model's (static) noise levels; may be traced
-            scalars (used by ensembles whose members differ in noise).
+        noise_std, input_noise_std: replace the model's noise levels (scalars, may be traced);
+            the model's own levels are data already, so ensembles need not pass them.
 
     With several CPU devices (see `batch_sharding`) the batch is split over them, one core
     each; the numbers are the same.
 
     Returns: states [B, T, n_hidden]; ``states[:, t]`` is the state after ``inputs[:, t]``.
     """
-    if noise_std is None:
-        noise_std = model.noise_std
+    model = _with_levels(model, noise_std, input_noise_std)
     sharding = batch_sharding(jnp.shape(inputs)[0]) if jnp.ndim(inputs) == 3 else None
-    w, alpha, proj, add, h0 = _prepare(
-        model, inputs, initial_state, key, noise_std, input_noise_std, sharding
-    )
-    decay = 1.0 - alpha
-    w_t = w["w_rec"].T
+    w, terms, h0 = _prepare(model, inputs, initial_state, key, sharding)
     if model.form == "potential":
-        z = alpha * proj if add is None else alpha * proj + add
-        xs = _potential_scan(model.activation, alpha[None, :] * w_t, decay, z, h0)
+        xs = _potential_scan(model.activation, w["w_step"], w["decay"], terms, h0)
     else:
-        a = jnp.zeros_like(proj) if add is None else add
-        xs = _rate_scan(model.activation, w_t, alpha, decay, proj, a, h0)
+        p, a = terms
+        xs = _rate_scan(model.activation, w["w_step"], w["alpha"], w["decay"], p, a, h0)
     return _shard(xs, sharding)
 
 
@@ -350,24 +347,17 @@ def plain_unroll_batch(
     input_noise_std=None,
 ) -> Float[Array, "batch time n_hidden"]:
     """The same computation as `ctrnn_unroll_batch` (same noise from the same key), written as
-    a plain ``lax.scan`` of `CTRNN` Euler steps and differentiated by JAX's autodiff.
+    a plain ``lax.scan`` of the model's step and differentiated by JAX's autodiff.
 
-    The reference the fast path is tested and benchmarked against.
+    The reference the fast path's reverse pass is tested and benchmarked against.
     """
-    if noise_std is None:
-        noise_std = model.noise_std
-    w, alpha, proj, add, h0 = _prepare(
-        model, inputs, initial_state, key, noise_std, input_noise_std
-    )
-    if add is None:
-        add = jnp.zeros_like(proj)
+    model = _with_levels(model, noise_std, input_noise_std)
+    w, terms, h0 = _prepare(model, inputs, initial_state, key)
 
-    def body(x, inp):
-        p, a = inp
-        drive = jax.vmap(lambda xb, pb: model._drive(w, xb, pb))(x, p)
-        new = (1.0 - alpha) * x + alpha * drive + a
+    def body(x, xs):
+        new = model._advance(w, x, xs)
         return new, new
 
-    time_major = (jnp.swapaxes(proj, 0, 1), jnp.swapaxes(add, 0, 1))
+    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), terms)
     _, xs = jax.lax.scan(body, h0, time_major)
     return jnp.swapaxes(xs, 0, 1)

@@ -10,17 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _discrete as d
-from ._activations import activation_name, resolve_activation
-from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
+from .._validate import nonnegative_number, positive_number
+from . import _network as nw
+from ._base import register_model
+from ._network import AbstractNetwork
 
 _FIELDS = ("w_rec", "w_in", "w_fb", "w_out", "b_rec", "h0")
 _TRAINABLE = frozenset(_FIELDS)
-_FIELD_TO_PARAM = {n: n for n in _FIELDS}
 
 
 @register_model
-class EchoStateNetwork(AbstractRNN):
+class EchoStateNetwork(AbstractNetwork):
     r"""Echo-state network: a fixed random reservoir with a trained linear readout that may be
     fed back into the reservoir (the network FORCE learning trains; `rnnlab.train_force`)::
 
@@ -61,26 +61,15 @@ class EchoStateNetwork(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = True
-    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
     w_fb: Float[Array, "n_hidden n_out"]
     w_out: Float[Array, "n_out n_hidden"]
     b_rec: Float[Array, " n_hidden"]
-    h0: Float[Array, " n_hidden"]
-    noise_std: Float[Array, ""]
-    input_noise_std: Float[Array, ""]
 
-    n_in: int = eqx.field(static=True)
-    n_hidden: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
-    activation: Callable = eqx.field(static=True)
-    activation_name: str | None = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
     tau: float = eqx.field(static=True)
     feedback: bool = eqx.field(static=True)
-    trainable: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -103,26 +92,23 @@ class EchoStateNetwork(AbstractRNN):
         initial_state: Literal["zeros", "random"] | ArrayLike = "zeros",
         trainable: Iterable[str] = ("w_out",),
     ):
-        n_in = d._check_size("n_in", n_in)
-        n_hidden = d._check_size("n_hidden", n_hidden)
-        n_out = d._check_size("n_out", n_out)
-        fn = resolve_activation(activation)
-        d._check_nonneg("gain", gain)
+        n_in, n_hidden, n_out = self._init_network(
+            n_in, n_hidden, n_out, activation=activation, dt=dt, noise_std=noise_std,
+            input_noise_std=input_noise_std,
+        )
+        gain = nonnegative_number("gain", gain)
         if not (isinstance(density, (int, float)) and 0.0 < density <= 1.0):
             raise ValueError(f"density must be in (0, 1], got {density!r}")
-        d._check_nonneg("feedback_scale", feedback_scale)
-        d._check_nonneg("input_scale", input_scale)
-        d._check_nonneg("readout_scale", readout_scale)
-        d._check_positive("dt", dt)
-        d._check_positive("tau", tau)
-        if dt > tau:
+        feedback_scale = nonnegative_number("feedback_scale", feedback_scale)
+        input_scale = nonnegative_number("input_scale", input_scale)
+        readout_scale = nonnegative_number("readout_scale", readout_scale)
+        tau = positive_number("tau", tau)
+        if self.dt > tau:
             raise ValueError(
                 f"dt={dt} is larger than tau={tau}: alpha = dt/tau must be <= 1 for a stable "
                 "Euler step; lower dt or raise tau"
             )
-        d._check_nonneg("noise_std", noise_std)
-        d._check_nonneg("input_noise_std", input_noise_std)
-        trainable = d.check_trainable(trainable, _TRAINABLE)
+        self.trainable = nw.check_trainable(trainable, _TRAINABLE)
 
         k_rec, k_mask, k_in, k_fb, k_out, k_h0 = jax.random.split(key, 6)
         w_rec = jax.random.normal(k_rec, (n_hidden, n_hidden)) * (
@@ -146,17 +132,9 @@ class EchoStateNetwork(AbstractRNN):
                     f"initial_state={initial_state!r}: use 'zeros', 'random' or an array of "
                     f"shape ({n_hidden},)"
                 )
-            self.h0 = d.initial_h0(initial_state, n_hidden)
-
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
-        self.activation = fn
-        self.activation_name = activation_name(activation)
-        self.dt = float(dt)
-        self.tau = float(tau)
-        self.noise_std = noise_level(noise_std)
-        self.input_noise_std = noise_level(input_noise_std)
+            self.h0 = nw.initial_h0(initial_state, n_hidden)
+        self.tau = tau
         self.feedback = bool(feedback)
-        self.trainable = trainable
 
     @classmethod
     def from_weights(
@@ -175,14 +153,14 @@ class EchoStateNetwork(AbstractRNN):
 
         Other keyword arguments are the constructor's (``dt``, ``tau``, ``activation``, ...).
         """
-        w_rec_np = d.weight_array("w_rec", w_rec)
+        w_rec_np = nw.weight_array("w_rec", w_rec)
         if w_rec_np.ndim != 2 or w_rec_np.shape[0] != w_rec_np.shape[1]:
             raise ValueError(f"w_rec must be a square 2-D array, got shape {w_rec_np.shape}")
         n = w_rec_np.shape[0]
-        w_in_np = d.weight_array("w_in", w_in)
+        w_in_np = nw.weight_array("w_in", w_in)
         if w_in_np.ndim != 2 or w_in_np.shape[0] != n:
             raise ValueError(f"w_in must have shape ({n}, n_in), got {w_in_np.shape}")
-        w_out_np = d.weight_array("w_out", w_out)
+        w_out_np = nw.weight_array("w_out", w_out)
         if w_out_np.ndim != 2 or w_out_np.shape[1] != n:
             raise ValueError(f"w_out must have shape (n_out, {n}), got {w_out_np.shape}")
         n_in, n_out = w_in_np.shape[1], w_out_np.shape[0]
@@ -190,9 +168,9 @@ class EchoStateNetwork(AbstractRNN):
             raise TypeError("from_weights sets feedback from w_fb (None: no feedback); "
                             "do not pass feedback=")
         feedback = w_fb is not None
-        w_fb_np = np.zeros((n, n_out)) if w_fb is None else d.weight_array(
+        w_fb_np = np.zeros((n, n_out)) if w_fb is None else nw.weight_array(
             "w_fb", w_fb, (n, n_out))
-        b_rec_np = np.zeros(n) if b_rec is None else d.weight_array("b_rec", b_rec, (n,))
+        b_rec_np = np.zeros(n) if b_rec is None else nw.weight_array("b_rec", b_rec, (n,))
         model = cls(n_in, n, n_out, key=jax.random.PRNGKey(0), feedback=feedback,
                     initial_state=initial_state, **kwargs)
         f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)  # noqa: E731
@@ -202,18 +180,8 @@ class EchoStateNetwork(AbstractRNN):
             tuple(f32(a) for a in (w_rec_np, w_in_np, w_fb_np, w_out_np, b_rec_np)),
         )
 
-    def config(self) -> dict[str, Any]:
-        if self.activation_name is None:
-            raise ValueError(
-                "this EchoStateNetwork uses a custom activation callable, which cannot be "
-                "saved; use a named activation to save it"
-            )
-        return {
-            "n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out,
-            "feedback": self.feedback, "dt": self.dt, "tau": self.tau,
-            "activation": self.activation_name, "noise_std": level_value(self.noise_std),
-            "input_noise_std": level_value(self.input_noise_std), "trainable": list(self.trainable),
-        }
+    def _config_extra(self) -> dict[str, Any]:
+        return {"feedback": self.feedback, "tau": self.tau}
 
     # ------------------------------------------------------------------ derived quantities
 
@@ -225,14 +193,13 @@ class EchoStateNetwork(AbstractRNN):
     def effective_weights(self) -> dict[str, Array]:
         """The weights actually used: ``w_rec, w_in, w_fb, w_out, b_rec`` (``w_fb`` is zero
         when ``feedback=False``)."""
-        t = self.trainable
-        w_fb = d.frozen(t, "w_fb", self.w_fb)
+        w_fb = self._frozen("w_fb", self.w_fb)
         return {
-            "w_rec": d.frozen(t, "w_rec", self.w_rec),
-            "w_in": d.frozen(t, "w_in", self.w_in),
+            "w_rec": self._frozen("w_rec", self.w_rec),
+            "w_in": self._frozen("w_in", self.w_in),
             "w_fb": w_fb if self.feedback else jnp.zeros_like(w_fb),
-            "w_out": d.frozen(t, "w_out", self.w_out),
-            "b_rec": d.frozen(t, "b_rec", self.b_rec),
+            "w_out": self._frozen("w_out", self.w_out),
+            "b_rec": self._frozen("b_rec", self.b_rec),
         }
 
     def closed_loop_weights(self) -> Float[Array, "n_hidden n_hidden"]:
@@ -241,22 +208,16 @@ class EchoStateNetwork(AbstractRNN):
         w = self.effective_weights()
         return w["w_rec"] + w["w_fb"] @ w["w_out"]
 
-    def trainable_filter(self) -> Any:
+    def _trained(self) -> set[str]:
         names = set(self.trainable)
         if not self.feedback:
             names.discard("w_fb")
-        return d.trainable_spec(self, _FIELD_TO_PARAM, names)
+        return names
 
     # ------------------------------------------------------------------ the model contract
 
-    def initial_state(self) -> Float[Array, " n_hidden"]:
-        return d.frozen(self.trainable, "h0", self.h0)
-
-    def rates(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_hidden"]:
+    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return self.activation(state)
-
-    def readout(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_out"]:
-        return self.effective_weights()["w_out"] @ self.activation(state)
 
     def euler(
         self,
@@ -266,12 +227,25 @@ class EchoStateNetwork(AbstractRNN):
         proj_input: Float[Array, " n_hidden"],
     ) -> Float[Array, " n_hidden"]:
         """One noise-free Euler step with readout ``w_out`` and input projection
-        ``W_in u + b_rec`` (the step `train_force` uses while it changes ``w_out``)."""
+        ``W_in u + b_rec`` (the step `train_force` uses while it changes ``w_out``; with the
+        model's own readout it is `_update`, with the loop product split in two)."""
         r = self.activation(state)
         drive = w["w_rec"] @ r + proj_input
         if self.feedback:
             drive = drive + w["w_fb"] @ (w_out @ r)
         return state + self.alpha * (drive - state)
+
+    def _stepping_weights(self, dtype: Any = None) -> dict[str, Array]:
+        # with the loop closed, W_rec r + W_fb W_out r is one matrix product
+        w = self.effective_weights()
+        return dict(w, w_rec=w["w_rec"] + w["w_fb"] @ w["w_out"]) if self.feedback else w
+
+    def _noise_scale(self) -> Array:
+        return math.sqrt(2.0 * self.alpha) * self.noise_std
+
+    def _update(self, w, state, proj):
+        """The Euler step a + alpha (-a + W f(a) + W_in u + b), W the closed-loop matrix."""
+        return state + self.alpha * (w["w_rec"] @ self.activation(state) + proj - state)
 
     def vector_field(
         self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
@@ -297,55 +271,3 @@ class EchoStateNetwork(AbstractRNN):
     ) -> Float[Array, "n_hidden n_in"]:
         """dF/du = W_in / tau."""
         return self.effective_weights()["w_in"] / self.tau
-
-    def step(
-        self,
-        state: Float[Array, " n_hidden"],
-        input: Float[Array, " n_in"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, " n_hidden"]:
-        w = self.effective_weights()
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            input = d.add_noise(input, self.input_noise_std, k_in)
-        new = self.euler(w, w["w_out"], state, w["w_in"] @ input + w["b_rec"])
-        if key is not None and has_noise(self.noise_std):
-            new = new + math.sqrt(2.0 * self.alpha) * self.noise_std * jax.random.normal(
-                k_rec, state.shape, state.dtype)
-        return new
-
-    def unroll(
-        self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " n_hidden"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "time n_hidden"]:
-        w = self.effective_weights()
-        n_steps = inputs.shape[0]
-        add = jnp.zeros((n_steps, self.n_hidden), inputs.dtype)
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            inputs = d.add_noise(inputs, self.input_noise_std, k_in)
-            add = d.add_noise(add, math.sqrt(2.0 * self.alpha) * self.noise_std, k_rec)
-        proj = inputs @ w["w_in"].T + w["b_rec"]
-        # With the loop closed, W_rec r + W_fb W_out r is one matrix product.
-        w_loop = dict(w, w_rec=w["w_rec"] + w["w_fb"] @ w["w_out"]) if self.feedback else w
-
-        def body(a, xs):
-            p, n = xs
-            new = self._open_euler(w_loop, a, p) + n
-            return new, new
-
-        _, states = jax.lax.scan(body, initial_state, (proj, add))
-        return states
-
-    def _open_euler(self, w, state, proj_input):
-        return state + self.alpha * (w["w_rec"] @ self.activation(state) + proj_input - state)
-
-    def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
-        return self.activation(states) @ self.effective_weights()["w_out"].T
-
-    def rates_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
-        return self.activation(states)

@@ -1,5 +1,6 @@
 """The long short-term memory network (LSTM); its state is the joint vector (h, c)."""
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
@@ -8,14 +9,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _discrete as d
+from .._validate import as_number
 from . import _gated as g
-from ._activations import activation_name, resolve_activation
-from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
+from . import _network as nw
+from ._base import register_model
 
 
 @register_model
-class LSTM(AbstractRNN):
+class LSTM(g.AbstractGatedNetwork):
     r"""Long short-term memory (Hochreiter & Schmidhuber 1997; PyTorch / PsychRNN form)::
 
         i = sigmoid(W_in[i] u + b_in[i] + W_rec[i] h + b_rec[i])      input gate
@@ -49,32 +50,9 @@ class LSTM(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = False
-    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
     n_gates: ClassVar[int] = 4
 
-    w_in: Float[Array, "4*n_hidden n_in"]
-    w_rec: Float[Array, "4*n_hidden n_hidden"]
-    b_in: Float[Array, " 4*n_hidden"]
-    b_rec: Float[Array, " 4*n_hidden"]
-    w_out: Float[Array, "n_out n_hidden"]
-    b_out: Float[Array, " n_out"]
-    h0: Float[Array, " 2*n_hidden"]
-    noise_std: Float[Array, ""]
-    input_noise_std: Float[Array, ""]
-    w_rec_mask: Array
-    w_in_mask: Array
-    w_out_mask: Array
-
-    n_in: int = eqx.field(static=True)
-    n_hidden: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
-    activation: Callable = eqx.field(static=True)
-    activation_name: str | None = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
-    autapses: bool = eqx.field(static=True)
-    use_bias: bool = eqx.field(static=True)
     forget_bias: float = eqx.field(static=True)
-    trainable: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -96,33 +74,20 @@ class LSTM(AbstractRNN):
         initial_state: Literal["zeros"] | ArrayLike = "zeros",
         trainable: Iterable[str] = g.WEIGHTS,
     ):
-        n_in, n_hidden, n_out = g.check_common(
-            n_in, n_hidden, n_out, activation, dt, noise_std, input_noise_std
+        n_in, n_hidden, n_out = self._init_network(
+            n_in, n_hidden, n_out, activation=activation, dt=dt, noise_std=noise_std,
+            input_noise_std=input_noise_std,
         )
-        fn = resolve_activation(activation)
-        if not isinstance(forget_bias, (int, float)) or not jnp.isfinite(forget_bias):
+        fb = as_number(forget_bias)
+        if fb is None or not math.isfinite(fb):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
-        trainable = d.check_trainable(trainable, g.TRAINABLE)
-        masks = d.build_masks(n_in, n_hidden, n_out, w_rec_mask, w_in_mask, w_out_mask, autapses)
-        fields = g.init_fields(n_in, n_hidden, n_out, self.n_gates, key, masks)
-        for name, value in fields.items():
-            setattr(self, name, value)
+        self.trainable = nw.check_trainable(trainable, g.TRAINABLE)
+        masks = nw.build_masks(n_in, n_hidden, n_out, w_rec_mask, w_in_mask, w_out_mask, autapses)
+        self._init_gated(key, masks, autapses=autapses, use_bias=use_bias)
         if use_bias:
-            self.b_in = self.b_in.at[n_hidden:2 * n_hidden].add(float(forget_bias))
-        else:
-            self.b_in, self.b_rec = jnp.zeros_like(self.b_in), jnp.zeros_like(self.b_rec)
-        self.h0 = d.initial_h0(initial_state, 2 * n_hidden)
-        self.w_rec_mask, self.w_in_mask, self.w_out_mask = masks
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
-        self.activation = fn
-        self.activation_name = activation_name(activation)
-        self.dt = float(dt)
-        self.noise_std = noise_level(noise_std)
-        self.input_noise_std = noise_level(input_noise_std)
-        self.autapses = bool(autapses)
-        self.use_bias = bool(use_bias)
-        self.forget_bias = float(forget_bias)
-        self.trainable = trainable
+            self.b_in = self.b_in.at[n_hidden:2 * n_hidden].add(fb)
+        self.h0 = nw.initial_h0(initial_state, 2 * n_hidden)
+        self.forget_bias = fb
 
     @property
     def state_size(self) -> int:
@@ -146,30 +111,16 @@ class LSTM(AbstractRNN):
         [4H, n_in], ``w_rec`` [4H, H], ``w_out`` [n_out, H], ``b_in``, ``b_rec`` [4H], ``b_out``
         [n_out] (biases default to 0, used exactly as given). Other keyword arguments are the
         constructor's."""
-        return g.from_weights(cls, cls.n_gates, w_in, w_rec, w_out, b_in, b_rec, b_out,
-                              activation, kwargs)
+        return super().from_weights(w_in, w_rec, w_out, b_in, b_rec, b_out,
+                                    activation=activation, **kwargs)
 
-    def config(self) -> dict[str, Any]:
-        return g.config(self, {"forget_bias": self.forget_bias})
-
-    def effective_weights(self) -> dict[str, Array]:
-        """The weights actually used: ``w_in, w_rec, b_in, b_rec, w_out, b_out``."""
-        return g.effective(self)
-
-    def trainable_filter(self) -> Any:
-        return g.trainable_filter(self)
+    def _config_extra(self) -> dict[str, Any]:
+        return {**super()._config_extra(), "forget_bias": self.forget_bias}
 
     # ------------------------------------------------------------------ the model contract
 
-    def initial_state(self) -> Float[Array, " 2*n_hidden"]:
-        return d.frozen(self.trainable, "h0", self.h0)
-
-    def rates(self, state: Float[Array, " 2*n_hidden"]) -> Float[Array, " n_hidden"]:
-        return state[: self.n_hidden]
-
-    def readout(self, state: Float[Array, " 2*n_hidden"]) -> Float[Array, " n_out"]:
-        w = self.effective_weights()
-        return w["w_out"] @ state[: self.n_hidden] + w["b_out"]
+    def rates(self, state: Float[Array, "... 2*n_hidden"]) -> Float[Array, "... n_hidden"]:
+        return state[..., : self.n_hidden]
 
     def _update(self, w, state, proj_in):
         """One noise-free LSTM update given the input projection W_in u + b_in [4H]."""
@@ -183,56 +134,3 @@ class LSTM(AbstractRNN):
         c_new = f * c + i * gg
         h_new = o * self.activation(c_new)
         return jnp.concatenate([h_new, c_new])
-
-    def step(
-        self,
-        state: Float[Array, " 2*n_hidden"],
-        input: Float[Array, " n_in"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, " 2*n_hidden"]:
-        w = self.effective_weights()
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            input = d.add_noise(input, self.input_noise_std, k_in)
-        new = self._update(w, state, w["w_in"] @ input + w["b_in"])
-        if key is not None:
-            new = d.add_noise(new, self.noise_std, k_rec)
-        return new
-
-    def vector_field(
-        self, state: Float[Array, " 2*n_hidden"], input: Float[Array, " n_in"]
-    ) -> Float[Array, " 2*n_hidden"]:
-        """step(s, u) - s over the joint state s = (h, c) (noise-free)."""
-        return self.step(state, input) - state
-
-    def unroll(
-        self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " 2*n_hidden"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "time 2*n_hidden"]:
-        w = self.effective_weights()
-        n_steps = inputs.shape[0]
-        add = jnp.zeros((n_steps, 2 * self.n_hidden), inputs.dtype)
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            inputs = d.add_noise(inputs, self.input_noise_std, k_in)
-            add = d.add_noise(add, self.noise_std, k_rec)
-        proj = inputs @ w["w_in"].T + w["b_in"]
-
-        def body(s, xs):
-            p, a = xs
-            new = self._update(w, s, p) + a
-            return new, new
-
-        _, states = jax.lax.scan(body, initial_state, (proj, add))
-        return states
-
-    def readout_all(self, states: Float[Array, "... 2*n_hidden"]) -> Float[Array, "... n_out"]:
-        w = self.effective_weights()
-        return states[..., : self.n_hidden] @ w["w_out"].T + w["b_out"]
-
-    def rates_all(self, states: Float[Array, "... 2*n_hidden"]) -> Float[Array, "... n_hidden"]:
-        return states[..., : self.n_hidden]

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -10,18 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from . import _discrete as d
-from ._activations import DEFAULT_GAIN, activation_name, resolve_activation
-from ._base import AbstractRNN, has_noise, level_value, noise_level, register_model
-from ._ctrnn import _spectral_radius
+from .. import _validate
+from . import _network as nw
+from ._activations import DEFAULT_GAIN
+from ._base import register_model
+from ._network import AbstractMaskedNetwork
 
 _WEIGHTS = ("w_rec", "w_in", "w_out", "b_rec", "b_out")
 _TRAINABLE = frozenset(_WEIGHTS + ("h0",))
-_FIELD_TO_PARAM = {n: n for n in _TRAINABLE}
 
 
 @register_model
-class VanillaRNN(AbstractRNN):
+class VanillaRNN(AbstractMaskedNetwork):
     r"""Discrete-time RNN (pyrnn's vanilla RNN), a map of the state at each step::
 
         u'     = u + input_noise_std * xi_in                      xi_in  ~ N(0, I)
@@ -52,29 +52,12 @@ class VanillaRNN(AbstractRNN):
     """
 
     is_continuous: ClassVar[bool] = False
-    config_fields: ClassVar[tuple[str, ...]] = ("noise_std", "input_noise_std")
 
     w_rec: Float[Array, "n_hidden n_hidden"]
     w_in: Float[Array, "n_hidden n_in"]
     w_out: Float[Array, "n_out n_hidden"]
     b_rec: Float[Array, " n_hidden"]
     b_out: Float[Array, " n_out"]
-    h0: Float[Array, " n_hidden"]
-    noise_std: Float[Array, ""]
-    input_noise_std: Float[Array, ""]
-    w_rec_mask: Array
-    w_in_mask: Array
-    w_out_mask: Array
-
-    n_in: int = eqx.field(static=True)
-    n_hidden: int = eqx.field(static=True)
-    n_out: int = eqx.field(static=True)
-    activation: Callable = eqx.field(static=True)
-    activation_name: str | None = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
-    autapses: bool = eqx.field(static=True)
-    use_bias: bool = eqx.field(static=True)
-    trainable: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -97,22 +80,17 @@ class VanillaRNN(AbstractRNN):
         initial_state: Literal["zeros"] | ArrayLike = "zeros",
         trainable: Iterable[str] = _WEIGHTS,
     ):
-        n_in = d._check_size("n_in", n_in)
-        n_hidden = d._check_size("n_hidden", n_hidden)
-        n_out = d._check_size("n_out", n_out)
-        fn = resolve_activation(activation)
-        d._check_positive("dt", dt)
-        d._check_nonneg("noise_std", noise_std)
-        d._check_nonneg("input_noise_std", input_noise_std)
-        if gain is not None:
-            d._check_positive("gain", gain)
-        if spectral_radius is not None:
-            d._check_positive("spectral_radius", spectral_radius)
-        trainable = d.check_trainable(trainable, _TRAINABLE)
-        rec_mask, in_mask, out_mask = d.build_masks(
+        n_in, n_hidden, n_out = self._init_network(
+            n_in, n_hidden, n_out, activation=activation, dt=dt, noise_std=noise_std,
+            input_noise_std=input_noise_std,
+        )
+        gain = _validate.positive_number("gain", gain, allow_none=True)
+        spectral_radius = _validate.positive_number("spectral_radius", spectral_radius, allow_none=True)
+        self.trainable = nw.check_trainable(trainable, _TRAINABLE)
+        rec_mask, in_mask, out_mask = nw.build_masks(
             n_in, n_hidden, n_out, w_rec_mask, w_in_mask, w_out_mask, autapses
         )
-        name = activation_name(activation)
+        name = self.activation_name
         if gain is None:
             gain = min(DEFAULT_GAIN.get(name, 1.0), 1.0) if name is not None else 1.0
 
@@ -123,25 +101,17 @@ class VanillaRNN(AbstractRNN):
         )
         w_rec = w_rec * rec_mask
         if spectral_radius is not None:
-            rho = _spectral_radius(w_rec)
+            rho = nw.spectral_radius(w_rec)
             w_rec = w_rec * jnp.where(rho > 0, spectral_radius / rho, 1.0)
         self.w_rec = w_rec
         self.w_in = jax.random.normal(k_in, (n_hidden, n_in)) / math.sqrt(n_in) * in_mask
         self.w_out = jax.random.normal(k_out, (n_out, n_hidden)) / math.sqrt(n_hidden) * out_mask
         self.b_rec = jnp.zeros((n_hidden,))
         self.b_out = jnp.zeros((n_out,))
-        self.h0 = d.initial_h0(initial_state, n_hidden)
+        self.h0 = nw.initial_h0(initial_state, n_hidden)
         self.w_rec_mask, self.w_in_mask, self.w_out_mask = rec_mask, in_mask, out_mask
-
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
-        self.activation = fn
-        self.activation_name = name
-        self.dt = float(dt)
-        self.noise_std = noise_level(noise_std)
-        self.input_noise_std = noise_level(input_noise_std)
         self.autapses = bool(autapses)
         self.use_bias = bool(use_bias)
-        self.trainable = trainable
 
     @classmethod
     def from_weights(
@@ -161,26 +131,26 @@ class VanillaRNN(AbstractRNN):
         Other keyword arguments are the constructor's; the weights must satisfy the masks asked
         for, else a ValueError names the matrix.
         """
-        w_rec_np = d.weight_array("w_rec", w_rec)
+        w_rec_np = nw.weight_array("w_rec", w_rec)
         if w_rec_np.ndim != 2 or w_rec_np.shape[0] != w_rec_np.shape[1]:
             raise ValueError(f"w_rec must be a square 2-D array, got shape {w_rec_np.shape}")
         n_hidden = w_rec_np.shape[0]
-        w_in_np = d.weight_array("w_in", w_in)
+        w_in_np = nw.weight_array("w_in", w_in)
         if w_in_np.ndim != 2 or w_in_np.shape[0] != n_hidden:
             raise ValueError(f"w_in must have shape ({n_hidden}, n_in), got {w_in_np.shape}")
-        w_out_np = d.weight_array("w_out", w_out)
+        w_out_np = nw.weight_array("w_out", w_out)
         if w_out_np.ndim != 2 or w_out_np.shape[1] != n_hidden:
             raise ValueError(f"w_out must have shape (n_out, {n_hidden}), got {w_out_np.shape}")
         n_in, n_out = w_in_np.shape[1], w_out_np.shape[0]
-        b_rec_np = np.zeros(n_hidden) if b_rec is None else d.weight_array("b_rec", b_rec, (n_hidden,))
-        b_out_np = np.zeros(n_out) if b_out is None else d.weight_array("b_out", b_out, (n_out,))
+        b_rec_np = np.zeros(n_hidden) if b_rec is None else nw.weight_array("b_rec", b_rec, (n_hidden,))
+        b_out_np = np.zeros(n_out) if b_out is None else nw.weight_array("b_out", b_out, (n_out,))
         if not kwargs.get("use_bias", True) and (np.any(b_rec_np) or np.any(b_out_np)):
             raise ValueError("use_bias=False but b_rec or b_out is non-zero")
         model = cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), activation=activation,
                     **kwargs)
-        d.check_masked("w_rec", w_rec_np, model.w_rec_mask)
-        d.check_masked("w_in", w_in_np, model.w_in_mask)
-        d.check_masked("w_out", w_out_np, model.w_out_mask)
+        nw.check_masked("w_rec", w_rec_np, model.w_rec_mask)
+        nw.check_masked("w_in", w_in_np, model.w_in_mask)
+        nw.check_masked("w_out", w_out_np, model.w_out_mask)
         f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)  # noqa: E731
         return eqx.tree_at(
             lambda m: (m.w_rec, m.w_in, m.w_out, m.b_rec, m.b_out),
@@ -188,76 +158,26 @@ class VanillaRNN(AbstractRNN):
             tuple(f32(a) for a in (w_rec_np, w_in_np, w_out_np, b_rec_np, b_out_np)),
         )
 
-    def config(self) -> dict[str, Any]:
-        if self.activation_name is None:
-            raise ValueError(
-                "this VanillaRNN uses a custom activation callable, which cannot be saved; "
-                "use a named activation to save it"
-            )
-        return {
-            "n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out,
-            "activation": self.activation_name, "dt": self.dt, "noise_std": level_value(self.noise_std),
-            "input_noise_std": level_value(self.input_noise_std), "autapses": self.autapses,
-            "use_bias": self.use_bias, "trainable": list(self.trainable),
-        }
-
     # ------------------------------------------------------------------ derived quantities
 
     def effective_weights(self) -> dict[str, Array]:
         """The weights actually used: ``w_rec``, ``w_in``, ``w_out``, ``b_rec``, ``b_out``."""
-        t = self.trainable
-        out = {
-            "w_rec": jnp.where(self.w_rec_mask, d.frozen(t, "w_rec", self.w_rec), 0.0),
-            "w_in": jnp.where(self.w_in_mask, d.frozen(t, "w_in", self.w_in), 0.0),
-            "w_out": jnp.where(self.w_out_mask, d.frozen(t, "w_out", self.w_out), 0.0),
+        return {
+            "w_rec": self._masked("w_rec", self.w_rec, self.w_rec_mask),
+            "w_in": self._masked("w_in", self.w_in, self.w_in_mask),
+            "w_out": self._masked("w_out", self.w_out, self.w_out_mask),
+            "b_rec": self._bias("b_rec"),
+            "b_out": self._bias("b_out"),
         }
-        if self.use_bias:
-            out["b_rec"] = d.frozen(t, "b_rec", self.b_rec)
-            out["b_out"] = d.frozen(t, "b_out", self.b_out)
-        else:
-            out["b_rec"] = jnp.zeros_like(self.b_rec)
-            out["b_out"] = jnp.zeros_like(self.b_out)
-        return out
-
-    def trainable_filter(self) -> Any:
-        names = set(self.trainable)
-        if not self.use_bias:
-            names -= {"b_rec", "b_out"}
-        return d.trainable_spec(self, _FIELD_TO_PARAM, names)
 
     # ------------------------------------------------------------------ the model contract
 
-    def initial_state(self) -> Float[Array, " n_hidden"]:
-        return d.frozen(self.trainable, "h0", self.h0)
-
-    def rates(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_hidden"]:
+    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return state
 
-    def readout(self, state: Float[Array, " n_hidden"]) -> Float[Array, " n_out"]:
-        w = self.effective_weights()
-        return w["w_out"] @ state + w["b_out"]
-
-    def step(
-        self,
-        state: Float[Array, " n_hidden"],
-        input: Float[Array, " n_in"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, " n_hidden"]:
-        w = self.effective_weights()
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            input = d.add_noise(input, self.input_noise_std, k_in)
-        new = self.activation(w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"])
-        if key is not None:
-            new = d.add_noise(new, self.noise_std, k_rec)
-        return new
-
-    def vector_field(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
-    ) -> Float[Array, " n_hidden"]:
-        """step(h, u) - h (noise-free): zero exactly at the fixed points of the map."""
-        return self.step(state, input) - state
+    def _update(self, w, state, proj):
+        """f(W_rec h + W_in u + b_rec), given proj = W_in u + b_rec."""
+        return self.activation(w["w_rec"] @ state + proj)
 
     def _pre_and_slope(self, w, state, input):
         pre = w["w_rec"] @ state + w["w_in"] @ input + w["b_rec"]
@@ -279,37 +199,3 @@ class VanillaRNN(AbstractRNN):
         w = self.effective_weights()
         _, slope = self._pre_and_slope(w, state, input)
         return slope[:, None] * w["w_in"]
-
-    def unroll(
-        self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " n_hidden"],
-        *,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "time n_hidden"]:
-        # The same map as `step`, with the input projection done once for the whole trial and
-        # the noise drawn at once (so the noise stream differs from stepping with split keys).
-        w = self.effective_weights()
-        n_steps = inputs.shape[0]
-        add = jnp.zeros((n_steps, self.n_hidden), inputs.dtype)
-        if key is not None:
-            k_in, k_rec = jax.random.split(key)
-            inputs = d.add_noise(inputs, self.input_noise_std, k_in)
-            add = d.add_noise(add, self.noise_std, k_rec)
-        proj = inputs @ w["w_in"].T + w["b_rec"]
-        w_rec, f = w["w_rec"], self.activation
-
-        def body(h, xs):
-            p, a = xs
-            new = f(w_rec @ h + p) + a
-            return new, new
-
-        _, states = jax.lax.scan(body, initial_state, (proj, add))
-        return states
-
-    def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
-        w = self.effective_weights()
-        return states @ w["w_out"].T + w["b_out"]
-
-    def rates_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
-        return states
