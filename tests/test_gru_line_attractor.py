@@ -30,6 +30,11 @@ N_HIDDEN = 100
 SLOW_TOL = 3e-2
 
 
+def _handoff(speed):
+    """The default solver with stage 1 handing over at ``speed``."""
+    return rl.analysis.FixedPointSolver(descent=rl.analysis.AdamDescent(handoff_speed=speed))
+
+
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -117,8 +122,8 @@ def test_hand_set_gru_line_of_slow_points():
     states = np.asarray(traj.states)[:, 10:].reshape(-1, 2)
     starts = states[rng.choice(states.shape[0], 256, replace=False)]
     tol = 1e-3
-    fps = rl.find_fixed_points(model, np.zeros(1), starts, slow_tol=tol, handoff_speed=tol,
-                               tol_unique=0.02)
+    fps = rl.find_fixed_points(model, np.zeros(1), starts, slow_tol=tol, tol_unique=0.02,
+                               solver=_handoff(tol))
     x = np.asarray(fps.states)
     assert len(fps) >= 40
     # closed-form speeds, all slow; the points sit on the h1 axis
@@ -159,7 +164,7 @@ def test_slow_points_below_the_default_handoff_are_kept(handoff):
     model = rl.VanillaRNN.from_weights(np.diag([0.999, 0.5]), np.zeros((2, 1)), np.eye(2),
                                        activation="linear")
     x0 = np.random.default_rng(0).uniform(-1, 1, (200, 2)).astype(np.float32)
-    kw = {} if handoff is None else {"handoff_speed": handoff}
+    kw = {} if handoff is None else {"solver": _handoff(handoff)}
     fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-3, **kw)
     x = np.asarray(fps.states)
     assert np.asarray(fps.speeds).max() <= 1e-3
@@ -197,7 +202,7 @@ def test_trained_decision_gru_has_a_line_of_slow_points(decision_gru):
     # tol_unique thins the slow points to about one per 1/50 of the line, so that the
     # manifold finder's density-based linking sees an even curve.
     fps = rl.find_fixed_points(model, np.zeros(1), starts, slow_tol=SLOW_TOL,
-                               handoff_speed=SLOW_TOL, tol_unique=0.05)
+                               solver=_handoff(SLOW_TOL), tol_unique=0.05)
     x = np.asarray(fps.states)
     assert len(fps) >= 20
 
@@ -276,4 +281,4 @@ def test_stage1_learning_rate_is_used():
         step = np.abs(np.asarray(st.x, np.float64) - x0)
         np.testing.assert_allclose(step, lr, rtol=0.02)
     with pytest.raises(ValueError, match="learning_rate"):
-        rl.find_fixed_points(model, np.zeros(1), x0, learning_rate=0.0)
+        rl.analysis.AdamDescent(learning_rate=0.0)

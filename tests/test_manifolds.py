@@ -18,6 +18,7 @@ from _manifold_cases import CASES, check, embed, ordering_error, uneven
 import rnnlab as rl
 
 TAU, DT = 100.0, 10.0
+HANDOFF_1E4 = rl.analysis.FixedPointSolver(descent=rl.analysis.AdamDescent(handoff_speed=1e-4))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -152,7 +153,7 @@ def test_ctrnn_line_attractor_slow_points(seed):
     c0 = -2.5 + 5.0 * uneven(rng, 300)
     off = np.eye(N) - np.outer(u, u)
     x0 = c0[:, None] * u + (rng.normal(size=(300, N)) @ off) * 0.3 / np.sqrt(N)
-    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, handoff_speed=1e-4)
+    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, solver=HANDOFF_1E4)
     x = np.asarray(fps.states)
     c = x @ u
     assert len(fps) >= 60 and np.ptp(c) > 2.0
@@ -193,7 +194,7 @@ def test_ctrnn_ring_attractor_slow_points(seed):
     x0 = ((rho * (1 + 0.3 * rng.uniform(-1, 1, 300)))[:, None]
           * (np.cos(theta0)[:, None] * u + np.sin(theta0)[:, None] * v)
           + (rng.normal(size=(300, N)) @ off) * 0.3 / np.sqrt(N))
-    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, handoff_speed=1e-4)
+    fps = rl.find_fixed_points(model, np.zeros(1), x0, slow_tol=1e-4, solver=HANDOFF_1E4)
     x = np.asarray(fps.states)
     a, b = x @ u, x @ v
     np.testing.assert_allclose(np.hypot(a, b), rho, rtol=2e-3)
