@@ -290,11 +290,10 @@ def run(engine, cfg: TrainConfig, members: list[Member], start: int, *, first: i
                 engine.freeze(stopped)
             if bar is not None:
                 bar.update(stop - step)
-            if gone and on_diverged is not None:
-                for i in gone:
-                    for h in (i,):
-                        if on_history is not None:
-                            on_history(h)
+            for i in gone:
+                if on_history is not None:
+                    on_history(i)  # (its evaluations after the good step are gone)
+                if on_diverged is not None:
                     on_diverged(i, members[i].steps, wall_offset + time.perf_counter() - t0)
             step = stop
             starts = [*starts[-1:], (step, engine.snapshot())]
