@@ -35,10 +35,10 @@ class AbstractGatedNetwork(AbstractMaskedNetwork):
     [H, H], [H, n_in] apply to every gate block. Subclasses set `n_gates` and implement
     `_update` and `rates`."""
 
-    w_in: Float[Array, "G*n_hidden n_in"]
-    w_rec: Float[Array, "G*n_hidden n_hidden"]
-    b_in: Float[Array, " G*n_hidden"]
-    b_rec: Float[Array, " G*n_hidden"]
+    w_in: Float[Array, "gates_hidden n_in"]
+    w_rec: Float[Array, "gates_hidden n_hidden"]
+    b_in: Float[Array, " gates_hidden"]
+    b_rec: Float[Array, " gates_hidden"]
     w_out: Float[Array, "n_out n_hidden"]
     b_out: Float[Array, " n_out"]
 

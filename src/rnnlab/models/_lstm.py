@@ -119,7 +119,7 @@ class LSTM(g.AbstractGatedNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... 2*n_hidden"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[Array, "... state"]) -> Float[Array, "... n_hidden"]:
         return state[..., : self.n_hidden]
 
     def _update(self, w, state, proj_in):
