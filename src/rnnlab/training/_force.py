@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._validate import positive_int, positive_number
 from ..models._esn import EchoStateNetwork
 
 
@@ -174,16 +175,11 @@ def train_force(
                 f"inputs must have shape (T={n_steps}, n_in={esn.n_in}) like targets, got "
                 f"{inputs.shape}"
             )
-    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
-        raise ValueError(f"passes must be a positive integer, got {passes!r}")
-    if (isinstance(update_every, bool) or not isinstance(update_every, (int, np.integer))
-            or update_every < 1):
-        raise ValueError(f"update_every must be a positive integer, got {update_every!r}")
+    passes = positive_int("passes", passes)
+    update_every = positive_int("update_every", update_every)
     n = esn.n_hidden
     if P is None:
-        if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be a positive finite number (P0 = I / alpha), got "
-                             f"{alpha!r}")
+        alpha = positive_number("alpha", alpha)  # P0 = I / alpha
         P = jnp.eye(n, dtype=dtype) / alpha
     else:
         P = jnp.asarray(P, dtype)
