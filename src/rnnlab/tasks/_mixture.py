@@ -169,7 +169,6 @@ class Mixture(AbstractTask):
         """Each task's `fixed_point_inputs`, padded to the common width and followed by its
         rule input, named ``"<task>: <input>"``."""
         out = {}
-        n = len(self.tasks)
         for i, t in enumerate(self.tasks):
             for name, vec in t.fixed_point_inputs().items():
                 u = np.zeros(self.n_in)
