@@ -60,7 +60,7 @@ def main_(repeats: int, write: bool) -> str:
     size = (run / "report.html").stat().st_size
 
     # baseline: plotly alone, one self-contained file per interactive figure of the report
-    from rnnlab.plot._run import load_run
+    from rnnlab.plot import load_run
     from rnnlab.report import _figures as F
 
     data = load_run(run, analyze=False)

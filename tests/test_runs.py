@@ -203,3 +203,20 @@ def test_an_analysis_with_other_settings_is_never_replaced_silently(tmp_path):
     analyze_run(path, inputs=[[0, 0, 0]], n_initial=32, n_trials=8, slow_tol=1e-6,
                 topology_starts=2, force=True)
     assert RunAnalysis.load(path / "analysis").summary["n_initial"] == 32
+
+
+def test_figures_say_which_analysis_they_draw(tmp_path):
+    from rnnlab.plot import load_run
+
+    path = _linear_line_run(tmp_path)
+    other = tmp_path / "elsewhere"
+    made = analyze_run(path, inputs=[[0, 0, 0]], n_initial=64, n_trials=8, slow_tol=1e-6,
+                       topology_starts=2, out=other)
+    assert not (path / "analysis").exists()
+    data = load_run(path, n_trials=4, analyze=False)
+    assert data.fixed_points is None and any("rnnlab analyze" in n for n in data.notes)
+    data = load_run(path, n_trials=4, analyze=False, analysis_dir=other)
+    assert len(data.fixed_points) == len(made.fixed_points)
+    (line,) = [n for n in data.notes if n.startswith("drawn from the analysis")]
+    assert str(other) in line and "64 candidates" in line and "input0" in line
+    assert [m.kind for m in data.manifolds] == ["line"]

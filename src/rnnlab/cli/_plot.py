@@ -9,15 +9,15 @@ from ._app import CLIError, app
 
 
 def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: int = 64,
-                      seed: int = 0) -> list[Path]:
+                      seed: int = 0, analysis_dir: Path | None = None) -> list[Path]:
     """Draw every figure the run supports into ``out`` (NAME.png and NAME.svg each)."""
     from ..plot import (
-        connectivity, eigenspectra, psychometric, save_figure, state_space, topology,
+        connectivity, load_run, eigenspectra, psychometric, save_figure, state_space, topology,
         training_curves, trials,
     )
-    from ..plot._run import load_run
 
-    data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze)
+    data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze,
+                    analysis_dir=analysis_dir)
     written: list[Path] = []
 
     def emit(name, fig):
@@ -60,6 +60,10 @@ def plot_cmd(
     ),
     n_trials: int = typer.Option(64, "--n-trials", help="Fresh trials in the state space."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh trials."),
+    analysis: Optional[Path] = typer.Option(
+        None, "--analysis", help="Draw the analysis in this folder (rnnlab analyze --out) "
+        "instead of RUN/analysis/."
+    ),
 ):
     """Write the static figures of a run (PNG and SVG): trials, training curves, state space
     with fixed points, eigen-spectra, connectivity, topology, psychometric curve."""
@@ -78,6 +82,7 @@ def plot_cmd(
 
     matplotlib.use("Agg", force=True)
     out = Path(out) if out is not None else Path(run) / "figures"
-    written = write_run_figures(Path(run), out, analyze=analyze, n_trials=n_trials, seed=seed)
+    written = write_run_figures(Path(run), out, analyze=analyze, n_trials=n_trials, seed=seed,
+                                analysis_dir=analysis)
     names = sorted({p.stem for p in written})
     typer.echo(f"wrote {len(written)} files to {out}: {', '.join(names)}")

@@ -18,6 +18,10 @@ def report_cmd(
     ),
     n_trials: int = typer.Option(64, "--n-trials", help="Fresh trials in the state space."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh trials."),
+    analysis: Optional[Path] = typer.Option(
+        None, "--analysis", help="Show the analysis in this folder (rnnlab analyze --out) "
+        "instead of RUN/analysis/."
+    ),
 ):
     """Write RUN/report.html: one file that opens offline (plotly inlined), with the run's
     configuration, training curves, trials, a 3D state space with fixed points, eigen-spectra,
@@ -34,6 +38,7 @@ def report_cmd(
         require_plotly()
     except ImportError as e:
         raise CLIError(str(e)) from None
-    path = write_report(run, out=out, analyze=analyze, n_trials=n_trials, seed=seed)
+    path = write_report(run, out=out, analyze=analyze, n_trials=n_trials, seed=seed,
+                        analysis_dir=analysis)
     size = path.stat().st_size / 1e6
     typer.echo(f"wrote {path} ({size:.1f} MB)")

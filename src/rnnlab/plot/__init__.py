@@ -7,6 +7,8 @@ only when a function is called.
 from ..figdata import STABILITY_COLORS as STABILITY_COLORS
 from ._connectivity import connectivity as connectivity
 from ._psychometric import psychometric as psychometric
+from ._run import RunData as RunData
+from ._run import load_run as load_run
 from ._save import save_figure as save_figure
 from ._spectra import eigenspectra as eigenspectra
 from ._state_space import state_space as state_space

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._project import Projection
-from ._style import primary_condition
+from ..figdata import Projection, primary_condition
 
 
 @dataclasses.dataclass
@@ -53,26 +52,13 @@ class RunData:
 
 def continuous_attractors(fixed_points) -> list:
     """The attractor manifolds among ``fixed_points`` that are continuous attractors: curves or
-    surfaces of points whose flow along the manifold is (nearly) zero. Separate fixed points
-    that merely lie close together (the corners and saddles of a flip-flop) are not kept.
-    Points found at different constant inputs belong to different dynamical systems: each
-    input's points are searched apart (``indices`` refer to ``fixed_points``)."""
-    from ..analysis import attractor_manifolds
+    surfaces of points whose flow along the manifold is (nearly) zero, largest first. Separate
+    fixed points that merely lie close together (the corners and saddles of a flip-flop) are
+    not kept. Points found at different constant inputs belong to different dynamical systems:
+    each input's points are searched apart (``indices`` refer to ``fixed_points``)."""
+    from ..runs import manifolds_per_input
 
-    inputs = np.asarray(fixed_points.inputs)
-    if len(fixed_points) == 0:
-        return []
-    _, group = np.unique(inputs.reshape(len(fixed_points), -1), axis=0, return_inverse=True)
-    group = np.asarray(group).reshape(-1)
-    out = []
-    for g in np.unique(group):
-        members = np.nonzero(group == g)[0]
-        try:
-            found = attractor_manifolds(fixed_points[members])
-        except ValueError:
-            continue
-        out.extend(dataclasses.replace(m, indices=members[np.asarray(m.indices)])
-                   for m in found if getattr(m, "near_zero_tangent", False))
+    out = [m for _, m in manifolds_per_input(fixed_points) if m.near_zero_tangent]
     out.sort(key=lambda m: -m.states.shape[0])
     return out
 

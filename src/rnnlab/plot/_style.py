@@ -3,7 +3,6 @@ show (colours, markers, labels, projections) is `rnnlab.figdata`, shared with th
 
 import contextlib
 
-from ..figdata import primary_condition as primary_condition  # noqa: F401 - for _run.py
 from ..figdata import require_matplotlib
 
 _RC = {

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import positive_int
 from ..figdata import require_plotly, sample_trials
-from ..plot._run import RunData, load_run  # until runs are read through rnnlab.runs
+from ..plot import RunData, load_run
 
 # Everything the page needs is inline; this policy makes any browser refuse network requests
 # even if some inlined code tried one.
@@ -169,6 +169,7 @@ def write_report(
     analyze: bool = True,
     n_trials: int = 64,
     seed: int = 0,
+    analysis_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write the interactive report of a run directory to ``RUN/report.html`` (or ``out``).
 
@@ -185,12 +186,15 @@ def write_report(
         out: where to write (default ``RUN/report.html``).
         analyze: run ``rnnlab analyze RUN`` first when ``RUN/analysis/`` is missing (default).
         n_trials, seed: the fresh trials shown in the state space.
+        analysis_dir: show the analysis saved there (``rnnlab analyze --out DIR``) instead of
+            ``RUN/analysis/``.
 
     Returns: the path written.
     """
     n_trials = positive_int("n_trials", n_trials)
     require_plotly()  # fail before the (slower) loading and analysis
-    data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze)
+    data = load_run(run, n_trials=n_trials, seed=seed, analyze=analyze,
+                    analysis_dir=analysis_dir)
     page = build_report_html(data)
     target = Path(out) if out is not None else Path(run) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)

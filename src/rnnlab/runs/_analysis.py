@@ -296,6 +296,22 @@ def _search_manifolds(by_input, inputs, *, offsets=None) -> list[tuple[str, Any]
     return out
 
 
+def manifolds_per_input(fixed_points) -> list[tuple[str, Any]]:
+    """Attractor manifolds of ``fixed_points`` searched input by input (points of different
+    constant inputs belong to different systems): ``[(input name, AttractorManifold)]``,
+    inputs named ``input0, input1, ...`` in the order of their vectors, ``indices`` into
+    ``fixed_points``."""
+    if len(fixed_points) == 0:
+        return []
+    vecs = np.asarray(fixed_points.inputs, float).reshape(len(fixed_points), -1)
+    uniq, group = np.unique(vecs, axis=0, return_inverse=True)
+    group = np.asarray(group).reshape(-1)
+    names = [f"input{i}" for i in range(len(uniq))]
+    by_input = {n: fixed_points[np.nonzero(group == i)[0]] for i, n in enumerate(names)}
+    offsets = {n: np.nonzero(group == i)[0] for i, n in enumerate(names)}
+    return _search_manifolds(by_input, [(n, None) for n in names], offsets=offsets)
+
+
 def analyze_run(
     run: "Run | str | os.PathLike",
     *,
