@@ -9,7 +9,9 @@ import numpy as np
 def model_weights(model) -> dict[str, np.ndarray]:
     """The effective weights of ``model`` as numpy arrays: ``w_rec`` [N, N] (or [k N, N] for
     gated models), ``w_in`` [N, n_in] ([k N, n_in]), ``w_out`` [n_out, N]."""
-    if hasattr(model, "effective_weights"):
+    from ..models import AbstractRNN
+
+    if isinstance(model, AbstractRNN):  # part of the model contract
         w = model.effective_weights()
     elif all(hasattr(model, n) for n in ("w_rec", "w_in", "w_out")):
         w = {n: getattr(model, n) for n in ("w_rec", "w_in", "w_out")}

@@ -257,9 +257,8 @@ class DecisionTask(ScoredTask):
 def _run(model, task, key, n_trials):
     k_trial, k_noise = jax.random.split(key)
     trial = task.sample_batch(k_trial, n_trials)
-    h0 = model.initial_state()
-    keys = jax.random.split(k_noise, n_trials)
-    states = jax.vmap(lambda u, k: model.unroll(u, h0, key=k))(trial.inputs, keys)
+    # the training forward pass: the noise training draws for the same key
+    states = model.unroll_batch(trial.inputs, model.initial_state(), key=k_noise)
     return model.readout_all(states), trial
 
 
