@@ -84,9 +84,18 @@ def _describe_click_error(e) -> str:
     return msg
 
 
+_ARGV: list[str] = []
+
+
+def current_argv() -> list[str]:
+    """The arguments of the command being run (without the program name)."""
+    return list(_ARGV)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user mistakes print one line, not a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    _ARGV[:] = [str(a) for a in args]
     try:
         rv = app(args=args, standalone_mode=False, prog_name="rnnlab")
     except _cx.NoArgsIsHelpError:

@@ -76,7 +76,7 @@ def tasks_cmd(
 @app.command("train")
 def train_cmd(
     task: str = typer.Argument(..., help="Task name (see `rnnlab tasks`)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/TASK)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/TASK)."),
     model: str = typer.Option("ctrnn", "--model", help="Model family."),
     hidden: Optional[int] = typer.Option(
         None, "--hidden", help="Number of hidden units (default: the task's recommendation, "
@@ -137,10 +137,28 @@ def train_cmd(
     recommends (shown by `rnnlab tasks NAME`), else to 64 tanh units, 3000 steps, 64 trials
     and Adam 1e-2.
     """
+    from .._interrupt import graceful_interrupts
+
+    # Ctrl-C / SIGTERM stop training at the next evaluation with a checkpoint (a second one
+    # exits at once); see rnnlab._interrupt
+    with graceful_interrupts():
+        _train(task=task, out=out, model=model, hidden=hidden, steps=steps,
+            batch_size=batch_size, lr=lr, seed=seed, activation=activation, tau=tau,
+            dale=dale, allow_negative_rates=allow_negative_rates, no_autapses=no_autapses,
+            noise=noise, input_noise=input_noise, form=form, grad_clip=grad_clip,
+            l2_rates=l2_rates, l2_weights=l2_weights, eval_every=eval_every,
+            target_accuracy=target_accuracy, task_param=task_param, resume=resume,
+            progress=progress, curriculum=curriculum)
+
+
+def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, tau, dale,
+           allow_negative_rates, no_autapses, noise, input_noise, form, grad_clip, l2_rates,
+           l2_weights, eval_every, target_accuracy, task_param, resume, progress,
+           curriculum):
     import jax
 
     from .. import tasks as tasks_mod
-    from ..training import TrainingDiverged
+    from ..training import TrainingDiverged, TrainingInterrupted
 
     if model not in MODEL_BUILDERS:
         raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
@@ -191,13 +209,16 @@ def train_cmd(
     if curriculum is not None:
         from ._tasks_extra import train_with_curriculum
 
-        train_with_curriculum(
-            curriculum, task, task_kwargs, net, key=k_train, steps=steps, out=out,
-            threshold=target_accuracy if target_accuracy_given else None, resume=resume,
-            batch_size=batch_size, learning_rate=lr, grad_clip=grad_clip or None,
-            l2_rates=l2_rates, l2_weights=l2_weights, eval_every=eval_every,
-            progress=progress, run_config=run_config,
-        )
+        try:
+            train_with_curriculum(
+                curriculum, task, task_kwargs, net, key=k_train, steps=steps, out=out,
+                threshold=target_accuracy if target_accuracy_given else None, resume=resume,
+                batch_size=batch_size, learning_rate=lr, grad_clip=grad_clip or None,
+                l2_rates=l2_rates, l2_weights=l2_weights, eval_every=eval_every,
+                progress=progress, run_config=run_config,
+            )
+        except TrainingInterrupted as e:
+            _interrupted(e, out)
         return
     try:
         result = the_run.train(
@@ -207,6 +228,8 @@ def train_cmd(
         )
     except TrainingDiverged as e:
         raise CLIError(str(e)) from None
+    except TrainingInterrupted as e:
+        _interrupted(e, out)
     last = result.history[-1]
     typer.echo(
         f"trained {result.steps} steps in {last['wall_time']:.1f} s (last training-time "
@@ -227,6 +250,31 @@ def train_cmd(
             f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
             f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
         )
+
+
+def resume_command(out: Path) -> str:
+    """The command line that continues this run: the one that started it, with --resume (and
+    --out, when it was left to its default)."""
+    import shlex
+
+    from . import current_argv
+
+    args = [a for a in current_argv() if a != "--resume"]
+    if not any(a in ("--out", "-o") or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return "rnnlab " + shlex.join([*args, "--resume"])
+
+
+def _interrupted(e, out: Path) -> None:
+    """Say where the interrupted run is and how to continue it; exit 130."""
+    if e.checkpoint is not None:
+        typer.echo(f"rnnlab: training interrupted after {e.step} steps; the run is in {out} "
+                   f"(checkpoint {e.checkpoint}). Continue it with:\n  {resume_command(out)}",
+                   err=True)
+    else:
+        typer.echo(f"rnnlab: training interrupted after {e.step} steps (no checkpoint)",
+                   err=True)
+    raise typer.Exit(130)
 
 
 @app.command("evaluate")

@@ -14,3 +14,5 @@ from ._force import ForceResult as ForceResult
 from ._force import train_force as train_force
 from ._curriculum import CurriculumResult as CurriculumResult
 from ._curriculum import train_curriculum as train_curriculum
+from .._interrupt import TrainingInterrupted as TrainingInterrupted
+from .._interrupt import graceful_interrupts as graceful_interrupts

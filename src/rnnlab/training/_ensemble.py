@@ -442,7 +442,8 @@ def train_ensemble(
 
     step = _runner.run(engine, cfg, members, start, first=start,
                        checkpoint=checkpoint if ckpt_path is not None else None,
-                       on_history=on_history, bar_desc="training", wall_offset=wall_offset)
+                       on_history=on_history, bar_desc="training", wall_offset=wall_offset,
+                       checkpoint_file=ckpt_path)
 
     results = []
     for i, m in enumerate(members):

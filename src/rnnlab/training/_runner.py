@@ -22,6 +22,7 @@ import numpy as np
 from ..io._model_io import model_meta
 from ..io._safe import atomic_write_json, atomic_write_text
 from ..tasks._base import registered_name
+from .. import _interrupt as interrupt
 from ._config import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -163,9 +164,16 @@ def remove_stale_temporaries(out: Path, names=()) -> None:
 
 
 def progress_enabled(progress: bool | None) -> bool:
+    """Whether to show a progress bar: as asked, else on a terminal or in a notebook."""
     if progress is not None:
         return bool(progress)
-    return sys.stderr.isatty()
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def progress_lines(progress: bool | None) -> bool:
+    """Whether to print one line per evaluation instead of a bar: by default, when stderr is
+    neither a terminal nor a notebook (batch jobs, piped logs)."""
+    return progress is None and not progress_enabled(None)
 
 
 def write_history(folder: Path | None, history) -> None:
@@ -205,12 +213,16 @@ def next_boundary(step: int, cfg: TrainConfig, checkpointing: bool) -> int:
 
 def run(engine, cfg: TrainConfig, members: list[Member], start: int, *, first: int,
         checkpoint=None, on_history=None, on_diverged=None, bar_desc: str = "training",
-        wall_offset: float = 0.0) -> int:
+        wall_offset: float = 0.0, checkpoint_file: Path | None = None) -> int:
     """Advance ``engine`` from step ``start`` to ``cfg.steps`` in chunks; returns the step
     reached. ``first`` is the step this process started from (divergence there has no
     earlier state to go back to). ``checkpoint(step, wall)`` writes a checkpoint,
     ``on_history(i)`` network ``i``'s history, ``on_diverged(i, good_step, wall)`` is told of
-    a divergence (it may raise)."""
+    a divergence (it may raise).
+
+    An interrupt inside `graceful_interrupts` stops the loop at the next boundary: the
+    checkpoint is written there and `TrainingInterrupted` raised (``checkpoint_file`` named
+    in it)."""
     n = len(members)
     band = (cfg.eval_batch_size
             if cfg.target_accuracy is None or cfg.target_accuracy >= 1.0 else None)
@@ -220,6 +232,7 @@ def run(engine, cfg: TrainConfig, members: list[Member], start: int, *, first: i
 
         desc = bar_desc if n == 1 else f"{bar_desc} {n} networks"
         bar = tqdm(total=cfg.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    lines = progress_lines(cfg.progress)
     t0 = time.perf_counter()
     # the state at the start of the last two chunks: a network whose loss turns non-finite
     # at the first step of a chunk goes back to a state inside the chunk before
@@ -285,6 +298,14 @@ def run(engine, cfg: TrainConfig, members: list[Member], start: int, *, first: i
                         else:
                             post["active"] = sum(m.active for m in members)
                         bar.set_postfix(**post)
+                    if lines:
+                        h = [members[i].history[-1] for i in live]
+                        text = (f"loss {h[0]['loss']:.4g} accuracy {h[0]['accuracy']:.4f}"
+                                if n == 1 else
+                                f"mean accuracy {np.mean([r['accuracy'] for r in h]):.4f} "
+                                f"({len(live)} of {n} networks training)")
+                        print(f"{bar_desc}: step {stop}/{cfg.steps} {text} elapsed "
+                              f"{wall:.1f} s", file=sys.stderr, flush=True)
             stopped = [i for i in np.flatnonzero(was_active) if not members[i].active]
             if stopped:
                 engine.freeze(stopped)
@@ -297,10 +318,15 @@ def run(engine, cfg: TrainConfig, members: list[Member], start: int, *, first: i
                     on_diverged(i, members[i].steps, wall_offset + time.perf_counter() - t0)
             step = stop
             starts = [*starts[-1:], (step, engine.snapshot())]
+            stopping = interrupt.requested() and step < cfg.steps
             if checkpoint is not None and (
                 step % cfg.checkpoint_interval == 0 or step == cfg.steps or reached or gone
+                or stopping
             ):
                 checkpoint(step, wall_offset + time.perf_counter() - t0)
+            if stopping and any(m.active for m in members):
+                raise interrupt.TrainingInterrupted(
+                    step, checkpoint_file if checkpoint is not None else None)
     finally:
         if bar is not None:
             bar.close()

@@ -502,7 +502,8 @@ def train(
     member.steps = start
     step = _runner.run(engine, cfg, [member], start, first=start,
                        checkpoint=checkpoint if ckpt_path is not None else None,
-                       on_history=on_history, on_diverged=on_diverged, wall_offset=wall_offset)
+                       on_history=on_history, on_diverged=on_diverged, wall_offset=wall_offset,
+                       checkpoint_file=ckpt_path)
     history = member.history
     stopped = "target_accuracy" if member.status == "target_accuracy" else "steps"
     if stopped == "steps" and history and cfg.target_accuracy is not None:
