@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._validate import ArrayInput
 from .models._base import AbstractRNN
 
 
@@ -56,10 +57,10 @@ def _simulate_jit(model, inputs, initial_state, key):
 
 def simulate(
     model: AbstractRNN,
-    inputs: Float[Array, "... time n_in"],
+    inputs: ArrayInput,
     *,
     key: PRNGKeyArray | None = None,
-    initial_state: Float[Array, "... state"] | None = None,
+    initial_state: ArrayInput | None = None,
 ) -> Trajectory:
     """Simulate ``model`` on ``inputs`` ([T, n_in] or [B, T, n_in]), jitted.
 
@@ -69,7 +70,8 @@ def simulate(
 
     Args:
         model: any rnnlab model.
-        inputs: the input time series; a leading batch axis is optional.
+        inputs: the input time series, [T, n_in] or [B, T, n_in] (any array-like; integers
+            are cast to float32); a leading batch axis is optional.
         key: PRNG key for recurrent and input noise (drawn as the model's `unroll_batch` draws
             it); without it the run is noise-free.
         initial_state: [state_size] (shared) or [B, state_size]; defaults to

@@ -8,11 +8,14 @@ does (``True`` is not a step size).
 """
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from jaxtyping import ArrayLike
 
 __all__ = [
+    "ArrayInput",
     "as_number",
     "integer",
     "nonnegative_number",
@@ -20,6 +23,12 @@ __all__ = [
     "positive_int",
     "positive_number",
 ]
+
+# What an argument that the function passes through ``np.asarray``/``jnp.asarray`` accepts: an
+# array or scalar (jaxtyping's ``ArrayLike``) or a (nested) list/tuple of numbers. Functions that
+# check the shape and dtype themselves take this, so that a wrong value gets their own clear
+# ValueError rather than a runtime type-check error.
+ArrayInput = ArrayLike | Sequence
 
 
 def as_number(value: Any) -> float | None:

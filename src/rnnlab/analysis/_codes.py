@@ -5,7 +5,7 @@ import enum
 
 import equinox as eqx
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import ArrayLike, Float, Int
 
 from . import _solvers
 from ._stages import PATH_LABELS
@@ -56,15 +56,16 @@ class Candidates(eqx.Module):
     ``n_iters`` [M] (polish iterations); ``n_descent_iters`` [M].
     """
 
-    states: Float[Array, "M N"]
-    speeds: Float[Array, " M"]
-    codes: Int[Array, " M"]
-    point: Int[Array, " M"]
-    initial: Int[Array, " M"]
-    path: Int[Array, " M"]
-    inputs: Float[Array, "M n_in"]
-    n_iters: Int[Array, " M"]
-    n_descent_iters: Int[Array, " M"]
+    # numpy arrays as `find_fixed_points` builds them (float64 states)
+    states: Float[ArrayLike, "M N"]
+    speeds: Float[ArrayLike, " M"]
+    codes: Int[ArrayLike, " M"]
+    point: Int[ArrayLike, " M"]
+    initial: Int[ArrayLike, " M"]
+    path: Int[ArrayLike, " M"]
+    inputs: Float[ArrayLike, "M n_in"]
+    n_iters: Int[ArrayLike, " M"]
+    n_descent_iters: Int[ArrayLike, " M"]
 
     def __len__(self) -> int:
         return int(np.shape(self.codes)[0])

@@ -243,7 +243,7 @@ def _order_curve(
     return order, closed, length, tangent
 
 
-def _along(x: np.ndarray, d: np.ndarray, a: int, step: np.ndarray, radius: float,
+def _along(x: np.ndarray, d: np.ndarray, a: int | np.integer, step: np.ndarray, radius: float,
            dim: int) -> float:
     """|cos| of the angle between ``step`` and the local tangent space at point ``a``: the
     principal subspace (``dim`` components) of the points within ``radius`` of it."""

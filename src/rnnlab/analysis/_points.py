@@ -8,7 +8,7 @@ from typing import Any
 
 import equinox as eqx
 import numpy as np
-from jaxtyping import Array, Bool, Complex, Float, Int
+from jaxtyping import ArrayLike, Bool, Complex, Float, Int
 
 from .._validate import positive_number
 from ..io._safe import read_safetensors, write_safetensors
@@ -84,25 +84,26 @@ class FixedPoints(eqx.Module):
     indices renumbered (-1 for points not selected).
     """
 
-    states: Float[Array, "K N"]
-    speeds: Float[Array, " K"]
-    q: Float[Array, " K"]
-    converged: Bool[Array, " K"]
-    n_iters: Int[Array, " K"]
-    n_adam_iters: Int[Array, " K"]
-    counts: Int[Array, " K"]
-    inputs: Float[Array, "K n_in"]
-    outputs: Float[Array, "K n_out"]
-    jacobians: Float[Array, "K N N"]
-    input_jacobians: Float[Array, "K N n_in"]
-    eigenvalues: Complex[Array, "K N"]
-    right_eigenvectors: Complex[Array, "K N N"]
-    left_eigenvectors: Complex[Array, "K N N"]
-    n_unstable: Int[Array, " K"]
-    ode_n_unstable: Int[Array, " K"]
-    views_differ: Bool[Array, " K"]
-    stability_codes: Int[Array, " K"]
-    ode_stability_codes: Int[Array, " K"]
+    # numpy arrays as `find_fixed_points` builds them (float64 states)
+    states: Float[ArrayLike, "K N"]
+    speeds: Float[ArrayLike, " K"]
+    q: Float[ArrayLike, " K"]
+    converged: Bool[ArrayLike, " K"]
+    n_iters: Int[ArrayLike, " K"]
+    n_adam_iters: Int[ArrayLike, " K"]
+    counts: Int[ArrayLike, " K"]
+    inputs: Float[ArrayLike, "K n_in"]
+    outputs: Float[ArrayLike, "K n_out"]
+    jacobians: Float[ArrayLike, "K N N"]
+    input_jacobians: Float[ArrayLike, "K N n_in"]
+    eigenvalues: Complex[ArrayLike, "K N"]
+    right_eigenvectors: Complex[ArrayLike, "K N N"]
+    left_eigenvectors: Complex[ArrayLike, "K N N"]
+    n_unstable: Int[ArrayLike, " K"]
+    ode_n_unstable: Int[ArrayLike, " K"]
+    views_differ: Bool[ArrayLike, " K"]
+    stability_codes: Int[ArrayLike, " K"]
+    ode_stability_codes: Int[ArrayLike, " K"]
     candidates: Candidates | None
     is_continuous: bool = eqx.field(static=True)
     dt: float | None = eqx.field(static=True)
@@ -126,7 +127,7 @@ class FixedPoints(eqx.Module):
         return int(self.states.shape[1])
 
     @property
-    def map_eigenvalues(self) -> Complex[Array, "K N"]:
+    def map_eigenvalues(self) -> Complex[ArrayLike, "K N"]:
         """Eigenvalues of the discrete map: for a continuous-time model with Euler step ``dt``,
         ``mu = 1 + dt * lambda`` (with scalar tau, ``1 + alpha * lambda'``, lambda' of tau J);
         for maps, `eigenvalues` themselves."""
@@ -150,7 +151,7 @@ class FixedPoints(eqx.Module):
         return tuple(labels)
 
     @property
-    def time_constants(self) -> Float[Array, "K N"]:
+    def time_constants(self) -> Float[ArrayLike, "K N"]:
         """Per-mode time constants: ``-1 / Re(lambda)`` (time units) for continuous-time models,
         ``-1 / log|mu|`` (steps) for maps. Positive: decay time; negative: growth time."""
         with np.errstate(divide="ignore"):

@@ -102,18 +102,19 @@ def _residual(model, x, u, scale):
 
 
 class AdamState(eqx.Module):
-    x: jax.Array
-    m: jax.Array
-    v: jax.Array
-    lr: jax.Array
-    q_log: jax.Array  # the last lr_patience + 1 values of q, newest last
-    last_update: jax.Array
-    norms: jax.Array  # ring buffer of gradient norms
-    clip: jax.Array  # current clipping level (refreshed every CLIP_EVERY iterations)
-    q: jax.Array
-    dq: jax.Array
-    n_iter: jax.Array
-    done: jax.Array
+    # numpy arrays when built on the host (`_adam_init_host`), JAX arrays once on device
+    x: jax.Array | np.ndarray
+    m: jax.Array | np.ndarray
+    v: jax.Array | np.ndarray
+    lr: jax.Array | np.ndarray
+    q_log: jax.Array | np.ndarray  # the last lr_patience + 1 values of q, newest last
+    last_update: jax.Array | np.ndarray
+    norms: jax.Array | np.ndarray  # ring buffer of gradient norms
+    clip: jax.Array | np.ndarray  # current clipping level (refreshed every CLIP_EVERY iterations)
+    q: jax.Array | np.ndarray
+    dq: jax.Array | np.ndarray
+    n_iter: jax.Array | np.ndarray
+    done: jax.Array | np.ndarray
 
 
 def _adam_one(model, u, scale, s: AdamState, hp, q_stop) -> AdamState:

@@ -116,7 +116,7 @@ class AdamDescent(AbstractDescent):
         learning_rate: float = 1.0,
         tol_q: float = 1e-12,
         tol_dq: float = 1e-20,
-        max_iters: int = 5000,
+        max_iters: int | float = 5000,  # an integer; a float gets integer()'s ValueError
         handoff_speed: float | None = None,
         lr_min: float = 1e-3,
         lr_patience: int = 5,

@@ -92,25 +92,25 @@ class AbstractRNN(eqx.Module):
     @abc.abstractmethod
     def step(
         self,
-        state: Float[Array, " state"],
-        input: Float[Array, " n_in"],
+        state: Float[ArrayLike, " state"],
+        input: Float[ArrayLike, " n_in"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, " state"]:
         """Advance the state by one time step."""
 
     @abc.abstractmethod
-    def readout(self, state: Float[Array, " state"]) -> Float[Array, " n_out"]:
+    def readout(self, state: Float[ArrayLike, " state"]) -> Float[Array, " n_out"]:
         """The network output for a state."""
 
     @abc.abstractmethod
     def vector_field(
-        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " state"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, " state"]:
         """dx/dt for continuous-time models, step(x, u) - x for discrete maps."""
 
     @abc.abstractmethod
-    def rates(self, state: Float[Array, " state"]) -> Float[Array, " n_hidden"]:
+    def rates(self, state: Float[ArrayLike, " state"]) -> Float[Array, " n_hidden"]:
         """The firing rates of the hidden units at a state."""
 
     @abc.abstractmethod
@@ -133,7 +133,7 @@ class AbstractRNN(eqx.Module):
         return cls(n_in, n_hidden, n_out, key=jax.random.PRNGKey(0), **config)
 
     def jacobian(
-        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " state"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "state state"]:
         """dF/dx of `vector_field` at ``(state, input)``, [state, state].
 
@@ -143,7 +143,7 @@ class AbstractRNN(eqx.Module):
         return jax.jacfwd(self.vector_field, argnums=0)(state, input)
 
     def input_jacobian(
-        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " state"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "state n_in"]:
         """dF/du of `vector_field` at ``(state, input)``, [state, n_in] (default: ``jacfwd``)."""
         return jax.jacfwd(self.vector_field, argnums=1)(state, input)
@@ -182,8 +182,8 @@ class AbstractRNN(eqx.Module):
 
     def unroll(
         self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " state"],
+        inputs: Float[ArrayLike, "time n_in"],
+        initial_state: Float[ArrayLike, " state"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "time state"]:
@@ -211,8 +211,8 @@ class AbstractRNN(eqx.Module):
 
     def unroll_batch(
         self,
-        inputs: Float[Array, "batch time n_in"],
-        initial_state: Float[Array, "... state"],
+        inputs: Float[ArrayLike, "batch time n_in"],
+        initial_state: Float[ArrayLike, "... state"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "batch time state"]:
@@ -236,13 +236,13 @@ class AbstractRNN(eqx.Module):
             lambda u, h, k: self.unroll(u, h, key=k), in_axes=(0, state_axis, 0)
         )(inputs, initial_state, keys)
 
-    def readout_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_out"]:
+    def readout_all(self, states: Float[ArrayLike, "... state"]) -> Float[Array, "... n_out"]:
         """Readout of any number of states (leading axes are batched)."""
         flat = states.reshape(-1, states.shape[-1])
         out = jax.vmap(self.readout)(flat)
         return out.reshape(*states.shape[:-1], out.shape[-1])
 
-    def rates_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_hidden"]:
+    def rates_all(self, states: Float[ArrayLike, "... state"]) -> Float[Array, "... n_hidden"]:
         flat = states.reshape(-1, states.shape[-1])
         out = jax.vmap(self.rates)(flat)
         return out.reshape(*states.shape[:-1], out.shape[-1])

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._random import normal
-from .._validate import positive_number
+from .._validate import ArrayInput, positive_number
 from . import _network as nw
 from ._activations import (
     DALE_DEFAULT_ACTIVATION,
@@ -132,23 +132,23 @@ class CTRNN(AbstractMaskedNetwork):
         key: PRNGKeyArray,
         activation: str | Callable | None = None,
         dt: float = 10.0,
-        tau: float | ArrayLike = 100.0,
+        tau: float | ArrayInput = 100.0,
         noise_std: float = 0.0,
         input_noise_std: float = 0.0,
-        form: Literal["potential", "rate"] = "potential",
+        form: str = "potential",
         dale: bool = False,
         excitatory_fraction: float = 0.8,
         autapses: bool = True,
-        w_rec_mask: ArrayLike | None = None,
-        w_in_mask: ArrayLike | None = None,
-        w_out_mask: ArrayLike | None = None,
-        readout: Literal["all", "excitatory"] = "all",
+        w_rec_mask: ArrayInput | None = None,
+        w_in_mask: ArrayInput | None = None,
+        w_out_mask: ArrayInput | None = None,
+        readout: str = "all",
         nonnegative_inputs: bool = False,
         nonnegative_outputs: bool = False,
         gain: float | None = None,
         spectral_radius: float | None = None,
         use_bias: bool = True,
-        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         trainable: Iterable[str] = _DEFAULT_TRAINABLE,
         allow_negative_rates: bool = False,
     ):
@@ -309,15 +309,15 @@ class CTRNN(AbstractMaskedNetwork):
     @classmethod
     def from_weights(
         cls,
-        w_rec: ArrayLike,
-        w_in: ArrayLike,
-        w_out: ArrayLike,
-        b_rec: ArrayLike | None = None,
-        b_out: ArrayLike | None = None,
+        w_rec: ArrayInput,
+        w_in: ArrayInput,
+        w_out: ArrayInput,
+        b_rec: ArrayInput | None = None,
+        b_out: ArrayInput | None = None,
         *,
         activation: str | Callable | None = None,
         dt: float = 10.0,
-        tau: float | ArrayLike = 100.0,
+        tau: float | ArrayInput = 100.0,
         **kwargs,
     ) -> "CTRNN":
         """Build a network from given effective weights.
@@ -467,7 +467,7 @@ class CTRNN(AbstractMaskedNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[ArrayLike, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return self.activation(state) if self.form == "potential" else state
 
     def _drive(self, w: dict[str, Array], state: Array, proj_input: Array) -> Array:
@@ -477,7 +477,7 @@ class CTRNN(AbstractMaskedNetwork):
         return self.activation(w["w_rec"] @ state + proj_input)
 
     def vector_field(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, " n_hidden"]:
         """dx/dt = (-x + drive(x, u)) / tau, in units of 1 / (time unit of dt)."""
         w = self.effective_weights()
@@ -489,7 +489,7 @@ class CTRNN(AbstractMaskedNetwork):
         return jax.jvp(self.activation, (z,), (jnp.ones_like(z),))[1]
 
     def jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_hidden"]:
         """Analytic dF/dx: ``(-I + W_rec diag f'(x)) / tau`` (potential form) or
         ``(-I + diag f'(z) W_rec) / tau`` with ``z = W_rec r + W_in u + b`` (rate form)."""
@@ -503,7 +503,7 @@ class CTRNN(AbstractMaskedNetwork):
         return (m - eye) / self.tau[:, None]
 
     def input_jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_in"]:
         """Analytic dF/du: ``W_in / tau`` (potential form) or ``diag f'(z) W_in / tau`` (rate)."""
         w = self.effective_weights()
@@ -576,8 +576,8 @@ class CTRNN(AbstractMaskedNetwork):
 
     def unroll_batch(
         self,
-        inputs: Float[Array, "batch time n_in"],
-        initial_state: Float[Array, "... n_hidden"],
+        inputs: Float[ArrayLike, "batch time n_in"],
+        initial_state: Float[ArrayLike, "... n_hidden"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "batch time n_hidden"]:
@@ -590,7 +590,7 @@ class CTRNN(AbstractMaskedNetwork):
         """
         return ctrnn_unroll_batch(self, inputs, initial_state, key=key)
 
-    def readout_all(self, states: Float[Array, "... n_hidden"]) -> Float[Array, "... n_out"]:
+    def readout_all(self, states: Float[ArrayLike, "... n_hidden"]) -> Float[Array, "... n_out"]:
         w = self.effective_weights()
         r = self.rates(states)
         # flattened rows, products shaped for speed (see `affine_rows`); exact gradients
@@ -600,7 +600,7 @@ class CTRNN(AbstractMaskedNetwork):
 
 def multi_area_mask(
     sizes: Sequence[int],
-    projections: ArrayLike,
+    projections: ArrayInput,
     *,
     key: PRNGKeyArray,
 ) -> np.ndarray:

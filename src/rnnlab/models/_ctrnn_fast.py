@@ -28,7 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 
 # ------------------------------------------------------------------------------ row products
@@ -297,8 +297,8 @@ def _prepare(model, inputs, initial_state, key, sharding=None):
 
 def ctrnn_unroll_batch(
     model,
-    inputs: Float[Array, "batch time n_in"],
-    initial_state: Float[Array, "... n_hidden"],
+    inputs: ArrayLike,  # [batch, time, n_in], checked here
+    initial_state: ArrayLike,  # [n_hidden] or [batch, n_hidden], checked here
     *,
     key: PRNGKeyArray | None = None,
     noise_std=None,
@@ -339,8 +339,8 @@ def ctrnn_unroll_batch(
 
 def plain_unroll_batch(
     model,
-    inputs: Float[Array, "batch time n_in"],
-    initial_state: Float[Array, "... n_hidden"],
+    inputs: Float[ArrayLike, "batch time n_in"],
+    initial_state: Float[ArrayLike, "... n_hidden"],
     *,
     key: PRNGKeyArray | None = None,
     noise_std=None,

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._validate import nonnegative_number, positive_number
+from .._validate import ArrayInput, nonnegative_number, positive_number
 from . import _network as nw
 from ._base import register_model
 from ._network import AbstractNetwork
@@ -89,7 +89,7 @@ class EchoStateNetwork(AbstractNetwork):
         activation: str | Callable = "tanh",
         noise_std: float = 0.0,
         input_noise_std: float = 0.0,
-        initial_state: Literal["zeros", "random"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         trainable: Iterable[str] = ("w_out",),
     ):
         n_in, n_hidden, n_out = self._init_network(
@@ -139,13 +139,13 @@ class EchoStateNetwork(AbstractNetwork):
     @classmethod
     def from_weights(
         cls,
-        w_rec: ArrayLike,
-        w_in: ArrayLike,
-        w_out: ArrayLike,
-        w_fb: ArrayLike | None = None,
-        b_rec: ArrayLike | None = None,
+        w_rec: ArrayInput,
+        w_in: ArrayInput,
+        w_out: ArrayInput,
+        w_fb: ArrayInput | None = None,
+        b_rec: ArrayInput | None = None,
         *,
-        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         **kwargs,
     ) -> "EchoStateNetwork":
         """A network with the given weights: ``w_rec`` [N, N], ``w_in`` [N, n_in], ``w_out``
@@ -216,15 +216,15 @@ class EchoStateNetwork(AbstractNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[ArrayLike, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return self.activation(state)
 
     def euler(
         self,
         w: dict[str, Array],
-        w_out: Float[Array, "n_out n_hidden"],
-        state: Float[Array, " n_hidden"],
-        proj_input: Float[Array, " n_hidden"],
+        w_out: Float[ArrayLike, "n_out n_hidden"],
+        state: Float[ArrayLike, " n_hidden"],
+        proj_input: Float[ArrayLike, " n_hidden"],
     ) -> Float[Array, " n_hidden"]:
         """One noise-free Euler step with readout ``w_out`` and input projection
         ``W_in u + b_rec`` (the step `train_force` uses while it changes ``w_out``; with the
@@ -248,7 +248,7 @@ class EchoStateNetwork(AbstractNetwork):
         return state + self.alpha * (w["w_rec"] @ self.activation(state) + proj - state)
 
     def vector_field(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, " n_hidden"]:
         """da/dt of the closed-loop network, per unit of time (the unit of dt and tau)."""
         w = self.effective_weights()
@@ -259,7 +259,7 @@ class EchoStateNetwork(AbstractNetwork):
         return (drive - state) / self.tau
 
     def jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_hidden"]:
         """dF/da = (-I + (W_rec + W_fb W_out) diag(f'(a))) / tau (analytic, loop closed)."""
         slope = jax.vmap(jax.grad(self.activation))(state)
@@ -267,7 +267,7 @@ class EchoStateNetwork(AbstractNetwork):
         return (loop * slope[None, :] - jnp.eye(self.n_hidden, dtype=state.dtype)) / self.tau
 
     def input_jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_in"]:
         """dF/du = W_in / tau."""
         return self.effective_weights()["w_in"] / self.tau

@@ -1,11 +1,12 @@
 """The gated recurrent unit (GRU), as a discrete-time map of its hidden state."""
 
 from collections.abc import Callable, Iterable
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import jax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._validate import ArrayInput
 from . import _gated as g
 from . import _network as nw
 from ._base import register_model
@@ -57,11 +58,11 @@ class GRU(g.AbstractGatedNetwork):
         noise_std: float = 0.0,
         input_noise_std: float = 0.0,
         autapses: bool = True,
-        w_rec_mask: ArrayLike | None = None,
-        w_in_mask: ArrayLike | None = None,
-        w_out_mask: ArrayLike | None = None,
+        w_rec_mask: ArrayInput | None = None,
+        w_in_mask: ArrayInput | None = None,
+        w_out_mask: ArrayInput | None = None,
         use_bias: bool = True,
-        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         trainable: Iterable[str] = g.WEIGHTS,
     ):
         n_in, n_hidden, n_out = self._init_network(
@@ -76,12 +77,12 @@ class GRU(g.AbstractGatedNetwork):
     @classmethod
     def from_weights(
         cls,
-        w_in: ArrayLike,
-        w_rec: ArrayLike,
-        w_out: ArrayLike,
-        b_in: ArrayLike | None = None,
-        b_rec: ArrayLike | None = None,
-        b_out: ArrayLike | None = None,
+        w_in: ArrayInput,
+        w_rec: ArrayInput,
+        w_out: ArrayInput,
+        b_in: ArrayInput | None = None,
+        b_rec: ArrayInput | None = None,
+        b_out: ArrayInput | None = None,
         *,
         activation: str | Callable = "tanh",
         **kwargs,
@@ -94,7 +95,7 @@ class GRU(g.AbstractGatedNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[ArrayLike, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return state
 
     def _update(self, w, h, proj_in):

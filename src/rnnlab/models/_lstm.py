@@ -2,14 +2,14 @@
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._validate import as_number
+from .._validate import ArrayInput, as_number
 from . import _gated as g
 from . import _network as nw
 from ._base import register_model
@@ -66,12 +66,12 @@ class LSTM(g.AbstractGatedNetwork):
         noise_std: float = 0.0,
         input_noise_std: float = 0.0,
         autapses: bool = True,
-        w_rec_mask: ArrayLike | None = None,
-        w_in_mask: ArrayLike | None = None,
-        w_out_mask: ArrayLike | None = None,
+        w_rec_mask: ArrayInput | None = None,
+        w_in_mask: ArrayInput | None = None,
+        w_out_mask: ArrayInput | None = None,
         use_bias: bool = True,
         forget_bias: float = 1.0,
-        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         trainable: Iterable[str] = g.WEIGHTS,
     ):
         n_in, n_hidden, n_out = self._init_network(
@@ -97,12 +97,12 @@ class LSTM(g.AbstractGatedNetwork):
     @classmethod
     def from_weights(
         cls,
-        w_in: ArrayLike,
-        w_rec: ArrayLike,
-        w_out: ArrayLike,
-        b_in: ArrayLike | None = None,
-        b_rec: ArrayLike | None = None,
-        b_out: ArrayLike | None = None,
+        w_in: ArrayInput,
+        w_rec: ArrayInput,
+        w_out: ArrayInput,
+        b_in: ArrayInput | None = None,
+        b_rec: ArrayInput | None = None,
+        b_out: ArrayInput | None = None,
         *,
         activation: str | Callable = "tanh",
         **kwargs,
@@ -119,7 +119,7 @@ class LSTM(g.AbstractGatedNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... state"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[ArrayLike, "... state"]) -> Float[Array, "... n_hidden"]:
         return state[..., : self.n_hidden]
 
     def _update(self, w, state, proj_in):

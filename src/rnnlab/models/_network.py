@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._validate import nonnegative_number, positive_int, positive_number
+from .._validate import ArrayInput, nonnegative_number, positive_int, positive_number
 from ._activations import activation_name, resolve_activation
 from ._base import AbstractRNN, has_noise, level_value, noise_level
 
@@ -146,15 +146,15 @@ class AbstractNetwork(AbstractRNN):
     def initial_state(self) -> Float[Array, " state"]:
         return self._frozen("h0", self.h0)
 
-    def rates_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_hidden"]:
+    def rates_all(self, states: Float[ArrayLike, "... state"]) -> Float[Array, "... n_hidden"]:
         return self.rates(states)
 
-    def readout(self, state: Float[Array, " state"]) -> Float[Array, " n_out"]:
+    def readout(self, state: Float[ArrayLike, " state"]) -> Float[Array, " n_out"]:
         w = self.effective_weights()
         out = w["w_out"] @ self.rates(state)
         return out + w["b_out"] if "b_out" in w else out
 
-    def readout_all(self, states: Float[Array, "... state"]) -> Float[Array, "... n_out"]:
+    def readout_all(self, states: Float[ArrayLike, "... state"]) -> Float[Array, "... n_out"]:
         w = self.effective_weights()
         out = self.rates_all(states) @ w["w_out"].T
         return out + w["b_out"] if "b_out" in w else out
@@ -216,8 +216,8 @@ class AbstractNetwork(AbstractRNN):
 
     def step(
         self,
-        state: Float[Array, " state"],
-        input: Float[Array, " n_in"],
+        state: Float[ArrayLike, " state"],
+        input: Float[ArrayLike, " n_in"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, " state"]:
@@ -229,8 +229,8 @@ class AbstractNetwork(AbstractRNN):
 
     def unroll(
         self,
-        inputs: Float[Array, "time n_in"],
-        initial_state: Float[Array, " state"],
+        inputs: Float[ArrayLike, "time n_in"],
+        initial_state: Float[ArrayLike, " state"],
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "time state"]:
@@ -247,7 +247,7 @@ class AbstractNetwork(AbstractRNN):
         return jax.lax.scan(body, initial_state, terms)[1]
 
     def vector_field(
-        self, state: Float[Array, " state"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " state"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, " state"]:
         """``step(x, u) - x`` (noise-free): zero exactly at the fixed points of the map.
         Continuous-time models override it with dx/dt."""
@@ -319,7 +319,7 @@ def initial_h0(initial_state: Any, size: int) -> Array:
     return h0
 
 
-def as_mask(name: str, mask: ArrayLike | None, shape: tuple[int, ...]) -> Array:
+def as_mask(name: str, mask: ArrayInput | None, shape: tuple[int, ...]) -> Array:
     if mask is None:
         return jnp.ones(shape, dtype=bool)
     arr = np.asarray(mask)
@@ -334,9 +334,9 @@ def build_masks(
     n_in: int,
     n_hidden: int,
     n_out: int,
-    w_rec_mask: ArrayLike | None,
-    w_in_mask: ArrayLike | None,
-    w_out_mask: ArrayLike | None,
+    w_rec_mask: ArrayInput | None,
+    w_in_mask: ArrayInput | None,
+    w_out_mask: ArrayInput | None,
     autapses: bool,
 ) -> tuple[Array, Array, Array]:
     """Boolean masks [n_hidden, n_hidden], [n_hidden, n_in], [n_out, n_hidden]."""
@@ -349,7 +349,7 @@ def build_masks(
     return jnp.asarray(rec), inp, out
 
 
-def weight_array(name: str, value: ArrayLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def weight_array(name: str, value: ArrayInput, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """A finite float64 numpy copy of ``value``, checked against ``shape`` if given."""
     arr = np.asarray(value, dtype=np.float64)
     if shape is not None and arr.shape != shape:

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Callable, Iterable
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _validate
+from .._validate import ArrayInput
 from . import _network as nw
 from ._activations import DEFAULT_GAIN
 from ._base import register_model
@@ -71,13 +72,13 @@ class VanillaRNN(AbstractMaskedNetwork):
         noise_std: float = 0.0,
         input_noise_std: float = 0.0,
         autapses: bool = True,
-        w_rec_mask: ArrayLike | None = None,
-        w_in_mask: ArrayLike | None = None,
-        w_out_mask: ArrayLike | None = None,
+        w_rec_mask: ArrayInput | None = None,
+        w_in_mask: ArrayInput | None = None,
+        w_out_mask: ArrayInput | None = None,
         gain: float | None = None,
         spectral_radius: float | None = None,
         use_bias: bool = True,
-        initial_state: Literal["zeros"] | ArrayLike = "zeros",
+        initial_state: str | ArrayInput = "zeros",
         trainable: Iterable[str] = _WEIGHTS,
     ):
         n_in, n_hidden, n_out = self._init_network(
@@ -116,11 +117,11 @@ class VanillaRNN(AbstractMaskedNetwork):
     @classmethod
     def from_weights(
         cls,
-        w_rec: ArrayLike,
-        w_in: ArrayLike,
-        w_out: ArrayLike,
-        b_rec: ArrayLike | None = None,
-        b_out: ArrayLike | None = None,
+        w_rec: ArrayInput,
+        w_in: ArrayInput,
+        w_out: ArrayInput,
+        b_rec: ArrayInput | None = None,
+        b_out: ArrayInput | None = None,
         *,
         activation: str | Callable = "tanh",
         **kwargs,
@@ -172,7 +173,7 @@ class VanillaRNN(AbstractMaskedNetwork):
 
     # ------------------------------------------------------------------ the model contract
 
-    def rates(self, state: Float[Array, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
+    def rates(self, state: Float[ArrayLike, "... n_hidden"]) -> Float[Array, "... n_hidden"]:
         return state
 
     def _update(self, w, state, proj):
@@ -185,7 +186,7 @@ class VanillaRNN(AbstractMaskedNetwork):
         return pre, slope
 
     def jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_hidden"]:
         """dF/dh = diag(f'(W h + W_in u + b)) W_rec - I (analytic)."""
         w = self.effective_weights()
@@ -193,7 +194,7 @@ class VanillaRNN(AbstractMaskedNetwork):
         return slope[:, None] * w["w_rec"] - jnp.eye(self.n_hidden, dtype=state.dtype)
 
     def input_jacobian(
-        self, state: Float[Array, " n_hidden"], input: Float[Array, " n_in"]
+        self, state: Float[ArrayLike, " n_hidden"], input: Float[ArrayLike, " n_in"]
     ) -> Float[Array, "n_hidden n_in"]:
         """dF/du = diag(f'(W h + W_in u + b)) W_in (analytic)."""
         w = self.effective_weights()

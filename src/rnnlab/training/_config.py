@@ -111,7 +111,7 @@ class TrainConfig:
         """``checkpoint_every``, or ``eval_every`` when it is None."""
         return self.eval_every if self.checkpoint_every is None else self.checkpoint_every
 
-    def hyper(self, key_data: list[int]) -> dict[str, Any]:
+    def hyper(self, key_data: list[int] | list[list[int]]) -> dict[str, Any]:
         """The JSON-able training settings recorded in ``config.json`` and checkpoints."""
         lr = self.learning_rate
         return {

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, Key, PRNGKeyArray, UInt32
 
 from ..io._model_io import save, tensors_to_tree, tree_to_tensors
 from ..io._safe import atomic_write_json, read_safetensors, write_safetensors
@@ -238,7 +238,7 @@ def train_ensemble(
     models: Sequence[AbstractRNN],
     task: AbstractTask,
     *,
-    key: PRNGKeyArray,
+    key: PRNGKeyArray | Key[Array, " n_models"] | UInt32[Array, "n_models _"],
     config: TrainConfig | None = None,
     **options: Any,
 ) -> EnsembleResult:
