@@ -103,14 +103,14 @@ def _warn_if_silent(esn, inputs, a0, key) -> None:
 
 def train_force(
     esn: EchoStateNetwork,
-    targets: Float[ArrayLike, "time n_out"],
+    targets: ArrayLike,  # [time, n_out]; the shapes are checked here (a clear ValueError)
     *,
-    inputs: Float[ArrayLike, "time n_in"] | None = None,
+    inputs: ArrayLike | None = None,  # [time, n_in]
     alpha: float = 1.0,
     passes: int = 1,
-    update_every: int = 1,
-    P: Float[ArrayLike, "n_hidden n_hidden"] | None = None,
-    initial_state: Float[ArrayLike, " n_hidden"] | None = None,
+    update_every: int | float = 1,  # an integer; a float gets positive_int()'s ValueError
+    P: ArrayLike | None = None,  # [n_hidden, n_hidden]
+    initial_state: ArrayLike | None = None,  # [n_hidden]
     carry_state: bool = False,
     key: PRNGKeyArray | None = None,
 ) -> ForceResult:
