@@ -1,0 +1,91 @@
+"""How fast the `rnnlab` command starts, process start to exit, this tree against a baseline
+tree (``git worktree add /tmp/rnnlab_base <rev>``), runs alternating so both see the same load:
+`rnnlab --help`, `rnnlab tasks`, loading a model (`rl.load`, timed inside the process after
+the import), and `rnnlab evaluate RUN` with an empty and with a warm compilation cache.
+
+    python benchmarks/startup.py --run RUN --baseline /tmp/rnnlab_base --rev <rev>
+        [--repeats 5] [--no-write]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+CLI = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
+LOAD = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_counter(); "
+        "rl.load(sys.argv[1]); print(time.perf_counter() - t0)")
+
+
+def timed(src: Path, code: str, args, env_extra=None) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(src), "RNNLAB_COMPILE_CACHE": "0",
+           **(env_extra or {})}
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                       text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{args} failed with {src}:\n{p.stderr[-2000:]}")
+    return dt, p.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--baseline", type=Path, required=True)
+    ap.add_argument("--rev", default="baseline")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args()
+    trees = {"baseline": a.baseline / "src", "this tree": HERE.parent / "src"}
+    model = str(a.run / "model.safetensors")
+    rows: dict[tuple[str, str], list[float]] = {}
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as caches:
+        for r in range(a.repeats):
+            for tree, src in trees.items():
+                def add(name, value):
+                    rows.setdefault((name, tree), []).append(value)
+
+                add("rnnlab --help", timed(src, CLI, ["--help"])[0])
+                add("rnnlab tasks", timed(src, CLI, ["tasks"])[0])
+                add("rl.load(model) after import", float(timed(src, LOAD, [model])[1]))
+                if tree == "baseline":
+                    add("rnnlab evaluate RUN", timed(src, CLI, ["evaluate", str(a.run)])[0])
+                else:
+                    cache = {"RNNLAB_COMPILE_CACHE": "1",
+                             "RNNLAB_CACHE_DIR": str(Path(caches) / f"c{r}")}
+                    add("rnnlab evaluate RUN", timed(src, CLI, ["evaluate", str(a.run)],
+                                                     cache)[0])
+                    add("rnnlab evaluate RUN (cache warm)",
+                        timed(src, CLI, ["evaluate", str(a.run)], cache)[0])
+    load1 = os.getloadavg()[0]
+    names = list(dict.fromkeys(n for n, _ in rows))
+    lines = ["| what | baseline median (s) | this tree median (s) | ratio |", "|---|---|---|---|"]
+    base_eval = statistics.median(rows[("rnnlab evaluate RUN", "baseline")])
+    for n in names:
+        b = rows.get((n, "baseline"))
+        t = statistics.median(rows[(n, "this tree")])
+        bm = statistics.median(b) if b else base_eval
+        lines.append(f"| {n} | {bm:.3f} | {t:.3f} | {t / bm:.2f} |")
+    body = (f"Process start to exit (model loading: inside the process, after the import), "
+            f"medians of {a.repeats} alternating runs; baseline = rnnlab at `{a.rev}`; the "
+            f"warm-cache row is compared with the baseline's evaluate. Load average {load0:.1f} "
+            f"before, {load1:.1f} after, on a shared 2-core machine: compare ratios.\n\n"
+            + "\n".join(lines) + "\n")
+    print(body)
+    if not a.no_write:
+        from _results import write_section
+
+        write_section("rnnlab start-up", body)
+
+
+if __name__ == "__main__":
+    main()
