@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import optax
+from jaxtyping import ArrayLike
 
 from .._validate import integer, number, positive_number
 
@@ -43,7 +44,8 @@ class TrainConfig:
 
     steps: int = 2000
     batch_size: int = 64
-    learning_rate: float | Callable[[int], Any] | Sequence[float] = 1e-3
+    # a number (a 0-d array too), a schedule, or one number per network
+    learning_rate: float | ArrayLike | Callable[[int], Any] | Sequence[float] = 1e-3
     grad_clip: float | None = 1.0
     l2_rates: float = 0.0
     l2_weights: float = 0.0

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Key, PRNGKeyArray, UInt32
+from jaxtyping import Array
 
 from ..io._model_io import save, tensors_to_tree, tree_to_tensors
 from ..io._safe import atomic_write_json, read_safetensors, write_safetensors
@@ -238,7 +238,8 @@ def train_ensemble(
     models: Sequence[AbstractRNN],
     task: AbstractTask,
     *,
-    key: PRNGKeyArray | Key[Array, " n_models"] | UInt32[Array, "n_models _"],
+    key: Any,  # one JAX PRNG key or a stack of them, checked here (a TypeError that says what
+    # a key is)
     config: TrainConfig | None = None,
     **options: Any,
 ) -> EnsembleResult:

@@ -153,7 +153,11 @@ def make_train_step(
 
 
 def evaluate(
-    model: AbstractRNN, task: AbstractTask, *, key: PRNGKeyArray, batch_size: int = 512
+    model: AbstractRNN,
+    task: AbstractTask,
+    *,
+    key: Any,  # one JAX PRNG key, checked here (a TypeError that says what a key is)
+    batch_size: int = 512,
 ) -> dict[str, float]:
     """Scores of ``model`` on ``batch_size`` fresh trials of ``task`` (noise on, as in training).
 
@@ -330,7 +334,7 @@ def train(
     model: AbstractRNN,
     task: AbstractTask,
     *,
-    key: PRNGKeyArray,
+    key: Any,  # one JAX PRNG key, checked here (a TypeError that says what a key is)
     config: TrainConfig | None = None,
     **options: Any,
 ) -> TrainResult:
