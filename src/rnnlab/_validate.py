@@ -16,6 +16,7 @@ from jaxtyping import ArrayLike
 
 __all__ = [
     "ArrayInput",
+    "Number",
     "as_number",
     "integer",
     "nonnegative_number",
@@ -29,6 +30,12 @@ __all__ = [
 # check the shape and dtype themselves take this, so that a wrong value gets their own clear
 # ValueError rather than a runtime type-check error.
 ArrayInput = ArrayLike | Sequence
+
+# A number as the checks below take it: Python or numpy scalar, or a 0-d array. An argument that
+# one of them normalises is annotated ``int | Number`` (or ``float | Number``): the intended kind,
+# while the check, not a runtime type check, rejects a wrong one (``1.5`` steps) with its
+# ValueError naming the argument.
+Number = ArrayLike
 
 
 def as_number(value: Any) -> float | None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import optax
-from jaxtyping import ArrayLike
 
-from .._validate import integer, number, positive_number
+from .._validate import Number, integer, number, positive_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,19 +41,20 @@ class TrainConfig:
         run_config: extra JSON-able entries for ``config.json``.
     """
 
-    steps: int = 2000
-    batch_size: int = 64
+    # validated and normalised (to int / float) by __post_init__
+    steps: int | Number = 2000
+    batch_size: int | Number = 64
     # a number (a 0-d array too), a schedule, or one number per network
-    learning_rate: float | ArrayLike | Callable[[int], Any] | Sequence[float] = 1e-3
-    grad_clip: float | None = 1.0
-    l2_rates: float = 0.0
-    l2_weights: float = 0.0
+    learning_rate: float | Number | Callable[[int], Any] | Sequence[float] = 1e-3
+    grad_clip: float | Number | None = 1.0
+    l2_rates: float | Number = 0.0
+    l2_weights: float | Number = 0.0
     optimizer: optax.GradientTransformation | None = None
-    eval_every: int = 100
-    eval_batch_size: int = 256
-    target_accuracy: float | None = None
+    eval_every: int | Number = 100
+    eval_batch_size: int | Number = 256
+    target_accuracy: float | Number | None = None
     out_dir: str | os.PathLike | None = None
-    checkpoint_every: int | None = None
+    checkpoint_every: int | Number | None = None
     resume: bool = False
     progress: bool | None = None
     run_config: dict[str, Any] | None = None
