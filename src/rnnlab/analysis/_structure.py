@@ -1,5 +1,7 @@
 """Beyond single points: the topology graph (continuous attractor manifolds: `_manifolds`)."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -33,7 +35,7 @@ def topology(
     *,
     key: PRNGKeyArray,
     n_starts: int = 64,
-    noise_std: float = 0.1,
+    noise_std: Any = 0.1,  # a positive number; positive_number() checks it (its ValueError)
     n_steps: int = 500,
     radius: float | None = None,
 ) -> nx.DiGraph:
