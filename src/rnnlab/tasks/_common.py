@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from .._validate import positive_int
 from ._base import AbstractTask, Trial, masked_r2, per_trial  # noqa: F401 - per_trial re-exported
@@ -160,7 +160,7 @@ def circular_distance(a: Array, b: Array) -> Array:
     return jnp.abs(wrap_angle(a - b))
 
 
-def linear_ring_code(theta: Array, n: int) -> Array:
+def linear_ring_code(theta: ArrayLike, n: int) -> Array:
     """Angle ``theta`` as ``n`` channels at angles 2 pi k / n, linearly interpolated between the
     two neighbours (trainRNNbrain's code): channel floor(theta/arc) gets 1 - v, the next v."""
     arc = 2 * jnp.pi / n
