@@ -193,7 +193,8 @@ class Run:
         self.config = read_json_object(self.path / CONFIG)
         for name in ("model", "final_model", "history", "best", "checkpoint", "evaluation"):
             self._cache.pop(name, None)
-        self.score()
+        if (self.path / MODEL).is_file():  # (a model that cannot describe itself is not saved)
+            self.score()
         return result
 
     def score(self, *, n_batches: int = FINAL_BATCHES, batch_size: int = FINAL_BATCH_SIZE,
