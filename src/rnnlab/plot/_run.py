@@ -133,7 +133,7 @@ def load_run(
         if analysis_dir is None:
             analysis = the_run.analysis
         else:
-            analysis = RunAnalysis.load(where, model=data.model)
+            analysis = RunAnalysis.load(where)
     except (RunError, ValueError) as e:
         data.notes.append(f"the saved analysis could not be read: {e}")
         if analysis_dir is not None:

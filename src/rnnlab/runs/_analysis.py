@@ -187,7 +187,7 @@ class RunAnalysis:
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, model=None) -> "RunAnalysis":
+    def load(cls, directory: str | os.PathLike) -> "RunAnalysis":
         """Read an analysis written by `save` (or by an earlier `rnnlab analyze`: manifolds
         are then searched again, per input, from the saved points). Raises `RunError` naming
         the file that is missing or unreadable."""

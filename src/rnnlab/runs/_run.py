@@ -322,7 +322,7 @@ class Run:
         ).is_file():
             return None
         if "analysis" not in self._cache:
-            self._cache["analysis"] = RunAnalysis.load(self.analysis_dir, model=self.model)
+            self._cache["analysis"] = RunAnalysis.load(self.analysis_dir)
         return self._cache["analysis"]
 
     def sample_trials(self, n_trials: int = 64, *, seed: int = 0):
