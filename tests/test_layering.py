@@ -17,11 +17,12 @@ PACKAGE = Path(importlib.util.find_spec("rnnlab").origin).parent
 LAYERS = {
     "_validate": 0, "_random": 0, "_interrupt": 0,
     "io": 1, "models": 1, "_simulate": 1,
+    "interop": 2, "flax": 2,  # networks from PyTorch / files / Flax become models
     "tasks": 2,
     "training": 3,
     "analysis": 4,
     "runs": 5,
-    "figdata": 6, "plot": 6, "report": 6,
+    "figdata": 6, "plot": 6, "report": 6, "lfads": 6,
     "cli": 7,
 }
 # Within io, the low-level file format sits below the models it serialises.
