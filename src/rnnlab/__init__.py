@@ -22,6 +22,7 @@ _NAMES = {
     "GRU": (".models", "GRU"),
     "LSTM": (".models", "LSTM"),
     "EchoStateNetwork": (".models", "EchoStateNetwork"),
+    "FunctionModel": (".models", "FunctionModel"),
     "VanillaRNN": (".models", "VanillaRNN"),
     "Run": (".runs", "Run"),
     "analyze_run": (".runs", "analyze_run"),
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from .models import LSTM as LSTM
     from .models import AbstractRNN as AbstractRNN
     from .models import EchoStateNetwork as EchoStateNetwork
+    from .models import FunctionModel as FunctionModel
     from .models import VanillaRNN as VanillaRNN
     from .runs import Run as Run
     from .runs import analyze_run as analyze_run

@@ -7,6 +7,7 @@ from ._base import register_model as register_model
 from ._ctrnn import CTRNN as CTRNN
 from ._ctrnn import multi_area_mask as multi_area_mask
 from ._esn import EchoStateNetwork as EchoStateNetwork
+from ._function import FunctionModel as FunctionModel
 from ._gru import GRU as GRU
 from ._lstm import LSTM as LSTM
 from ._network import AbstractMaskedNetwork as AbstractMaskedNetwork
