@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Bool, Complex, Float, Int
 
 from .._validate import positive_number
-from ..io._safe import read_safetensors, write_safetensors
+from ..io._safe import FileFormatError, read_safetensors, write_safetensors
 from ._classify import (
     ROOT_LABELS,
     STABILITY_LABELS,
@@ -24,6 +24,7 @@ from ._classify import (
 )
 from ._codes import RESULT_LABELS, Candidates
 from ._linear import eigendecompose, linear_terms, model_dt
+from ._stages import PATH_LABELS
 
 # Version 3: stability stored as int8 codes (`Stability`), with the code -> label mapping in
 # the metadata, and the candidates' record. Version 2 held the labels as JSON lists; version
@@ -289,6 +290,16 @@ class FixedPoints(eqx.Module):
         count recomputed from their eigenvalues, ``dt``, ``marginal_tol`` and ``converged``.
         Files without a candidate record load with ``candidates=None``."""
         tensors, meta = read_safetensors(path, kind="fixed_points")
+        where = str(path)
+        _check_file(tensors, meta, where)
+        try:
+            return cls._from_file(tensors, meta, where)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise FileFormatError(f"{where}: not a valid fixed-points file ({text})") from None
+
+    @classmethod
+    def _from_file(cls, tensors, meta, path) -> "FixedPoints":
         is_continuous = bool(meta["is_continuous"])
         dt, marginal_tol = meta["dt"], float(meta["marginal_tol"])
         version = meta.get("labels_version", 1)
@@ -355,6 +366,118 @@ _ARRAY_FIELDS = (
     "left_eigenvectors", *_DERIVED, *_CODE_ARRAYS,
 )
 _CANDIDATES = "candidates."
+
+
+def _check_file(tensors: dict[str, np.ndarray], meta: dict[str, Any], where: str) -> None:
+    """Every field of a fixed-points file: its type and range, and every array's shape against
+    the others (K points, N state size), before anything is built from it. A defect is a
+    one-line `FileFormatError` naming the file."""
+
+    def bad(msg):
+        raise FileFormatError(f"{where}: {msg}")
+
+    def is_num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+    version = meta.get("labels_version", 1)
+    if type(version) is not int or version not in (1, 2, LABELS_VERSION):
+        bad(f"labels_version must be 1, 2 or {LABELS_VERSION}, got {str(version)[:40]}")
+    if not isinstance(meta.get("is_continuous"), bool):
+        bad("is_continuous must be true or false")
+    dt = meta.get("dt")
+    if dt is not None and not (is_num(dt) and dt > 0):
+        bad(f"dt must be a positive number or null, got {str(dt)[:40]}")
+    tol = meta.get("marginal_tol")
+    if not (is_num(tol) and tol >= 0):
+        bad(f"marginal_tol must be a non-negative number, got {str(tol)[:40]}")
+    for key, known in (("stability_labels", STABILITY_LABELS), ("result_labels", RESULT_LABELS)):
+        labels = meta.get(key)
+        if labels is None and (key == "result_labels" or version < 3):
+            continue
+        if not (isinstance(labels, list) and labels and all(
+                isinstance(x, str) and x in known for x in labels)
+                and len(set(labels)) == len(labels)):
+            bad(f"{key} must be a list of distinct labels among {list(known)}")
+
+    def arr(name, required=True):
+        if name in tensors:
+            return tensors[name]
+        if name + ".real" in tensors and name + ".imag" in tensors:
+            re, im = tensors[name + ".real"], tensors[name + ".imag"]
+            if re.shape != im.shape:
+                bad(f"{name}.real and {name}.imag have different shapes")
+            return re
+        if required:
+            bad(f"missing array {name!r}")
+        return None
+
+    states = arr("states")
+    if states.ndim != 2:
+        bad(f"states must be [K, N], got shape {states.shape}")
+    k, n = states.shape
+    n_in = arr("inputs").shape[-1] if arr("inputs").ndim == 2 else -1
+    n_out = arr("outputs").shape[-1] if arr("outputs").ndim == 2 else -1
+    if "n_points" in meta and meta["n_points"] != k:
+        bad(f"n_points={str(meta['n_points'])[:20]} but states hold {k} points")
+    shapes = {"states": (k, n), "speeds": (k,), "q": (k,), "converged": (k,), "n_iters": (k,),
+              "n_adam_iters": (k,), "counts": (k,), "inputs": (k, n_in),
+              "outputs": (k, n_out), "jacobians": (k, n, n), "input_jacobians": (k, n, n_in),
+              "eigenvalues": (k, n), "right_eigenvectors": (k, n, n),
+              "left_eigenvectors": (k, n, n)}
+    if version >= 2:
+        shapes.update({f: (k,) for f in _DERIVED})
+    if version >= 3:
+        shapes.update({f: (k,) for f in _CODE_ARRAYS})
+    for name, shape in shapes.items():
+        a = arr(name)
+        if a.shape != shape:
+            bad(f"array {name!r} has shape {a.shape}, expected {shape} ({k} points of size {n})")
+        kind = a.dtype.kind
+        if name in ("converged", "views_differ"):
+            if kind not in "bu" or np.any(a > 1):
+                bad(f"array {name!r} must hold 0/1 flags")
+        elif name in ("n_iters", "n_adam_iters", "counts", "n_unstable", "ode_n_unstable"):
+            if kind not in "iu" or np.any(a < 0) or (name.endswith("n_unstable") and np.any(a > n)):
+                bad(f"array {name!r} must hold counts in range")
+        elif name in _CODE_ARRAYS:
+            n_labels = len(meta["stability_labels"])
+            if kind not in "iu" or np.any(a < 0) or np.any(a >= n_labels):
+                bad(f"array {name!r} holds codes outside the {n_labels} stability labels")
+        elif kind != "f":
+            bad(f"array {name!r} must be floating point, got {a.dtype}")
+    if version == 2:
+        for key in ("stability", "ode_stability"):
+            labels = meta.get(key)
+            if not (isinstance(labels, list) and len(labels) == k and all(
+                    isinstance(x, str) and x in STABILITY_LABELS for x in labels)):
+                bad(f"{key} must list {k} stability labels")
+    cand = {f: tensors.get(_CANDIDATES + f) for f in
+            ("states", "speeds", "codes", "point", "initial", "path", "inputs", "n_iters",
+             "n_descent_iters")}
+    present = [f for f, a in cand.items() if a is not None]
+    if present:
+        if len(present) != len(cand):
+            bad("the candidate record is incomplete")
+        m = cand["codes"].shape[0] if cand["codes"].ndim == 1 else -1
+        want = {f: (m,) for f in cand}
+        want["states"], want["inputs"] = (m, n), (m, n_in)
+        n_results = len(meta.get("result_labels", RESULT_LABELS))
+        for f, shape in want.items():
+            a = cand[f]
+            if a.shape != shape:
+                bad(f"array 'candidates.{f}' has shape {a.shape}, expected {shape}")
+            if f in ("states", "speeds", "inputs"):
+                if a.dtype.kind != "f":
+                    bad(f"array 'candidates.{f}' must be floating point")
+            elif a.dtype.kind not in "iu":
+                bad(f"array 'candidates.{f}' must hold integers")
+        if m and (np.any(cand["codes"] < 0) or np.any(cand["codes"] >= n_results)):
+            bad("candidates.codes hold codes outside the result labels")
+        if m and (np.any(cand["point"] < -1) or np.any(cand["point"] >= k)):
+            bad(f"candidates.point must index the {k} points (or be -1)")
+        if m and (np.any(cand["initial"] < 0) or np.any(cand["path"] < 0)
+                  or np.any(cand["path"] >= len(PATH_LABELS))):
+            bad("candidates.initial/path out of range")
 
 
 def assemble(model, states, inputs, speeds, converged, n_iters, n_adam, counts, marginal_tol,

@@ -1,14 +1,26 @@
-"""Saving and loading models: one .safetensors file, the configuration as JSON metadata."""
+"""Saving and loading models: one .safetensors file, the configuration as JSON metadata.
 
+Loading checks before it builds: the metadata's structure, the sizes it asks for against the
+tensors in the file (so a tiny file cannot make the reader allocate gigabytes), then builds the
+model and checks that every stored tensor has the shape and dtype of the model's field and
+that the model describes itself with the stored configuration (a field of the wrong type or out
+of range is refused, not coerced). Every refusal is a one-line `FileFormatError` naming the file.
+"""
+
+import math
 import os
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..models._base import AbstractRNN, model_class
 from ._safe import FileFormatError, read_safetensors, write_safetensors
+
+# The largest layer a model file may ask for (units per side); the tensors bound it further.
+MAX_UNITS = 1 << 20
 
 
 def tree_to_tensors(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -28,10 +40,13 @@ def tensors_to_tree(
     where: str,
     *,
     keep: frozenset[str] = frozenset(),
+    strict_dtype: bool = False,
 ) -> Any:
     """Replace the array leaves of ``template`` by ``tensors`` (the inverse of tree_to_tensors).
 
-    Leaves named in ``keep`` (key paths) that have no tensor keep the template's value.
+    Leaves named in ``keep`` (key paths) that have no tensor keep the template's value. Leaves
+    may be arrays or `jax.ShapeDtypeStruct` (a template built with ``eqx.filter_eval_shape``).
+    With ``strict_dtype`` a tensor must have the leaf's dtype exactly.
     """
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
@@ -43,14 +58,23 @@ def tensors_to_tree(
         if name not in tensors:
             raise FileFormatError(f"{where}: missing tensor {name!r}")
         arr = tensors[name]
-        ref = np.asarray(leaf)
-        if ref.shape == () and arr.shape == (1,):  # safetensors stores scalars as [1]
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            shape, dtype = tuple(leaf.shape), np.dtype(leaf.dtype)
+        else:
+            ref = np.asarray(leaf)
+            shape, dtype = ref.shape, ref.dtype
+        if shape == () and arr.shape == (1,):  # safetensors stores scalars as [1]
             arr = arr.reshape(())
-        if arr.shape != ref.shape:
+        if arr.shape != shape:
             raise FileFormatError(
-                f"{where}: tensor {name!r} has shape {arr.shape}, expected {ref.shape}"
+                f"{where}: tensor {name!r} has shape {arr.shape}, expected {shape}"
             )
-        leaves.append(jnp.asarray(arr, dtype=ref.dtype) if hasattr(leaf, "dtype") else arr)
+        if strict_dtype and arr.dtype != dtype:
+            raise FileFormatError(
+                f"{where}: tensor {name!r} has dtype {arr.dtype}, expected {dtype}"
+            )
+        is_array = hasattr(leaf, "dtype") or isinstance(leaf, jax.ShapeDtypeStruct)
+        leaves.append(jnp.asarray(arr, dtype=dtype) if is_array else arr)
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
@@ -60,12 +84,81 @@ def model_meta(model: AbstractRNN) -> dict[str, Any]:
     return {"class": type(model).__name__, "config": model.config(), "version": __version__}
 
 
-def model_from_meta(meta: dict[str, Any], where: str) -> AbstractRNN:
+def _class_and_config(meta: dict[str, Any], where: str) -> tuple[type, dict[str, Any]]:
+    name, config = meta.get("class"), meta.get("config")
+    if not isinstance(name, str):
+        raise FileFormatError(f"{where}: metadata 'class' must be a model class name, got "
+                              f"{type(name).__name__}")
     try:
-        cls = model_class(meta["class"])
-        return cls.from_config(meta["config"])
+        cls = model_class(name)
+    except ValueError as e:
+        raise FileFormatError(f"{where}: {str(e)[:300]}") from None
+    if not isinstance(config, dict):
+        raise FileFormatError(f"{where}: metadata 'config' must be an object, got "
+                              f"{type(config).__name__}")
+    return cls, config
+
+
+def model_from_meta(meta: dict[str, Any], where: str) -> AbstractRNN:
+    """A model of the structure the metadata describes (array values arbitrary)."""
+    cls, config = _class_and_config(meta, where)
+    try:
+        return cls.from_config(config)
     except (KeyError, TypeError, ValueError) as e:
-        raise FileFormatError(f"{where}: cannot rebuild the model from its metadata ({e})") from None
+        raise FileFormatError(
+            f"{where}: cannot rebuild the model from its metadata ({_one_line(e)})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def _check_sizes(config: dict[str, Any], tensors: dict[str, np.ndarray], where: str) -> None:
+    """The sizes the configuration asks for are positive integers no larger than the largest
+    dimension of a stored tensor (checked before anything is allocated from them)."""
+    largest = max((d for t in tensors.values() for d in t.shape), default=0)
+    for name in ("n_in", "n_hidden", "n_out"):
+        if name not in config:
+            continue
+        value = config[name]
+        if type(value) is not int or not 1 <= value <= MAX_UNITS:
+            raise FileFormatError(f"{where}: config {name} must be a positive integer, got "
+                                  f"{str(value)[:40]}")
+        if value > largest:
+            raise FileFormatError(f"{where}: config {name}={value} does not match the stored "
+                                  f"tensors (the largest dimension is {largest})")
+
+
+def _template(cls: type, config: dict[str, Any], where: str) -> AbstractRNN:
+    """The model's structure: by abstract evaluation where the constructor allows it (no
+    initialiser runs, nothing is compiled), else by building it."""
+    try:
+        try:
+            return eqx.filter_eval_shape(cls.from_config, config)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError):
+            return cls.from_config(config)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise FileFormatError(
+            f"{where}: cannot rebuild the model from its metadata ({_one_line(e)})") from None
+
+
+def _same(stored: Any, rebuilt: Any) -> bool:
+    """Whether a stored configuration value means exactly the rebuilt model's (a bool stays a
+    bool, numbers compare by value, containers element by element)."""
+    if isinstance(rebuilt, bool):
+        return isinstance(stored, bool) and stored == rebuilt
+    if isinstance(rebuilt, (int, float)):
+        return (isinstance(stored, (int, float)) and not isinstance(stored, bool)
+                and (stored == rebuilt or (math.isnan(stored) and math.isnan(rebuilt))))
+    if isinstance(rebuilt, (list, tuple)):
+        return (isinstance(stored, list) and len(stored) == len(rebuilt)
+                and all(_same(a, b) for a, b in zip(stored, rebuilt)))
+    if isinstance(rebuilt, dict):
+        return (isinstance(stored, dict) and set(stored) == set(rebuilt)
+                and all(_same(stored[k], rebuilt[k]) for k in rebuilt))
+    return type(stored) is type(rebuilt) and stored == rebuilt
 
 
 def _config_keys(model: AbstractRNN) -> frozenset[str]:
@@ -83,7 +176,8 @@ def model_tensors(model: AbstractRNN) -> dict[str, np.ndarray]:
 def save(path: str | os.PathLike, model: AbstractRNN) -> None:
     """Save ``model`` to one ``.safetensors`` file (weights + configuration as JSON metadata).
 
-    The write is atomic. Models with a custom activation callable cannot be saved.
+    The write is atomic, and the same model gives the same bytes. Models with a custom
+    activation callable cannot be saved.
     """
     if not isinstance(model, AbstractRNN):
         raise TypeError(f"model must be an rnnlab model, got {type(model).__name__}")
@@ -94,12 +188,44 @@ def save(path: str | os.PathLike, model: AbstractRNN) -> None:
 def load(path: str | os.PathLike) -> AbstractRNN:
     """Load a model saved by `save`; outputs are bit-identical to the saved model's.
 
-    Raises FileNotFoundError for a missing file and a ValueError naming the file for a
-    truncated, corrupted or foreign one.
+    Raises FileNotFoundError for a missing file and a `FileFormatError` (a ValueError) with a
+    one-line message naming the file for a truncated, corrupted, tampered or foreign one: the
+    checksum covers the metadata and the tensors; the sizes the metadata asks for are checked
+    against the tensors before the model is built; every tensor must have its field's shape and
+    dtype, every weight must be finite, and the model must describe itself with the stored
+    configuration.
     """
+    where = str(path)
     tensors, meta = read_safetensors(path, kind="model")
-    template = model_from_meta(meta, str(path))
-    # the noise levels come from the configuration (the template), the arrays from the tensors
+    cls, config = _class_and_config(meta, where)
+    _check_sizes(config, tensors, where)
+    for name, arr in tensors.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise FileFormatError(f"{where}: tensor {name!r} holds NaN or inf")
+    template = _template(cls, config, where)
     keys = _config_keys(template)
+    extra = sorted(set(tensors) - {jax.tree_util.keystr(p) for p, _ in
+                                   jax.tree_util.tree_flatten_with_path(template)[0]})
+    if extra:
+        raise FileFormatError(f"{where}: unexpected tensor(s) {', '.join(extra)[:200]}")
     tensors = {k: v for k, v in tensors.items() if k not in keys}
-    return tensors_to_tree(template, tensors, "", str(path), keep=keys)
+    model = tensors_to_tree(template, tensors, "", where, keep=keys, strict_dtype=True)
+    # the config fields (noise levels) come from the configuration
+    for name in type(model).config_fields:
+        leaf = getattr(model, name, None)
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            value = config.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise FileFormatError(f"{where}: config {name} must be a number")
+            model = eqx.tree_at(lambda m: getattr(m, name), model,
+                                jnp.asarray(value, dtype=leaf.dtype))
+    try:
+        rebuilt = model.config()
+    except (TypeError, ValueError) as e:
+        raise FileFormatError(f"{where}: the stored model does not describe itself "
+                              f"({_one_line(e)})") from None
+    for k, v in config.items():
+        if k not in rebuilt or not _same(v, rebuilt[k]):
+            raise FileFormatError(f"{where}: config {k}={str(v)[:60]} is not what the model "
+                                  f"it describes has ({str(rebuilt.get(k))[:60]})")
+    return model
