@@ -396,6 +396,49 @@ class CTRNN(AbstractMaskedNetwork):
         )
 
     @classmethod
+    def from_flax(
+        cls,
+        params: Any,
+        *,
+        alpha: float | ArrayInput,
+        noise_const: float | ArrayInput = 0.0,
+        dt: float = 1.0,
+        activation: str | Callable = "tanh",
+        initial_state: str | ArrayInput | None = None,
+        **kwargs,
+    ) -> "CTRNN":
+        """The network of a Flax Linen CT-RNN cell (ctrnn-jax's ``CTRNNCell``, or
+        `rnnlab.flax.CTRNNCell`), with identical outputs.
+
+        Args:
+            params: the cell's parameters: what ``nn.RNN(CTRNNCell(...)).init(...)`` returns,
+                its ``"params"`` entry, or the cell's own dict (``recurrent_kernel``,
+                ``input_kernel``, ``output_kernel``; kernels [in, out]). Needs no Flax.
+            alpha: the cell's ``alpha`` (scalar, or per unit): ``tau = dt / alpha``, chosen so
+                that the float32 ``dt / tau`` is exactly ``alpha``.
+            noise_const: the cell's ``noise_const``; ctrnn-jax adds ``alpha * noise_const *
+                xi`` to the state, rnnlab ``sqrt(2 alpha) * noise_std * xi``, so ``noise_std =
+                noise_const * sqrt(alpha / 2)`` (the same draw gives the same step).
+            dt: the step in rnnlab's time unit (default 1: time counted in steps).
+            activation: the cell's ``activation_fn`` (default ``tanh``, ctrnn-jax's).
+            initial_state: the cell's first carry; default ones (ctrnn-jax's ``carry_init``).
+            **kwargs: other arguments of `from_weights` (constraints to check, ``trainable``).
+
+        The model is the potential form; its readout is the cell's ``z``, its rates the cell's
+        ``rates``.
+        """
+        from ._flax_params import ctrnn_kwargs_from_flax
+
+        args = ctrnn_kwargs_from_flax(params, alpha=alpha, noise_const=noise_const, dt=dt,
+                                      initial_state=initial_state)
+        if kwargs.get("form", "potential") != "potential":
+            raise ValueError("a Flax CTRNNCell is the potential form; leave form unset")
+        return cls.from_weights(
+            args.pop("w_rec"), args.pop("w_in"), args.pop("w_out"), args.pop("b_rec"),
+            args.pop("b_out"), activation=activation, **args, **kwargs,
+        )
+
+    @classmethod
     def from_config(cls, config: dict[str, Any]) -> "CTRNN":
         """A model with the structure given by `config` (array values arbitrary).
 
