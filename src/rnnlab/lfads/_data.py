@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import integer, number
+from .._validate import integer, number, positive_number
 
 __all__ = ["Dataset"]
 
@@ -74,6 +74,7 @@ class Dataset:
     - ``n_forward``: forward-prediction bins at the end of each trial (0: none); the encoder
       sees the first ``time - n_forward`` bins.
     - ``truth``: dict name -> [n_total, time, ...] over all trials (or None).
+    - ``bin_size``: seconds per time bin, when known (None otherwise).
     """
 
     train: Any
@@ -86,6 +87,7 @@ class Dataset:
     heldout_valid: Any = None
     n_forward: Any = 0
     truth: Any = None
+    bin_size: Any = None
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen)
@@ -113,6 +115,8 @@ class Dataset:
             raise ValueError(f"n_forward must be smaller than the trials' {t} time bins, "
                              f"got {n_forward}")
         put("n_forward", n_forward)
+        if self.bin_size is not None:
+            put("bin_size", positive_number("bin_size", self.bin_size))
         for kind in ("ext_input", "heldout"):
             a_tr, a_va = getattr(self, f"{kind}_train"), getattr(self, f"{kind}_valid")
             if (a_tr is None) != (a_va is None):
@@ -243,6 +247,7 @@ class Dataset:
         n_forward: int = 0,
         truth: Mapping[str, Any] | None = None,
         ext_input: Any = None,
+        bin_size: float | None = None,
     ) -> "Dataset":
         """Split ``data`` [trials, time, neurons] into training and validation trials at
         random (``seed``), ``valid_fraction`` of them (at least one) for validation.
@@ -254,6 +259,7 @@ class Dataset:
           array with one column per neuron of ``data`` is reordered like the neurons
           (held-in then held-out).
         - ``ext_input``: [trials, time, ext_dim] known inputs.
+        - ``bin_size``: seconds per bin (kept for files and figures).
         """
         data = _array("data", data)
         n, _, n_neurons = data.shape
@@ -317,4 +323,5 @@ class Dataset:
                 truth["rates"] = r[:, :, order]
         return cls(train=tr, valid=va, train_inds=train_inds, valid_inds=valid_inds,
                    ext_input_train=ext_tr, ext_input_valid=ext_va, heldout_train=ho_tr,
-                   heldout_valid=ho_va, n_forward=n_forward, truth=truth)
+                   heldout_valid=ho_va, n_forward=n_forward, truth=truth,
+                   bin_size=bin_size)
