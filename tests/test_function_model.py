@@ -65,7 +65,7 @@ def test_duffing_pytree_state():
     np.testing.assert_allclose(np.asarray(tree["x"])[order], [-1, 0, 1], atol=1e-9)
     np.testing.assert_allclose(np.asarray(tree["v"]), 0, atol=1e-9)
     assert [fp.ode_stability[i] for i in order] == ["stable", "saddle", "stable"]
-    # wells: J = [[0, 1], [-2, -delta]] (in (x, v) order) -> lambda = (-delta +- sqrt(delta^2 - 8)) / 2
+    # wells: J = [[0, 1], [-2, -delta]] in (x, v): lambda = (-delta +- sqrt(delta^2 - 8)) / 2
     lam = np.sort_complex(fp.eigenvalues[order[0]])
     expected = np.sort_complex(np.roots([1.0, delta, 2.0]))
     np.testing.assert_allclose(lam, expected, atol=1e-9)

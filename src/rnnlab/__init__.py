@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("analysis", "io", "models", "plot", "report", "runs", "tasks", "training")
+_SUBMODULES = ("analysis", "interop", "io", "models", "plot", "report", "runs", "tasks", "training")
 # public name -> (module, attribute)
 _NAMES = {
     "Trajectory": ("._simulate", "Trajectory"),
     "simulate": ("._simulate", "simulate"),
     "FixedPoints": (".analysis", "FixedPoints"),
     "find_fixed_points": (".analysis", "find_fixed_points"),
+    "from_file": (".interop", "from_file"),
     "load": (".io", "load"),
     "save": (".io", "save"),
     "AbstractRNN": (".models", "AbstractRNN"),
@@ -59,6 +60,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static tools and IDEs see
     from . import analysis as analysis
+    from . import interop as interop
     from . import io as io
     from . import models as models
     from . import plot as plot
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from ._simulate import simulate as simulate
     from .analysis import FixedPoints as FixedPoints
     from .analysis import find_fixed_points as find_fixed_points
+    from .interop import from_file as from_file
     from .io import load as load
     from .io import save as save
     from .models import CTRNN as CTRNN

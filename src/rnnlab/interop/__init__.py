@@ -5,5 +5,9 @@ Layer 2: imports `rnnlab.models`, `rnnlab.io` and `rnnlab._validate` only.
 """
 
 # --- files (issue 15, part 1) ---
+from ._files import FORMATS as FORMATS
+from ._files import PickleRefused as PickleRefused
+from ._files import from_file as from_file
+from ._files import read_arrays as read_arrays
 
 # --- PyTorch and export (issue 15, part 2) ---
