@@ -200,10 +200,7 @@ class RunAnalysis:
             raise RunError(f"{fp_path} is missing: run `rnnlab analyze` on the run first")
         fps = FixedPoints.load(fp_path)
         summary = read_json_object(d / SUMMARY) if (d / SUMMARY).is_file() else {}
-        inputs = []
-        for row in summary.get("inputs", []) if isinstance(summary.get("inputs"), list) else []:
-            if isinstance(row, dict) and "name" in row and "input" in row:
-                inputs.append((str(row["name"]), [float(a) for a in row["input"]]))
+        inputs = _summary_inputs(summary, d / SUMMARY, n_in=np.shape(fps.inputs)[-1])
         if not inputs and len(fps):
             uniq = np.unique(np.asarray(fps.inputs, float).reshape(len(fps), -1), axis=0)
             inputs = [(f"input{i}", [float(a) for a in u]) for i, u in enumerate(uniq)]
@@ -221,10 +218,11 @@ class RunAnalysis:
         if (d / TOPOLOGY).is_file():
             import networkx as nx
 
+            data = read_json_object(d / TOPOLOGY)
+            _check_topology(data, d / TOPOLOGY, len(fps), fps.n_states)
             try:
-                topology = nx.node_link_graph(read_json_object(d / TOPOLOGY), directed=True,
-                                              edges="edges")
-            except (KeyError, TypeError, nx.NetworkXError) as e:
+                topology = nx.node_link_graph(data, directed=True, edges="edges")
+            except (KeyError, TypeError, ValueError, nx.NetworkXError) as e:
                 raise RunError(f"{d / TOPOLOGY} could not be read ({e})") from None
         analysis = cls(inputs=inputs, fixed_points=fps, pca=pca, topology=topology,
                        manifolds=[], summary=summary)
@@ -234,6 +232,83 @@ class RunAnalysis:
             analysis.manifolds = _search_manifolds(analysis.by_input, inputs,
                                                    offsets=_offsets(analysis.by_input, fps))
         return analysis
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+
+def _summary_inputs(summary: dict[str, Any], path: Path, n_in: int) -> list:
+    """The (name, input) rows of summary.json, each checked (the other entries that readers
+    use must have their types too); `RunError` naming the file otherwise."""
+    for key in ("settings", "slow_tolerance"):
+        if key in summary and not isinstance(summary[key], (dict, type(None))):
+            raise RunError(f"{path}: {key!r} must be an object")
+    rows = summary.get("inputs", [])
+    if not isinstance(rows, list):
+        raise RunError(f"{path}: 'inputs' must be a list")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "name" not in row or "input" not in row:
+            continue  # rows of other shapes carry no input (earlier versions)
+        u = row["input"]
+        if not isinstance(row["name"], str) or not isinstance(u, list) or len(u) != n_in \
+                or not all(_is_number(a) for a in u):
+            raise RunError(f"{path}: inputs[{i}] must have a name and {n_in} finite numbers")
+        out.append((row["name"], [float(a) for a in u]))
+    return out
+
+
+def _check_topology(data: dict[str, Any], path: Path, n_points: int, n_states: int) -> None:
+    """A node-link topology graph as `RunAnalysis.save` writes it: nodes are point indices
+    (or ``"unsettled"``), edges join existing nodes, attributes have their types."""
+    from ..analysis._structure import UNSETTLED
+
+    def bad(msg):
+        raise RunError(f"{path}: {msg}")
+
+    nodes, edges = data.get("nodes"), data.get("edges")
+    if not isinstance(nodes, list) or not isinstance(edges, list):
+        bad("must hold 'nodes' and 'edges' lists")
+    for key in ("directed", "multigraph"):
+        if key in data and not isinstance(data[key], bool):
+            bad(f"{key!r} must be true or false")
+    if data.get("multigraph"):
+        bad("must be a simple graph (multigraph false)")
+    ids = set()
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or "id" not in node:
+            bad(f"node {i} must be an object with an 'id'")
+        nid = node["id"]
+        if not (nid == UNSETTLED or (type(nid) is int and 0 <= nid < n_points)):
+            bad(f"node {str(nid)[:40]} is neither one of the {n_points} fixed points nor "
+                f"{UNSETTLED!r}")
+        if nid in ids:
+            bad(f"node {nid} appears twice")
+        ids.add(nid)
+        if "stability" in node and not isinstance(node["stability"], str):
+            bad(f"node {nid}: 'stability' must be a label")
+        if "n_unstable" in node and not (type(node["n_unstable"]) is int
+                                         and 0 <= node["n_unstable"] <= n_states):
+            bad(f"node {nid}: 'n_unstable' out of range")
+        if "speed" in node and not _is_number(node["speed"]):
+            bad(f"node {nid}: 'speed' must be a finite number")
+        for key in ("state", "output", "input"):
+            if key in node and not (isinstance(node[key], list) and len(node[key]) <= 1 << 16
+                                    and all(_is_number(a) for a in node[key])):
+                bad(f"node {nid}: {key!r} must be a list of finite numbers")
+    for i, edge in enumerate(edges):
+        if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
+            bad(f"edge {i} must be an object with 'source' and 'target'")
+        for end in ("source", "target"):
+            if not isinstance(edge[end], (int, str)) or isinstance(edge[end], bool) \
+                    or edge[end] not in ids:
+                bad(f"edge {i}: {end} {str(edge[end])[:40]} is not a node of the graph")
+        if "count" in edge and not (type(edge["count"]) is int and edge["count"] >= 0):
+            bad(f"edge {i}: 'count' must be a non-negative integer")
+        if "probability" in edge and not (_is_number(edge["probability"])
+                                          and 0 <= edge["probability"] <= 1):
+            bad(f"edge {i}: 'probability' must be a number in [0, 1]")
 
 
 def _offsets(by_input: dict[str, Any], fps) -> dict[str, np.ndarray]:

@@ -47,42 +47,73 @@ class RunNotFoundError(RunError, FileNotFoundError):
 
 
 def read_json_object(path: Path, what: str = "a JSON object") -> dict[str, Any]:
-    """``path`` parsed as a JSON object, or `RunError` naming the file."""
+    """``path`` parsed as a JSON object, or `RunError` naming the file (bounded: see
+    `rnnlab.io.read_json`)."""
+    from ..io._safe import read_json
+
     try:
-        text = path.read_text(encoding="utf-8")
+        value = read_json(path)
     except FileNotFoundError:
         raise RunNotFoundError(f"{path} is missing") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise RunError(f"{path} cannot be read ({e})") from None
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError, ValueError) as e:
-        raise RunError(f"{path} is not valid JSON ({e})") from None
+    except ValueError as e:  # FileFormatError: names the file
+        raise RunError(str(e)) from None
     if not isinstance(value, dict):
-        raise RunError(f"{path} must hold {what}, got {type(value).__name__}")
+        raise RunError(f"{path} must hold {what}, got {_json_type(value)}")
     return value
 
 
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null",
+            bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "?")
+
+
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """The evaluation records of a ``history.jsonl`` file (blank lines skipped)."""
+    """The evaluation records of a ``history.jsonl`` file (blank lines skipped); each must be
+    an object with an integer ``step`` >= 0 and a numeric ``loss`` (other entries numbers,
+    strings or null), else `RunError` naming the file and line."""
+    from ..io._safe import MAX_JSON_BYTES, FileFormatError, loads_json
+
     out = []
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise RunError(f"{path} is larger than {MAX_JSON_BYTES} bytes")
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise RunNotFoundError(f"{path}: no training history here ({HISTORY})") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise RunError(f"{path} cannot be read ({e})") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path} is not UTF-8 text") from None
+    except OSError as e:
+        raise RunError(f"{path} cannot be read ({e.strerror or e})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, RecursionError, ValueError) as e:
-            raise RunError(f"{path}:{n} is not valid JSON ({e})") from None
+            rec = loads_json(line, f"{path}:{n}")
+        except FileFormatError as e:
+            raise RunError(str(e)) from None
         if not isinstance(rec, dict):
-            raise RunError(f"{path}:{n} must be a JSON object, got {type(rec).__name__}")
+            raise RunError(f"{path}:{n} must be a JSON object, got {_json_type(rec)}")
+        step = rec.get("step")
+        if type(step) is not int or step < 0:
+            raise RunError(f"{path}:{n} needs an integer 'step' >= 0")
+        for k, val in rec.items():
+            if k == "step":
+                continue
+            ok = (isinstance(val, (int, float)) and not isinstance(val, bool)) or (
+                k != "loss" and (val is None or isinstance(val, str)))
+            if not ok:
+                raise RunError(f"{path}:{n}: {str(k)[:40]!r} must be a number")
+        if "loss" not in rec:
+            raise RunError(f"{path}:{n} has no 'loss'")
         out.append(rec)
     return out
+
+
+# What a run's config.json may ask of a reader: trials of at most this many time steps, and
+# at most this many inputs or outputs (files are checked; the user's own options are checked
+# against the machine's memory instead).
+MAX_FILE_STEPS = 100_000
+MAX_FILE_CHANNELS = 10_000
 
 
 def task_from_config(config: dict[str, Any], *, source: str = CONFIG):
@@ -102,10 +133,47 @@ def task_from_config(config: dict[str, Any], *, source: str = CONFIG):
     if not isinstance(params, dict):
         raise RunError(f"{source}: task.params must be an object, got {type(params).__name__}")
     try:
-        return tasks.make(name, **params)
-    except (TypeError, ValueError) as e:
-        raise RunError(f"{source}: task {name!r} cannot be rebuilt from its params ({e})") \
+        task = tasks.make(name, **params)
+    except (TypeError, ValueError, OverflowError, MemoryError) as e:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise RunError(f"{source}: task {name!r} cannot be rebuilt from its params ({text})") \
             from None
+    steps = getattr(task, "n_steps", 0)
+    if not isinstance(steps, int) or steps > MAX_FILE_STEPS:
+        raise RunError(f"{source}: task {name!r} asks for trials of {str(steps)[:20]} steps, "
+                       f"more than the {MAX_FILE_STEPS} a run file may ask for")
+    if max(task.n_in, task.n_out) > MAX_FILE_CHANNELS:
+        raise RunError(f"{source}: task {name!r} asks for {max(task.n_in, task.n_out)} "
+                       f"inputs or outputs, more than the {MAX_FILE_CHANNELS} a run file may "
+                       "ask for")
+    return task
+
+
+# The names a run directory holds (a directory holding only these may receive a run).
+RUN_FILES = frozenset({CONFIG, HISTORY, MODEL, MODEL_FINAL, BEST, EVALUATION, CHECKPOINTS,
+                       ANALYSIS, "curriculum.json"})
+
+
+def holds_run(path: Path) -> bool:
+    """Whether ``path`` holds a run: a config.json with a trained model, a checkpoint or a
+    history. A config.json alone is what a start that failed before training left, which a
+    new run may replace."""
+    p = Path(path)
+    return (p / CONFIG).is_file() and any(
+        (p / n).exists() for n in (MODEL, HISTORY, f"{CHECKPOINTS}/checkpoint.safetensors"))
+
+
+def _check_new_run_dir(p: Path) -> None:
+    """`RunError` for a place a new run must not go: the empty path, the file-system root, a
+    path below a file, a non-empty directory that is not a run (symlinks resolved)."""
+    from ..io._lock import check_output_dir
+
+    if (p / CONFIG).is_file():
+        return  # a failed start of a run: it may be replaced
+    try:
+        check_output_dir(p, own_names=RUN_FILES)
+    except ValueError as e:
+        raise RunError(str(e)) from None
 
 
 @dataclasses.dataclass
@@ -165,9 +233,11 @@ class Run:
         the run must exist and be resumable). ``config``: extra JSON-able entries for
         config.json (the CLI records its seed and settings there)."""
         p = Path(path)
-        if p.exists() and not p.is_dir():
+        if str(path).strip() and p.exists() and not p.is_dir():
             raise RunError(f"{p} is a file; pick another --out")
-        has_run = (p / CONFIG).exists()
+        has_run = holds_run(p) if str(path).strip() else False
+        if not has_run:
+            _check_new_run_dir(p)
         if has_run and not resume:
             raise RunError(f"{p} already holds a run; add --resume to continue it or pick "
                            "another --out")
@@ -182,14 +252,21 @@ class Run:
         """Train the model given to `Run.create` on its task into this directory
         (`rnnlab.train` with ``out_dir=self.path``; ``options`` as there). Returns the
         `TrainResult`; the run's files then hold the trained model and its history."""
+        from ..io._lock import RunLock
         from ..training import train
 
         if "initial_model" not in self._cache:
             raise RunError(f"{self.path} was opened, not created: Run.train needs "
                            "Run.create(path, task=..., model=...)")
-        result = train(self._cache["initial_model"], self._cache["task"], key=key,
-                       out_dir=self.path, resume=self._cache.get("resume", False),
-                       run_config=self.config or None, **options)
+        with RunLock(self.path):
+            # checked again under the lock: another process may have started a run here
+            # since `Run.create` looked
+            if holds_run(self.path) and not self._cache.get("resume", False):
+                raise RunError(f"{self.path} already holds a run; add --resume to continue "
+                               "it or pick another --out")
+            result = train(self._cache["initial_model"], self._cache["task"], key=key,
+                           out_dir=self.path, resume=self._cache.get("resume", False),
+                           run_config=self.config or None, **options)
         self.config = read_json_object(self.path / CONFIG)
         for name in ("model", "final_model", "history", "best", "checkpoint", "evaluation"):
             self._cache.pop(name, None)

@@ -2,7 +2,9 @@
 atomic checkpoints, resume, and divergence detection. `train` runs one network through the
 chunked loop of `_runner.py` (the ensemble runs many through the same loop)."""
 
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -391,6 +393,23 @@ def train(
     optimizer = cfg.optimizer or make_optimizer(cfg.learning_rate, cfg.grad_clip)
     hyper = cfg.hyper(_runner.key_data(key))
 
+    fingerprint = {**_runner.describe(model, task),
+                   "training": {k: v for k, v in hyper.items() if k != "steps"}}
+    if cfg.optimizer is not None or callable(cfg.learning_rate):
+        # resume must tell one custom optimizer or schedule from another (written only for
+        # them, so that the checkpoints of runs with a plain rate stay resumable)
+        fingerprint["training"]["optimizer"] = describe_optimizer(
+            cfg.optimizer, cfg.learning_rate)
+    lock = contextlib.nullcontext()
+    if cfg.out_dir is not None:
+        from ..io._lock import RunLock
+
+        lock = RunLock(cfg.out_dir)
+    with lock:
+        return _train_into(model, task, cfg, optimizer, hyper, fingerprint, key)
+
+
+def _train_into(model, task, cfg, optimizer, hyper, fingerprint, key) -> "TrainResult":
     params, static = eqx.partition(model, model.trainable_filter())
     opt_state = optimizer.init(params)
     step_fn = jax.jit(
@@ -407,20 +426,26 @@ def train(
     wall_offset = 0.0
     band = (cfg.eval_batch_size
             if cfg.target_accuracy is None or cfg.target_accuracy >= 1.0 else None)
-    fingerprint = {**_runner.describe(model, task),
-                   "training": {k: v for k, v in hyper.items() if k != "steps"}}
     out = ckpt_path = None
     if cfg.out_dir is not None:
         out = Path(cfg.out_dir)
         ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
-        if cfg.resume:
-            _runner.remove_stale_temporaries(out)
+        # under the run's lock, a temporary file of the run is what a killed writer left
+        _runner.remove_stale_temporaries(out)
         if cfg.resume and ckpt_path.exists():
             params, opt_state, meta = load_checkpoint(ckpt_path, params, opt_state)
             if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+                stored = meta.get("fingerprint")
+                stored = stored.get("training", {}) if isinstance(stored, dict) else {}
+                differ = [k for k in sorted(set(stored) | set(fingerprint["training"]))
+                          if json.dumps(stored.get(k), sort_keys=True) != json.dumps(
+                              fingerprint["training"].get(k), sort_keys=True, default=str)]
+                what = (f" (the training settings differ in: {', '.join(differ)})"
+                        if differ else "")
                 raise ValueError(
                     f"{ckpt_path}: the checkpoint was made with another model, task, key or "
-                    "training settings; resume with the same ones (only `steps` may change)"
+                    f"training settings{what}; resume with the same ones (only `steps` may "
+                    "change)"
                 )
             start = int(meta["step"])
             engine.params, engine.opt_state = params, opt_state
@@ -529,6 +554,67 @@ def train(
         member.best_step = best_step
         _runner.write_best(out, member, step)
     return result
+
+
+def describe_callable(f: Any, depth: int = 0) -> Any:
+    """A JSON-able description of a function built from closures (an Optax transformation or
+    schedule): its qualified name and, recursively, the values it closes over (numbers,
+    strings, arrays, other such functions), so two differently configured ones differ."""
+    if depth > 6:
+        return "..."
+    if f is None or isinstance(f, (bool, int, str)):
+        return f
+    if isinstance(f, float):
+        return f if math.isfinite(f) else str(f)
+    if isinstance(f, (np.ndarray, jax.Array, np.generic)):
+        a = np.asarray(f)
+        return a.tolist() if a.size <= 64 else f"array{a.shape} sum {float(np.sum(a)):.17g}"
+    if isinstance(f, (tuple, list)):
+        return [describe_callable(x, depth + 1) for x in f]
+    if isinstance(f, dict):
+        return {str(k): describe_callable(v, depth + 1) for k, v in sorted(f.items(),
+                                                                           key=lambda kv: str(kv[0]))}
+    if hasattr(f, "_fields") and isinstance(f, tuple):  # pragma: no cover - NamedTuple
+        return {k: describe_callable(getattr(f, k), depth + 1) for k in f._fields}
+    if callable(f):
+        code = getattr(f, "__code__", None)
+        out: dict[str, Any] = {"fn": f"{getattr(f, '__module__', '?')}."
+                                     f"{getattr(f, '__qualname__', type(f).__name__)}"}
+        if code is not None and f.__closure__:
+            cells = {}
+            for name, cell in zip(code.co_freevars, f.__closure__):
+                try:
+                    cells[name] = describe_callable(cell.cell_contents, depth + 1)
+                except ValueError:  # an empty cell
+                    cells[name] = None
+            out["closure"] = cells
+        if isinstance(f, functools.partial):
+            out["partial"] = [describe_callable(f.func, depth + 1),
+                              describe_callable(list(f.args), depth + 1),
+                              describe_callable(dict(f.keywords), depth + 1)]
+        return out
+    return type(f).__name__
+
+
+def describe_optimizer(optimizer: Any, learning_rate: Any) -> dict[str, Any]:
+    """What `train` stores in its checkpoints about a custom optimizer or learning-rate
+    schedule, and compares on resume: the structure of the Optax transformation (its update
+    function with the values it closes over) and the schedule's values at steps 0, 1, 10,
+    100, 1000, 10000 along with its own structure."""
+    out: dict[str, Any] = {}
+    if optimizer is not None:
+        out["optimizer"] = describe_callable(getattr(optimizer, "update", optimizer))
+    if callable(learning_rate):
+        values = []
+        for step in (0, 1, 10, 100, 1000, 10000):
+            try:
+                values.append(float(np.asarray(learning_rate(step))))
+            except Exception:  # a schedule that cannot be called outside a trace  # noqa: BLE001
+                values.append(None)
+        out["schedule"] = {"values": [v if v is None or math.isfinite(v) else str(v)
+                                      for v in values],
+                           "fn": describe_callable(learning_rate)}
+    return json.loads(json.dumps(out, default=str))
 
 
 def _version() -> str:
