@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._validate import ArrayInput
@@ -42,7 +43,20 @@ def _check_inputs(model: AbstractRNN, inputs) -> Array:
         raise ValueError("inputs must have at least one time step")
     if not jnp.issubdtype(inputs.dtype, jnp.floating):
         inputs = inputs.astype(jnp.float32)
+    _check_finite("inputs", inputs)
     return inputs
+
+
+def _check_finite(name: str, value: Array) -> None:
+    """A ValueError naming ``name`` when a concrete ``value`` holds NaN or inf (as
+    `find_fixed_points` refuses them); traced values (simulate inside a user's jit) pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains NaN or inf ({bad} of {arr.size} values); give "
+                         "finite values")
 
 
 @eqx.filter_jit
@@ -93,4 +107,5 @@ def simulate(
                 + (f" or ({inputs.shape[0]}, {model.state_size})" if inputs.ndim == 3 else "")
                 + f", got {initial_state.shape}"
             )
+        _check_finite("initial_state", initial_state)
     return _simulate_jit(model, inputs, initial_state, key)

@@ -84,6 +84,23 @@ def _describe_click_error(e) -> str:
     return msg
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: an OSError as 'what: file' (its strerror and filename), any
+    other as the first line of its message."""
+    if isinstance(e, OSError) and e.strerror:
+        names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+        text = e.strerror + (f": {' -> '.join(names)}" if names else "")
+        if e.errno == 28:  # ENOSPC
+            text += " (the disk is full; the files written before are intact)"
+        return text
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply"
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 _ARGV: list[str] = []
 
 
@@ -112,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnlab: error: {e}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
-        print(f"rnnlab: error: {e}", file=sys.stderr)
+        print(f"rnnlab: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError, RecursionError) as e:  # a full disk, a name too long, ...
+        print(f"rnnlab: error: {_one_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130

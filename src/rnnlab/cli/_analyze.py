@@ -28,6 +28,23 @@ def _parse_inputs(text: str, n_in: int) -> list[list[float]]:
     return [[float(a) for a in v] for v in value]
 
 
+def _check_analysis_memory(the_run, n_initial, n_trials, topology_starts, n_inputs) -> None:
+    """Refuse, before the search allocates anything, an analysis that would not fit in memory
+    (the estimate and the machine's memory in the message)."""
+    from ..io._resources import analysis_bytes, check_memory
+
+    model = the_run.model
+    n = model.state_size
+    task = the_run.task
+    n_steps = int(getattr(task, "n_steps", 1)) if task is not None else 1
+    need = (analysis_bytes(n, n_initial, n_inputs)
+            + 4.0 * 4 * n_trials * n_steps * (n + model.n_in)  # candidate trajectories
+            + 8.0 * 4 * topology_starts * min(n_initial, 4096) * n)  # topology runs
+    check_memory(need, f"analysing with {n_initial} candidates (--n-initial) from {n_trials} "
+                 f"trials (--n-trials) of a {n}-unit network",
+                 hint="lower --n-initial or --n-trials")
+
+
 @app.command("analyze")
 def analyze_cmd(
     run: Path = typer.Argument(..., help="A run directory made by `rnnlab train`."),
@@ -93,6 +110,8 @@ def analyze_cmd(
         raise CLIError(f"--noise must be a non-negative number, got {noise}")
     the_run = Run.open(run)
     vectors = None if inputs is None else _parse_inputs(inputs, the_run.model.n_in)
+    _check_analysis_memory(the_run, n_initial, n_trials, topology_starts,
+                           1 if vectors is None else len(vectors))
     result = analyze_run(
         the_run, inputs=vectors, n_initial=n_initial, n_trials=n_trials, noise=noise,
         slow=not no_slow, slow_tol=slow_tol, slow_fraction=slow_fraction,

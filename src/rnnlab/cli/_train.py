@@ -194,6 +194,7 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
             opts["allow_negative_rates"] = True
     elif dale or no_autapses:
         opts.update(dale=dale, autapses=not no_autapses)
+    _check_training_memory(the_task, model, hidden, batch_size, task_kwargs)
     net = MODEL_BUILDERS[model](
         the_task.n_in, hidden, the_task.n_out, key=k_model, dt=the_task.dt, **opts
     )
@@ -250,6 +251,30 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
             f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
             f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
         )
+
+
+# state vectors per unit of the model families (gate blocks): sizes their memory estimate
+_GATES = {"gru": 3, "lstm": 4}
+
+
+def _check_training_memory(task, model: str, hidden, batch_size, task_kwargs) -> None:
+    """Refuse, before anything is allocated or written, a training that would not fit in
+    memory (the estimate and the machine's memory in the message)."""
+    from ..io._resources import check_memory, training_bytes
+
+    for name, value in (("--hidden", hidden), ("--batch-size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CLIError(f"{name} must be a positive integer, got {value!r}")
+    n_steps = int(getattr(task, "n_steps", 1))
+    # training batches, and the evaluations' (256 trials)
+    need = training_bytes(task.n_in, hidden, task.n_out, n_steps, max(batch_size, 256),
+                          gates=_GATES.get(model, 1))
+    params = "".join(f" -p {k}={v}" for k, v in task_kwargs.items())
+    check_memory(
+        need, f"training {hidden} units (--hidden) on batches of {batch_size} trials "
+        f"(--batch-size) of {n_steps} steps with {task.n_in} inputs and {task.n_out} outputs"
+        f"{' (' + params.strip() + ')' if params else ''}",
+        hint="lower --hidden, --batch-size or the task's size")
 
 
 def resume_command(out: Path) -> str:

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from ..io._safe import atomic_write_with
 from ._style import paper_style
 
 
@@ -19,9 +20,9 @@ def save_figure(fig, path: str | os.PathLike, *, formats=("png", "svg"), close: 
     with paper_style():
         for fmt in formats:
             target = path.with_name(path.name + "." + fmt)
-            tmp = target.with_name("." + target.name + ".tmp")
-            fig.savefig(tmp, format=fmt, metadata=_metadata(fmt))
-            os.replace(tmp, target)
+            # the one atomic writer: a random temporary name, removed if drawing fails
+            atomic_write_with(target, lambda tmp, fmt=fmt: fig.savefig(
+                tmp, format=fmt, metadata=_metadata(fmt)))
             out.append(target)
     if close:
         plt.close(fig)
