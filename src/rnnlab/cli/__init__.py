@@ -19,6 +19,8 @@ from . import _models  # noqa: F401, E402  (--model vanilla / gru / lstm)
 from . import _plot  # noqa: F401, E402  (rnnlab plot)
 from . import _report  # noqa: F401, E402  (rnnlab report)
 from . import _analyze  # noqa: F401, E402  (rnnlab analyze)
+from . import _lfads  # noqa: F401, E402  (rnnlab lfads simulate/fit/evaluate)
+from . import _import  # noqa: F401, E402  (rnnlab import)
 
 
 def compile_cache_dir() -> Path:

@@ -1,0 +1,71 @@
+"""`rnnlab import`: a weight file becomes a run directory that `rnnlab analyze` works on."""
+
+import json
+import pickle
+
+import jax
+import numpy as np
+
+import rnnlab as rl
+from rnnlab.cli import main
+
+N = 8
+
+
+def _trainrnnbrain_file(path, n_in=3, n_out=3, seed=0):
+    rng = np.random.default_rng(seed)
+    np.savez(path, W_rec=1.2 * rng.normal(size=(N, N)) / np.sqrt(N),
+             W_inp=rng.normal(size=(N, n_in)), W_out=rng.normal(size=(n_out, N)),
+             bias_rec=0.1 * rng.normal(size=N))
+
+
+def test_import_then_analyze(tmp_path, capsys):
+    src, run = tmp_path / "net.npz", tmp_path / "run"
+    _trainrnnbrain_file(src)
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"dt": 10, "tau": 100, "activation": "tanh"}))
+    assert main(["import", str(src), "--format", "trainrnnbrain", "--out", str(run),
+                 "--task", "flipflop", "--config", str(cfg), "--no-score"]) == 0
+    printed = capsys.readouterr().out
+    assert "imported CTRNN (rate form): 3 inputs, 8 units, 3 outputs" in printed
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"]["name"] == "flipflop"
+    assert config["imported"]["format"] == "trainrnnbrain"
+    # the run's model is the imported network
+    the_run = rl.Run.open(run)
+    direct = rl.from_file(src, config=cfg)
+    us = jax.random.normal(jax.random.PRNGKey(0), (20, 3))
+    np.testing.assert_array_equal(rl.simulate(the_run.model, us).outputs,
+                                  rl.simulate(direct, us).outputs)
+    assert main(["analyze", str(run), "--n-initial", "48", "--n-trials", "8",
+                 "--no-slow", "--topology-starts", "2", "--no-progress",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["total"]["n_points"] >= 1
+    assert (run / "analysis" / "summary.json").is_file()
+
+
+def test_import_mistakes_are_one_line(tmp_path, capsys):
+    src = tmp_path / "net.npz"
+    _trainrnnbrain_file(src, n_in=2)
+    args = ["import", str(src), "--format", "trainrnnbrain", "--dt", "1", "--tau", "10"]
+    # the task's sizes must match the network's
+    assert main([*args, "--out", str(tmp_path / "a"), "--task", "flipflop"]) == 2
+    assert "has 3 inputs and 3 outputs, the imported network 2 and 3" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "config.json").exists()
+    assert main([*args[:2], "--format", "keras", "--out", str(tmp_path / "b")]) == 2
+    assert "--format 'keras' is not known" in capsys.readouterr().err
+    # a pickle is refused with the conversion
+    (tmp_path / "net.pt").write_bytes(pickle.dumps({"W_rec": [[1.0]]}))
+    assert main(["import", str(tmp_path / "net.pt"), "--format", "auto", "--out",
+                 str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "never unpickles" in err and "safetensors.torch.save_file(" in err
+    # no time step anywhere
+    assert main(["import", str(src), "--format", "auto", "--out", str(tmp_path / "d")]) == 2
+    assert "pass dt= and tau=" in capsys.readouterr().err
+    # an existing run is not overwritten
+    assert main([*args, "--out", str(tmp_path / "e")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "e")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
