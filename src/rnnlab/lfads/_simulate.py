@@ -40,14 +40,17 @@ def _model_and_task(run_or_model: Any, task: Any):
 def readout_rates(states: np.ndarray, weights: np.ndarray, max_rate: float) -> np.ndarray:
     """Expected counts per bin [trials, time, n_neurons] from ``states`` [trials, time, n]
     through the nonnegative ``weights`` [n, n_neurons]: each state dimension is scaled to
-    [0, 1] over all trials and times, mixed by ``weights``, and each neuron scaled so that its
-    largest value is ``max_rate`` (counts per bin)."""
+    [0, 1] over all trials and times, mixed by ``weights``, and each neuron's mixture mapped
+    affinely onto [0, ``max_rate``] (counts per bin) over all trials and times, so that every
+    neuron spans the whole range (a constant mixture gives a constant rate max_rate / 2)."""
+    def unit_range(x):
+        lo, hi = x.min(0), x.max(0)
+        span = hi - lo
+        scale = np.where(span > 1e-12 * np.maximum(np.abs(hi), 1.0), span, np.inf)
+        return np.where(np.isfinite(scale), (x - lo) / scale, 0.5)
+
     flat = states.reshape(-1, states.shape[-1]).astype(np.float64)
-    lo, hi = flat.min(0), flat.max(0)
-    unit = (flat - lo) / np.where(hi > lo, hi - lo, 1.0)
-    mixed = unit @ weights
-    peak = mixed.max(0)
-    rates = max_rate * mixed / np.where(peak > 0, peak, 1.0)
+    rates = max_rate * unit_range(unit_range(flat) @ weights)
     return rates.reshape(*states.shape[:-1], weights.shape[1])
 
 
@@ -60,7 +63,7 @@ def simulate_spikes(
     max_rate: float = 20.0,
     n_trials: int = 1000,
     bin_size: float | None = None,
-    sparsity: float = 0.0,
+    sparsity: float = 0.5,
     noise: bool = False,
     valid_fraction: float = 0.2,
     heldout_neurons: int | None = None,
@@ -72,8 +75,9 @@ def simulate_spikes(
     ``n_trials`` trials of ``task`` are run through the network (noise-free unless
     ``noise``); its states [trials, time, n_hidden] are scaled to [0, 1] per dimension and
     read out by a random nonnegative matrix W [n_hidden, n_neurons] (entries |N(0, 1)|, a
-    fraction ``sparsity`` of them zeroed); each neuron is scaled so that its largest rate is
-    ``max_rate`` spikes per second; counts per bin are Poisson with mean
+    fraction ``sparsity`` of them zeroed, at least one kept per neuron); each neuron's
+    readout is mapped onto [0, ``max_rate``] spikes per second over all trials and times
+    (its rate is an affine function of the states); counts per bin are Poisson with mean
     ``rate * bin_size``.
 
     Args:
@@ -84,7 +88,8 @@ def simulate_spikes(
         max_rate: peak firing rate of every neuron, spikes per second (default 20).
         n_trials: trials to simulate (default 1000).
         bin_size: seconds per time step; default the task's ``dt`` (ms) / 1000, else 0.01.
-        sparsity: fraction of readout weights set to zero (default 0).
+        sparsity: fraction of readout weights set to zero (default 0.5: neurons read
+            different mixtures).
         noise: run the network with its recurrent/input noise (default: noise-free).
         valid_fraction, heldout_neurons, n_forward, seed: the split, as in
             `Dataset.from_arrays`.
@@ -118,7 +123,7 @@ def simulate_spikes(
     weights = np.abs(np.asarray(jax.random.normal(k_w, (n_hidden, n_neurons)), np.float64))
     if sparsity > 0:
         keep = np.asarray(jax.random.uniform(k_mask, (n_hidden, n_neurons))) >= sparsity
-        keep[np.argmax(weights * keep + 0.0, axis=0), np.arange(n_neurons)] = True
+        keep[np.argmax(weights, axis=0), np.arange(n_neurons)] = True
         weights = weights * keep
     rates = readout_rates(states, weights, max_rate * bin_size)
     counts = np.asarray(jax.random.poisson(k_spikes, rates, dtype=np.int32))

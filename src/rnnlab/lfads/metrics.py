@@ -35,6 +35,8 @@ __all__ = [
     "bits_per_spike",
     "co_bps",
     "cycle_consistency",
+    "evaluate",
+    "evaluate_baselines",
     "fp_bps",
     "gaussian_smooth",
     "input_r2",
@@ -390,3 +392,67 @@ def pca_baseline(dataset: Dataset, *, n_components: int | None = None,
     z_va, h_va = project(s_va, n_components)
     r_tr, r_va = _with_heldout(dataset, h_tr, h_va)
     return Baseline("smoothing+pca", r_tr, r_va, z_tr, z_va, width, n_components, scores)
+
+
+# ---------------------------------------------------------------------------- everything
+
+
+def evaluate(dataset: Dataset, rates_train: ArrayInput, rates_valid: ArrayInput, *,
+             latents_train: ArrayInput | None = None, latents_valid: ArrayInput | None = None,
+             inputs_train: ArrayInput | None = None,
+             inputs_valid: ArrayInput | None = None) -> dict[str, float]:
+    """Every metric that ``dataset`` allows for one inference, scored on the validation split
+    (maps fitted on the training split). ``rates_*``: [trials, time, neurons + n_heldout]
+    expected counts per bin; ``latents_*``: inferred latents (LFADS' factors);
+    ``inputs_*``: inferred inputs.
+
+    Returns a dict with, when their ingredients exist: ``bits_per_spike`` (held-in neurons,
+    observed bins), ``co_bps``, ``fp_bps``, ``rate_r2`` (variance-weighted) and
+    ``rate_r2_mean`` (mean over neurons) against ``truth["rates"]``, ``state_r2`` (true
+    ``truth["states"]`` -> latents), ``input_r2`` (inferred -> ``truth["inputs"]``) and
+    ``cycle_consistency`` (latents <-> rates).
+    """
+    _check_dataset(dataset)
+    r_tr = _split_rates("rates_train", rates_train, dataset, "train")
+    r_va = _split_rates("rates_valid", rates_valid, dataset, "valid")
+    obs, n_in = dataset.n_obs, dataset.n_neurons
+    out = {"bits_per_spike": bits_per_spike(r_va[:, :obs, :n_in], dataset.valid[:, :obs])}
+    if dataset.n_heldout:
+        out["co_bps"] = co_bps(r_va, dataset)
+    if dataset.n_forward:
+        out["fp_bps"] = fp_bps(r_va, dataset)
+    truth = dataset.truth or {}
+    if "rates" in truth:
+        true = dataset.truth_split("rates", "valid")
+        out["rate_r2"] = rate_r2(true, r_va)
+        out["rate_r2_mean"] = rate_r2(true, r_va, multioutput="uniform_average")
+    if latents_train is not None and latents_valid is not None:
+        if "states" in truth:
+            out["state_r2"] = state_r2(dataset.truth_split("states", "train"), latents_train,
+                                       dataset.truth_split("states", "valid"), latents_valid)
+        out["cycle_consistency"] = cycle_consistency(
+            latents_train, np.maximum(r_tr, RATE_FLOOR), latents_valid,
+            np.maximum(r_va, RATE_FLOOR))
+    if inputs_train is not None and inputs_valid is not None and "inputs" in truth \
+            and np.asarray(inputs_train).shape[-1] > 0:
+        out["input_r2"] = input_r2(dataset.truth_split("inputs", "train"), inputs_train,
+                                   dataset.truth_split("inputs", "valid"), inputs_valid)
+    return {k: float(v) for k, v in out.items()}
+
+
+def evaluate_baselines(dataset: Dataset, *, widths: ArrayInput | None = None
+                       ) -> dict[str, dict[str, float]]:
+    """`evaluate` for `smoothing_baseline` and `pca_baseline` on ``dataset``, each with the
+    width (bins) and number of components chosen. The smoothing sees the forward bins, so
+    their fp-bps is left out."""
+    out = {}
+    for base in (smoothing_baseline(dataset, widths=widths),
+                 pca_baseline(dataset, widths=widths)):
+        scores = evaluate(dataset, base.rates_train, base.rates_valid,
+                          latents_train=base.latents_train, latents_valid=base.latents_valid)
+        scores.pop("fp_bps", None)
+        scores["width"] = float(base.width)
+        if base.n_components is not None:
+            scores["n_components"] = float(base.n_components)
+        out[base.name] = scores
+    return out
