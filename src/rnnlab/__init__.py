@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("analysis", "interop", "io", "models", "plot", "report", "runs", "tasks", "training")
+_SUBMODULES = ("analysis", "interop", "io", "lfads", "models", "plot", "report", "runs", "tasks", "training")
 # public name -> (module, attribute)
 _NAMES = {
     "Trajectory": ("._simulate", "Trajectory"),
@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from . import analysis as analysis
     from . import interop as interop
     from . import io as io
+    from . import lfads as lfads
     from . import models as models
     from . import plot as plot
     from . import report as report
