@@ -300,6 +300,37 @@ def test_rnnlab_own_files(tmp_path):
         rl.from_file(tmp_path / "bad.npz")
 
 
+def test_rnnlab_gated_and_vanilla_in_export_layout(tmp_path):
+    # the layout rnnlab.export writes: effective weights, vectors as columns in .mat, the
+    # class in 'model' and the configuration as JSON text in 'config'
+    us = jax.random.normal(jax.random.PRNGKey(2), (T, N_IN))
+    for cls in (rl.GRU, rl.LSTM, rl.VanillaRNN):
+        net = cls(N_IN, 6, N_OUT, key=jax.random.PRNGKey(5))
+        w = {k: np.asarray(v, np.float64) for k, v in net.effective_weights().items()}
+        contents = {**w, "h0": np.asarray(net.initial_state(), np.float64),
+                    "model": cls.__name__, "config": json.dumps(net.config())}
+        scipy.io.savemat(tmp_path / "g.mat", contents, oned_as="column")
+        m = rl.from_file(tmp_path / "g.mat", format="rnnlab")
+        assert type(m) is cls
+        np.testing.assert_allclose(rl.simulate(m, us).outputs, rl.simulate(net, us).outputs,
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_rnnlab_export_round_trip(tmp_path):
+    export = getattr(rl.interop, "export", None)
+    if export is None:  # rl.export comes with the PyTorch/export half of the interop package
+        pytest.skip("rnnlab.interop.export is not in this tree")
+    net = rl.CTRNN(N_IN, N, N_OUT, key=jax.random.PRNGKey(8), tau=np.linspace(50, 150, N),
+                   dale=True, form="potential")
+    us = jax.random.normal(jax.random.PRNGKey(9), (T, N_IN))
+    for name in ("e.npz", "e.mat"):
+        export(net, tmp_path / name)
+        m = rl.from_file(tmp_path / name)
+        assert m.dale and m.tau_per_unit
+        np.testing.assert_allclose(rl.simulate(m, us).outputs, rl.simulate(net, us).outputs,
+                                   rtol=1e-6, atol=1e-7)
+
+
 # ------------------------------------------------------------------------------ pickle
 
 

@@ -540,61 +540,77 @@ def _psychrnn(arrays, config, *, dt, tau, activation, noise):
 
 
 _RNNLAB_MASKS = ("w_rec_mask", "w_in_mask", "w_out_mask")
-_RNNLAB_OPTIONS = ("form", "dale", "excitatory_fraction", "autapses", "readout",
-                   "nonnegative_inputs", "nonnegative_outputs", "use_bias",
-                   "allow_negative_rates", "noise_std", "input_noise_std")
+# entries of a model's config() that are not constructor options of `from_weights`
+_RNNLAB_SIZES = ("n_in", "n_hidden", "n_out", "trainable", "activation", "class")
 
 
 def _rnnlab(arrays, meta, config, *, dt, tau, activation, noise):
-    from ..models import CTRNN
+    import inspect
+
+    from ..models import CTRNN, model_class
 
     if FORMAT_KEY in meta:
         raise _UseLoad()
-    cfg = dict(config)
-    if "config" in arrays:  # the configuration as a JSON string, as rnnlab writes it
+    cfg: dict[str, Any] = {}
+    if "config" in arrays:  # the model's configuration as JSON text (rnnlab.export writes it)
         try:
             stored = json.loads(str(np.asarray(arrays["config"]).ravel()[0]))
         except (json.JSONDecodeError, IndexError) as e:
             raise ValueError(f"the file's 'config' entry is not JSON ({e})") from None
-        stored = stored.get("config", stored) if isinstance(stored, dict) else {}
-        cfg = {**stored, **cfg}
-    cls = cfg.pop("class", "CTRNN")
-    if cls != "CTRNN":
-        raise ValueError(
-            f"the file describes a {cls}; files of that class are read by rnnlab.load "
-            "(.safetensors written by rnnlab.save); npz/mat imports build a CTRNN"
-        )
+        if isinstance(stored, dict) and isinstance(stored.get("config"), dict):
+            stored = {**stored["config"], "class": stored.get("class")}  # a model_meta
+        if isinstance(stored, dict):
+            cfg.update(stored)
+    cfg.update(config)
+    cls_name = cfg.get("class") or _scalar(arrays, "model") or "CTRNN"
+    cls = model_class(str(cls_name))
+    if cls.__name__ not in ("CTRNN", "VanillaRNN", "GRU", "LSTM"):
+        raise ValueError(f"the file describes a {cls.__name__}; npz/mat imports build a CTRNN, "
+                         "VanillaRNN, GRU or LSTM (other models: rnnlab.save / rnnlab.load)")
+    act = _activation("rnnlab", _setting("activation", activation, cfg, arrays), "tanh")
+    kwargs = {k: v for k, v in cfg.items() if k not in _RNNLAB_SIZES}
     fmt = "rnnlab"
     w = {k: _matrix(k, _require(arrays, fmt, k)[1]) for k in ("w_rec", "w_in", "w_out")}
-    n, n_out = w["w_rec"].shape[0], w["w_out"].shape[0]
-    b_rec = _vector("b_rec", arrays["b_rec"], n) if "b_rec" in arrays else None
-    b_out = _vector("b_out", arrays["b_out"], n_out) if "b_out" in arrays else None
+    rows, n_out = w["w_rec"].shape[0], w["w_out"].shape[0]
+    n = w["w_rec"].shape[1]
+    for k, size in (("b_rec", rows), ("b_in", rows), ("b_out", n_out)):
+        if k in arrays:
+            w[k] = _vector(k, arrays[k], size)
+    if "b_in" in w and cls is CTRNN:
+        raise ValueError("a CTRNN has no b_in; the file's entries are a gated network's")
     dt = _setting("dt", dt, cfg, arrays)
-    tau = _setting("tau", tau, cfg, arrays)
-    if tau is None and "tau" in arrays and np.asarray(arrays["tau"]).size == n:
-        tau = _vector("tau", arrays["tau"], n)
-    if not isinstance(tau, np.ndarray):
-        dt, tau = _time_constants(fmt, dt, tau, None)
-    else:
-        dt = positive_number("dt", dt)
-    act = _activation(fmt, _setting("activation", activation, cfg, arrays), "tanh")
-    kwargs = {k: cfg[k] for k in _RNNLAB_OPTIONS if k in cfg}
+    if dt is not None:
+        kwargs["dt"] = positive_number("dt", dt)
+    if cls is CTRNN:
+        if tau is None:
+            tau = cfg.get("tau")
+        if tau is None and "tau" in arrays:
+            tau = np.asarray(arrays["tau"], np.float64).ravel()
+            tau = float(tau[0]) if np.all(tau == tau[0]) else tau
+        if tau is None or dt is None:
+            _time_constants(fmt, dt, tau, None)  # the error saying what to pass
+        kwargs["tau"] = np.asarray(tau, np.float64) if isinstance(tau, list) else tau
     for k in ("noise_std", "input_noise_std"):
-        if noise.get(k) is not None:
-            kwargs[k] = noise[k]
+        value = noise.get(k)
+        if value is None and k not in kwargs:
+            value = _scalar(arrays, k)
+        if value is not None:
+            kwargs[k] = float(value)
     for k in _RNNLAB_MASKS:
         if k in arrays:
             kwargs[k] = np.asarray(arrays[k]) != 0
-    h0 = arrays.get("h0")
-    if h0 is not None:
-        kwargs["initial_state"] = _vector("h0", h0, n)
-    if kwargs.get("dale"):
-        # checked here too, so that the error names the file's entry
+    if "h0" in arrays and "initial_state" in inspect.signature(cls.__init__).parameters:
+        kwargs["initial_state"] = _vector("h0", arrays["h0"], np.asarray(arrays["h0"]).size)
+    if cls is CTRNN and kwargs.get("dale"):
+        # checked here too, so that the error names the entry and an offending weight
         n_exc = int(round(float(kwargs.get("excitatory_fraction", 0.8)) * n))
         sign = np.where(np.arange(n) < n_exc, 1.0, -1.0)
         _check_dale("w_rec", w["w_rec"], sign, f"dale=True, {n_exc} excitatory units first")
-    return CTRNN.from_weights(w["w_rec"], w["w_in"], w["w_out"], b_rec, b_out,
-                              activation=act, dt=dt, tau=tau, **kwargs)
+    try:
+        return cls.from_weights(**w, activation=act, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"the file's configuration does not fit a {cls.__name__} ({e})") \
+            from None
 
 
 class _UseLoad(Exception):
