@@ -23,48 +23,16 @@ forward bins, time bins) are kept as JSON in ``spike_counts``'s comments.
 Both writers are atomic: a temporary file in the same folder, renamed over the target.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..io._safe import FileFormatError, current_umask
+from ..io._safe import FileFormatError, atomic_write_with
 from ._data import Dataset
 
 __all__ = ["read_hdf5", "read_nwb", "write_hdf5", "write_nwb"]
-
-
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to ``path``; on success fsync it and rename it over
-    ``path`` (a crash leaves the old file or the new one, never half of one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # (the temporary name keeps the suffix: pynwb warns about a file not ending in .nwb)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    os.unlink(tmp)  # h5py/pynwb create the file themselves
-    try:
-        yield tmp
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except OSError:
-            mode = 0o666 & ~current_umask()
-        os.chmod(tmp, mode)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _check(dataset):
@@ -85,11 +53,16 @@ def _open_for_reading(path, what):
 def write_hdf5(path: str | os.PathLike, dataset: Dataset) -> Path:
     """Write ``dataset`` to ``path`` in lfads-torch's HDF5 layout (see the module docstring),
     atomically. Returns the path."""
-    import h5py
-
     _check(dataset)
     path = Path(path)
-    with _atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    atomic_write_with(path, lambda tmp: _write_hdf5(tmp, dataset))
+    return path
+
+
+def _write_hdf5(tmp: str, dataset: Dataset) -> None:
+    import h5py
+
+    with h5py.File(tmp, "w") as f:
         for split in ("train", "valid"):
             f.create_dataset(f"{split}_encod_data", data=dataset.encod_data(split))
             f.create_dataset(f"{split}_recon_data", data=dataset.recon_data(split))
@@ -104,7 +77,6 @@ def write_hdf5(path: str | os.PathLike, dataset: Dataset) -> Path:
             f.create_dataset("conversion_factor", data=np.float64(1.0))
         if dataset.bin_size is not None:
             f.create_dataset("bin_size", data=np.float64(dataset.bin_size))
-    return path
 
 
 def read_hdf5(path: str | os.PathLike) -> Dataset:
@@ -240,9 +212,11 @@ def write_nwb(path: str | os.PathLike, dataset: Dataset, *,
                 unit="counts per bin" if name == "rates" else "a.u.", rate=1.0 / bin_size,
                 starting_time=0.0, comments=json.dumps({"shape": list(value.shape)}),
                 description=f"true {name}, [n_total * time, ...] in trial-index order"))
-    with _atomic_path(path) as tmp:
+    def write(tmp):
         with NWBHDF5IO(tmp, "w") as io:
             io.write(nwb)
+
+    atomic_write_with(path, write)  # (the temporary name keeps .nwb: pynwb checks it)
     return path
 
 
