@@ -210,6 +210,15 @@ def load(path: str | os.PathLike) -> AbstractRNN:
         raise FileFormatError(f"{where}: unexpected tensor(s) {', '.join(extra)[:200]}")
     tensors = {k: v for k, v in tensors.items() if k not in keys}
     model = tensors_to_tree(template, tensors, "", where, keep=keys, strict_dtype=True)
+    # integer tensors (E/I signs) follow from the configuration alone: a built template
+    # knows them
+    for p, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+        name = jax.tree_util.keystr(p)
+        if (name in tensors and not isinstance(leaf, jax.ShapeDtypeStruct)
+                and np.asarray(leaf).dtype.kind in "iu"
+                and not np.array_equal(np.asarray(leaf), tensors[name].reshape(np.shape(leaf)))):
+            raise FileFormatError(f"{where}: tensor {name!r} is not what the configuration "
+                                  "gives")
     # the config fields (noise levels) come from the configuration
     for name in type(model).config_fields:
         leaf = getattr(model, name, None)

@@ -22,6 +22,8 @@ from typing import Any
 
 import jax
 
+from ..io._safe import FileFormatError
+
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
 MODEL = "model.safetensors"
@@ -37,9 +39,10 @@ CHECKPOINTS = "checkpoints"
 ANALYSIS = "analysis"
 
 
-class RunError(ValueError):
+class RunError(FileFormatError):
     """A run directory that cannot be used as asked: missing, half-written, or unreadable.
-    The message names the directory (or file) and what to do."""
+    The message names the directory (or file) and what to do. A `FileFormatError` (a
+    ValueError), so one ``except`` catches every bad file rnnlab reads."""
 
 
 class RunNotFoundError(RunError, FileNotFoundError):

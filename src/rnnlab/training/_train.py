@@ -433,7 +433,9 @@ def _train_into(model, task, cfg, optimizer, hyper, fingerprint, key) -> "TrainR
         # under the run's lock, a temporary file of the run is what a killed writer left
         _runner.remove_stale_temporaries(out)
         if cfg.resume and ckpt_path.exists():
-            params, opt_state, meta = load_checkpoint(ckpt_path, params, opt_state)
+            tensors, meta = read_safetensors(ckpt_path, kind="checkpoint")
+            # the settings first: another optimizer has another state, which would fail to
+            # load with a less helpful message
             if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
                 stored = meta.get("fingerprint")
                 stored = stored.get("training", {}) if isinstance(stored, dict) else {}
@@ -447,6 +449,8 @@ def _train_into(model, task, cfg, optimizer, hyper, fingerprint, key) -> "TrainR
                     f"training settings{what}; resume with the same ones (only `steps` may "
                     "change)"
                 )
+            params = tensors_to_tree(params, tensors, "params", str(ckpt_path))
+            opt_state = tensors_to_tree(opt_state, tensors, "opt", str(ckpt_path))
             start = int(meta["step"])
             engine.params, engine.opt_state = params, opt_state
             member.history = list(meta["history"])
