@@ -170,6 +170,23 @@ def test_topology_and_manifolds_run_on_a_function_model():
     assert attractor_manifolds(fp) == []  # isolated points: no manifold
 
 
+def test_figures_draw_a_function_model():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = rl.FunctionModel(vector_field=_bistable, state_size=2, n_in=1, dt=0.1)
+    traj = rl.simulate(m, jnp.zeros((4, 30, 1)), initial_state=jnp.asarray(GRID[:4]))
+    fp = find_fixed_points(m, jnp.zeros(1), GRID)
+    fig = rl.plot.state_space(traj, fixed_points=fp)
+    # one marker per root, by stability: 2 stable (filled), 1 saddle
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+    legend = [t.get_text() for lg in legends if lg is not None for t in lg.get_texts()]
+    assert "fixed point: stable (2)" in legend and "fixed point: saddle (1)" in legend
+    plt.close(fig)
+    plt.close(rl.plot.eigenspectra(fp))
+
+
 def test_ring_attractor_is_a_manifold():
     # r' = r (1 - r^2), theta' = 0 in Cartesian coordinates: a ring of fixed points at r = 1
     def ring(x, u):
