@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 import rnnlab as rl
-from rnnlab.analysis import attractor_manifolds, find_fixed_points, linearize, topology
+from rnnlab.analysis import (
+    attractor_manifolds,
+    find_fixed_points,
+    linearize,
+    sample_states,
+    topology,
+)
 
 
 def _bistable(x, u):
@@ -98,6 +104,9 @@ def test_pytree_round_trip_and_simulation():
         s = step(s, us[t])
         np.testing.assert_allclose(traj.states[t], m.flatten(s), rtol=1e-6)
     assert traj.outputs.shape == (5, 11)
+    picked = sample_states(traj, 7, key=jax.random.PRNGKey(2))
+    assert picked.shape == (7, 11)
+    assert all(np.any(np.all(np.isclose(traj.states, p), axis=1)) for p in np.asarray(picked))
 
 
 def test_euler_simulation_and_linearize():

@@ -40,14 +40,15 @@ class FunctionModel(AbstractRNN):
     - ``step(h, u) -> h'``: a discrete-time map (a network stepped in time); the fixed points
       are those of the map, its stability that of the map (``|mu| < 1``), and the vector field
       is ``step(h, u) - h``;
-    - ``vector_field(x, u) -> dx/dt``: a continuous-time system (BrainPy's ``f_type="F"``
-      against ``"df"``); with ``dt`` it is simulated by Euler steps ``x + dt * F(x, u)``, and,
-      as for `CTRNN`, the stability that counts is that of this Euler map (``|1 + dt lambda|
-      < 1``) with the ODE's (``Re lambda < 0``) reported beside it; without ``dt`` it can be
-      analysed (ODE stability) but not simulated.
+    - ``vector_field(x, u) -> dx/dt``: a continuous-time system; with ``dt`` it is simulated
+      by Euler steps ``x + dt * F(x, u)`` and, as for `CTRNN`, the stability that counts is
+      that of this Euler map (``|1 + dt lambda| < 1``), with the ODE's (``Re lambda < 0``)
+      reported beside it; without ``dt`` it can be analysed (ODE stability), not simulated.
 
-    ``find_fixed_points``, ``linearize``, ``topology``, ``attractor_manifolds``,
-    ``sample_states``, ``rnnlab.simulate`` and the figures work on it unchanged.
+    (BrainPy's ``SlowPointFinder(f_cell, f_type=...)``: ``f_type="discrete"`` is ``step=``,
+    ``"continuous"`` is ``vector_field=``.) ``find_fixed_points``, ``linearize``,
+    ``topology``, ``attractor_manifolds``, ``sample_states``, ``rnnlab.simulate`` and the
+    figures work on it unchanged.
 
     States may be any pytree of arrays (several variables per unit, as BrainPy users write
     them). Everything rnnlab computes sees the state flattened to one vector of length
