@@ -6,6 +6,7 @@ stays light."""
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -205,3 +206,20 @@ def evaluate_cmd(
             f"{result[m][k]:>15.4g}" if k in result[m] else f"{'-':>15}" for m in methods))
     typer.echo(f"written to {folder / EVALUATION}")
 
+
+
+@lfads_app.command("report")
+def report_cmd(
+    folder: Path = typer.Argument(..., help="A fit folder evaluated by `rnnlab lfads "
+                                  "evaluate`."),
+    out: Optional[Path] = typer.Option(None, "--out",
+                                       help="Where to write (default DIR/report.html)."),
+):
+    """The LFADS page: one self-contained HTML file with the fit's scores next to the
+    baselines, inferred and true rates, factors in principal components, inferred inputs."""
+    from ..report import write_lfads_report
+
+    if not (folder / EVALUATION).is_file():
+        raise CLIError(f"{folder / EVALUATION} is missing: run `rnnlab lfads evaluate "
+                       f"{folder}` first")
+    typer.echo(f"written to {write_lfads_report(folder, out=out)}")

@@ -6,6 +6,9 @@ only when a function is called.
 
 from ..figdata import STABILITY_COLORS as STABILITY_COLORS
 from ._connectivity import connectivity as connectivity
+from ._lfads import lfads_factors as lfads_factors
+from ._lfads import lfads_inputs as lfads_inputs
+from ._lfads import lfads_rates as lfads_rates
 from ._psychometric import psychometric as psychometric
 from ._run import RunData as RunData
 from ._run import load_run as load_run
