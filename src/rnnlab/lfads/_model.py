@@ -48,6 +48,20 @@ def _dropout(x: Array, rate: float, key: PRNGKeyArray | None) -> Array:
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
+def lagged_inputs(fwd: Array, bwd: Array, lag: int, n_time: int) -> Array:
+    """The controller's inputs [n_time, 2E] from the encoder's forward and backward outputs
+    [T_enc, E] (lfads-torch's lag): at step t the forward state of step t - lag and the
+    backward state of step t + lag, zero where those fall outside the encoded steps and in
+    the forward-prediction steps past T_enc."""
+    t_enc, E = fwd.shape
+    f = jnp.concatenate([jnp.zeros((lag, E)), fwd])[:t_enc]
+    b = jnp.concatenate([bwd, jnp.zeros((lag, E))])[lag:]
+    ci = jnp.concatenate([f, b], axis=1)
+    if n_time > t_enc:
+        return jnp.concatenate([ci, jnp.zeros((n_time - t_enc, 2 * E))])
+    return ci[:n_time]
+
+
 CONFIG_FIELDS = (
     "n_neurons", "n_heldout", "ext_input_dim", "ic_enc_dim", "ci_enc_dim", "ci_lag", "con_dim",
     "co_dim", "ic_dim", "gen_dim", "fac_dim", "dropout_rate", "cell_clip", "ic_post_var_min",
@@ -308,12 +322,7 @@ class LFADS(eqx.Module):
 
         # controller inputs: lagged bidirectional encodings, zero past the encoder's steps
         if self.use_con:
-            ci = jnp.concatenate([runs[2][0], runs[3][0][::-1]], axis=1)
-            E, lag = self.ci_enc_dim, self.ci_lag
-            fwd = jnp.concatenate([jnp.zeros((lag, E)), ci[:, :E]])[:t_enc]
-            bwd = jnp.concatenate([ci[:, E:], jnp.zeros((lag, E))])[lag:]
-            ci = jnp.concatenate([fwd, bwd], axis=1)
-            ci = jnp.concatenate([ci, jnp.zeros((T - t_enc, 2 * E))]) if T > t_enc else ci[:T]
+            ci = lagged_inputs(runs[2][0], runs[3][0][::-1], self.ci_lag, T)
         else:
             ci = jnp.zeros((T, 0))
         if self.ext_input_dim:
@@ -371,7 +380,7 @@ class LFADS(eqx.Module):
         ``output_params`` [..., neurons, n_params]."""
         return recon_means(self.reconstruction, output_params, self.zig_scale, self.gamma_loc)
 
-    def recurrent_kernels(self) -> dict[str, Array]:
+    def recurrent_kernels(self) -> dict[str, list]:
         """The recurrent weight matrices the L2 penalty acts on, by lfads-torch's scale name."""
         out = {"ic_enc": [self.ic_enc.fwd.weight_hh, self.ic_enc.bwd.weight_hh],
                "gen": [self.gen_cell.weight_hh]}
