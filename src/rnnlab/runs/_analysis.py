@@ -4,6 +4,7 @@ each of its task's inputs, PCA, topology among the roots, attractor manifolds pe
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -235,7 +236,7 @@ class RunAnalysis:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _summary_inputs(summary: dict[str, Any], path: Path, n_in: int) -> list:
