@@ -16,6 +16,9 @@ _NAMES = {
     "FixedPoints": (".analysis", "FixedPoints"),
     "find_fixed_points": (".analysis", "find_fixed_points"),
     "from_file": (".interop", "from_file"),
+    "from_torch": (".interop", "from_torch"),
+    "to_torch": (".interop", "to_torch"),
+    "export": (".interop", "export"),
     "load": (".io", "load"),
     "save": (".io", "save"),
     "AbstractRNN": (".models", "AbstractRNN"),
@@ -73,7 +76,10 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from ._simulate import simulate as simulate
     from .analysis import FixedPoints as FixedPoints
     from .analysis import find_fixed_points as find_fixed_points
+    from .interop import export as export
     from .interop import from_file as from_file
+    from .interop import from_torch as from_torch
+    from .interop import to_torch as to_torch
     from .io import load as load
     from .io import save as save
     from .models import CTRNN as CTRNN

@@ -11,3 +11,6 @@ from ._files import from_file as from_file
 from ._files import read_arrays as read_arrays
 
 # --- PyTorch and export (issue 15, part 2) ---
+from ._export import export as export
+from ._torch import from_torch as from_torch
+from ._torch import to_torch as to_torch
