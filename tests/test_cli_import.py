@@ -64,6 +64,10 @@ def test_import_mistakes_are_one_line(tmp_path, capsys):
     # no time step anywhere
     assert main(["import", str(src), "--format", "auto", "--out", str(tmp_path / "d")]) == 2
     assert "pass dt= and tau=" in capsys.readouterr().err
+    # trainRNNbrain's softplus (log(1 + exp(5 x))) has no rnnlab name: no run, and why
+    assert main([*args, "--activation", "softplus", "--out", str(tmp_path / "f")]) == 2
+    assert "log(1 + exp(5 x))" in capsys.readouterr().err
+    assert not (tmp_path / "f" / "config.json").exists()
     # an existing run is not overwritten
     assert main([*args, "--out", str(tmp_path / "e")]) == 0
     capsys.readouterr()

@@ -235,7 +235,8 @@ def test_psychrnn_npz_and_mat(tmp_path, dale):
     # the map's Jacobian per unit time: (step(x) - x) / dt, with dt = 100 alpha (tau = 100)
     ref_jac = _fd_jacobian(
         lambda x: (-x + _relu(x) @ w_rec.T + u0 @ w_in.T + p["b_rec"]) / 100.0, x0)
-    for name in ("w.npz", "w.mat"):
+    scipy.io.savemat(tmp_path / "s.mat", {"net": p})  # one MATLAB struct of the weights
+    for name in ("w.npz", "w.mat", "s.mat"):
         cfg = {"alpha": alpha, "rec_noise": 0.05, **({"dale_ratio": 0.8} if dale else {})}
         m = rl.from_file(tmp_path / name, config=cfg)
         assert m.form == "potential" and m.dale == dale and m.dt == pytest.approx(20.0)

@@ -105,6 +105,11 @@ def import_cmd(
     from ..io._model_io import model_meta
     from ..io._safe import atomic_write_json
 
+    if getattr(model, "activation_name", "") is None:
+        raise CLIError(
+            "the imported network's activation has no rnnlab name (trainRNNbrain's softplus is "
+            "log(1 + exp(5 x))), so it cannot be written to a run; analyse it in Python: "
+            f"rl.from_file({str(source)!r}, ...)")
     try:
         meta = model_meta(model)
     except ValueError as e:

@@ -120,7 +120,17 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
                 f"{path}: a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') in MATLAB, "
                 "or convert it to .npz"
             ) from None
-        return {k: np.asarray(v) for k, v in raw.items() if not k.startswith("__")}, {}
+        arrays = {}
+        for k, v in raw.items():
+            if k.startswith("__"):
+                continue
+            v = np.asarray(v)
+            if v.dtype.names and v.size == 1:  # a MATLAB struct: its fields are the entries
+                for f in v.dtype.names:
+                    arrays.setdefault(f, np.asarray(v[f].ravel()[0]))
+            else:
+                arrays[k] = v
+        return arrays, {}
     raise ValueError(
         f"{path}: not a safetensors, .npz or .mat file (its first bytes match none of them)"
     )
