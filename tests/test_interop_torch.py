@@ -164,7 +164,8 @@ class TrainRNNbrainLike(nn.Module):
         states = [s]
         for t in range(1, T):
             z = self.W_rec @ s + self.W_inp @ (u[:, t - 1] + inp[:, t - 1]) + self.bias[:, None]
-            s = s + self.alpha * (-s + torch.relu(slope * z) + rec[:, t - 1])
+            s = s + self.alpha * (-s + torch.relu(slope * z) + rec[:, t - 1]
+                                  - self.gamma * s**3)
             states.append(s)
         states = torch.stack(states, 1)
         return states, torch.einsum("oj,jtk->otk", self.W_out, states)
@@ -177,10 +178,11 @@ def _noise_like_module(n, n_in, T, batch, seed):
     return xi_in, xi_rec
 
 
-@pytest.mark.parametrize("slope", [1.0, 1.7])
-def test_trainrnnbrain_ctrnn_outputs_noise_and_jacobian(slope):
+@pytest.mark.parametrize("slope,gamma", [(1.0, 0.0), (1.7, 0.0), (1.0, 0.1)])
+def test_trainrnnbrain_ctrnn_outputs_noise_and_jacobian(slope, gamma):
     n, n_in, n_out, T, batch = 10, 3, 2, 25, 2
     module = TrainRNNbrainLike(n, n_in, n_out, slope=slope)
+    module.gamma = gamma
     module = _f32_values(module)
     module.y_init = module.y_init.float().double()
     module.alpha = torch.tensor(module.dt / module.tau, dtype=torch.float64)
@@ -190,12 +192,26 @@ def test_trainrnnbrain_ctrnn_outputs_noise_and_jacobian(slope):
     with torch.no_grad():
         s_t, y_t = module(torch.from_numpy(u), w_noise=False)
     model = rl.from_torch(module)
-    assert model.form == "rate" and model.dale and not model.autapses
-    assert model.n_excitatory == 8
+    if gamma:  # the cubic leak: a FunctionModel of its vector field
+        assert isinstance(model, rl.FunctionModel) and model.dt == 1.0
+    else:
+        assert model.form == "rate" and model.dale and not model.autapses
+        assert model.n_excitatory == 8
     x = u.transpose(2, 1, 0)[:, :-1]  # rnnlab [batch, T - 1, n_in]
     states, outputs = _simulate64(model, x)
     np.testing.assert_allclose(states, s_t.numpy().transpose(2, 1, 0)[:, 1:], **tol)
     np.testing.assert_allclose(outputs, y_t.numpy().transpose(2, 1, 0)[:, 1:], **tol)
+
+    h, ut = states[0, 10], x[0, 11]
+
+    def step(s, uu):
+        z = module.W_rec @ s + module.W_inp @ uu + module.bias
+        return s + module.alpha * (-s + torch.relu(slope * z) - gamma * s**3)
+
+    np.testing.assert_allclose(_jacobian64(model, h, ut), _torch_jacobian(step, h, ut),
+                               rtol=1e-10 if slope == 1.0 else 1e-6, atol=1e-12)
+    if gamma:
+        return
 
     # noise: the module's draws, given to rnnlab's step, give the module's noisy trajectory
     with torch.no_grad():
@@ -212,14 +228,6 @@ def test_trainrnnbrain_ctrnn_outputs_noise_and_jacobian(slope):
             # (the noise levels are float32 data in rnnlab: float32 agreement)
             np.testing.assert_allclose(ours, s_noisy.numpy()[:, 1:, b].T, rtol=1e-6, atol=1e-8)
 
-    h, ut = states[0, 10], x[0, 11]
-
-    def step(s, uu):
-        z = module.W_rec @ s + module.W_inp @ uu + module.bias
-        return s + module.alpha * (-s + torch.relu(slope * z))
-
-    np.testing.assert_allclose(_jacobian64(model, h, ut), _torch_jacobian(step, h, ut),
-                               rtol=1e-10 if slope == 1.0 else 1e-6, atol=1e-12)
 
 
 def test_trainrnnbrain_constraints_are_checked_not_trusted():
@@ -236,7 +244,10 @@ def test_trainrnnbrain_constraints_are_checked_not_trusted():
         rl.from_torch(module)
     module = TrainRNNbrainLike(10, 2, 1)
     module.gamma = 0.1
-    with pytest.raises(ValueError, match="cubic"):
+    i, j = (module.input_mask == 0).nonzero()[0]
+    with torch.no_grad():
+        module.W_inp[i, j] = 0.5  # masked: the cubic model's constraints are checked too
+    with pytest.raises(ValueError, match="w_in has 1 non-zero"):
         rl.from_torch(module)
 
 

@@ -27,11 +27,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models import CTRNN, GRU, LSTM, AbstractRNN, VanillaRNN
+from ..models import CTRNN, GRU, LSTM, AbstractRNN, FunctionModel, VanillaRNN
 from ..models._activations import ACTIVATIONS
 
 _INSTALL = (
@@ -206,7 +207,7 @@ def _dale_sign(mask: Any, n: int) -> np.ndarray | None:
     return np.sign(m.reshape(n))
 
 
-def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN:
+def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN | FunctionModel:
     if hasattr(module, "W_rec"):
         w_rec, w_in, w_out = _np(module.W_rec), _np(module.W_inp), _np(module.W_out)
         bias = getattr(module, "bias", None)
@@ -222,12 +223,6 @@ def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN:
         b = _np(rb) if rb is not None else np.zeros(w_rec.shape[0])
     n = w_rec.shape[0]
     gamma = float(_attr_value(module, "gamma")) if hasattr(module, "gamma") else 0.0
-    if gamma != 0.0:
-        raise ValueError(
-            f"this trainRNNbrain network has a cubic leak (gamma={gamma:g}: ds/dt includes "
-            "-gamma s^3), which CTRNN does not have; build it as rnnlab.FunctionModel("
-            "vector_field=...) from its weights (see docs/interop.md)"
-        )
     activation, slope = _trainrnnbrain_activation(module, kwargs)
     if slope != 1.0:  # f(slope * z) with z linear in (s, u, b): fold the slope into the weights
         if slope <= 0:
@@ -271,7 +266,54 @@ def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN:
         elif not m.all():
             options[ours] = m
     options.update(kwargs)
-    return CTRNN.from_weights(w_rec, w_in, w_out, b, None, **options)
+    model = CTRNN.from_weights(w_rec, w_in, w_out, b, None, **options)  # constraints checked
+    return model if gamma == 0.0 else _cubic_leak_model(model, gamma)
+
+
+class _CubicLeakField(eqx.Module):
+    """trainRNNbrain's vector field with its cubic leak, ``ds/dt = (-s + f(W_rec s + W_inp u' +
+    b) + n_rec - gamma s^3) / tau``, a pytree callable for `FunctionModel` (its arrays are
+    leaves, so the analysis can run in float64). With a key, ``u' = u + in_scale xi_in`` and
+    ``n_rec = rec_scale xi_rec`` (``sqrt(2 / alpha) sigma``, as trainRNNbrain draws them)."""
+
+    w_rec: jax.Array
+    w_in: jax.Array
+    b: jax.Array
+    w_out: jax.Array
+    tau: jax.Array
+    gamma: float = eqx.field(static=True)
+    in_scale: float = eqx.field(static=True)
+    rec_scale: float = eqx.field(static=True)
+    activation: Callable = eqx.field(static=True)
+
+    def __call__(self, s, u, *, key=None):
+        noise = 0.0
+        if key is not None and (self.in_scale or self.rec_scale):
+            k_in, k_rec = jax.random.split(key)
+            u = u + self.in_scale * jax.random.normal(k_in, u.shape, u.dtype)
+            noise = self.rec_scale * jax.random.normal(k_rec, s.shape, s.dtype)
+        drive = self.activation(self.w_rec @ s + self.w_in @ u + self.b)
+        return (-s + drive + noise - self.gamma * s**3) / self.tau
+
+    def readout(self, s):
+        return self.w_out @ s
+
+
+def _cubic_leak_model(model: CTRNN, gamma: float) -> FunctionModel:
+    """A `FunctionModel` of trainRNNbrain's update with ``gamma != 0`` (its constraints were
+    checked on ``model``, the same network without the cubic term)."""
+    w = model.effective_weights()
+    alpha = np.asarray(model.alpha, np.float64)
+    field = _CubicLeakField(
+        w_rec=w["w_rec"], w_in=w["w_in"], b=w["b_rec"], w_out=w["w_out"], tau=model.tau,
+        gamma=gamma,
+        in_scale=float(np.asarray(model.input_noise_std)),
+        rec_scale=float(np.sqrt(2.0 / alpha[0]) * float(np.asarray(model.noise_std))),
+        activation=model.activation,
+    )
+    return FunctionModel(vector_field=field, state_size=model.n_hidden, n_in=model.n_in,
+                         readout=field.readout, dt=model.dt,
+                         initial_state=np.asarray(model.initial_state()))
 
 
 def _from_pyrnn(module: Any, kwargs: dict) -> VanillaRNN:
@@ -302,7 +344,8 @@ def from_torch(module: Any, *, readout: Any = None, **kwargs: Any) -> AbstractRN
             check such as ``autapses=False``, ``trainable``); ``activation=`` overrides what is
             read from the module.
 
-    A trainRNNbrain network becomes a rate-form `CTRNN` with its ``dt``, ``tau``, bias,
+    A trainRNNbrain network becomes a rate-form `CTRNN` (or, when its cubic leak ``gamma`` is
+    not 0, a `FunctionModel` of its vector field, ``-s + f(...) - gamma s^3``) with its ``dt``, ``tau``, bias,
     ``y_init``, noise (``noise_std = sigma_rec``; its input noise ``sqrt(2 / alpha) sigma_inp``
     becomes ``input_noise_std``), masks (``recurrent_mask``, ``input_mask``, ``output_mask``)
     and Dale mask (excitatory units first), all checked against the weights; an activation
