@@ -345,10 +345,12 @@ class _Tripwire:
         return (Path.touch, (Path(self.marker),))
 
 
-@pytest.mark.parametrize("name", ["model.pt", "model.pth", "weights.pkl", "weights"])
-def test_pickles_are_never_unpickled(tmp_path, name):
+@pytest.mark.parametrize("name,protocol", [("model.pt", None), ("model.pth", None),
+                                           ("weights.pkl", None), ("weights", None),
+                                           ("old.pkl", 0)])
+def test_pickles_are_never_unpickled(tmp_path, name, protocol):
     marker = tmp_path / "unpickled"
-    (tmp_path / name).write_bytes(pickle.dumps(_Tripwire(marker)))
+    (tmp_path / name).write_bytes(pickle.dumps(_Tripwire(marker), protocol=protocol))
     with pytest.raises(PickleRefused) as e:
         rl.from_file(tmp_path / name)
     assert not marker.exists()
@@ -375,6 +377,14 @@ def test_the_printed_conversion_works(tmp_path):
     m = rl.from_file(tmp_path / "net.safetensors", dt=1, tau=10, activation="tanh")
     p["y_init"] = np.zeros(N)
     _check_trainrnnbrain(m, p, np.tanh, 1.0, 10.0, rng)
+
+
+def test_the_content_decides_not_the_suffix(tmp_path):
+    rng = np.random.default_rng(8)
+    with open(tmp_path / "weights.bin", "wb") as f:  # an npz under a pickle's suffix
+        np.savez(f, **_trb_weights(rng))
+    m = rl.from_file(tmp_path / "weights.bin", dt=1, tau=10)
+    assert m.n_hidden == N
 
 
 def test_npz_with_objects_is_refused(tmp_path):

@@ -89,7 +89,7 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     kind = _sniff(path)
-    if path.suffix.lower() in _PICKLE_SUFFIXES and kind != "safetensors" or kind == "pickle":
+    if kind == "pickle" or (kind == "unknown" and path.suffix.lower() in _PICKLE_SUFFIXES):
         raise PickleRefused(pickle_message(path))
     if kind == "safetensors":
         from safetensors import safe_open
