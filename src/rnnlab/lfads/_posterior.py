@@ -64,6 +64,8 @@ def _sample_mean(model, encod, ext, key, n_time, n_samples):
 
 
 _sample_mean_jit = eqx.filter_jit(_sample_mean)
+# each part draws its own samples (a trial gets the same ones whichever parts are asked for)
+PART_SEEDS = {"all": 0, "train": 0, "valid": 1}
 
 
 def posterior_means(
@@ -127,7 +129,7 @@ def posterior_means(
         for i, start in enumerate(range(0, s.encod.shape[0], batch_size)):
             sl = slice(start, start + batch_size)
             ext = None if s.ext is None else jnp.asarray(s.ext[sl])
-            k = jax.random.fold_in(jax.random.fold_in(key, len(results)), i)
+            k = jax.random.fold_in(jax.random.fold_in(key, PART_SEEDS[name]), i)
             outs.append(jax.device_get(_sample_mean_jit(
                 model, jnp.asarray(s.encod[sl]), ext, k, T, n_samples)))
         results.append([np.concatenate([o[j] for o in outs]) for j in range(7)])
