@@ -128,8 +128,14 @@ def import_cmd(
     kind = f"{type(model).__name__} ({getattr(model, 'form', '')} form)".replace(" ( form)", "")
     cons = [c for c, on in (("Dale's law", getattr(model, "dale", False)),
                             ("non-negative inputs", getattr(model, "nonnegative_inputs", False)),
-                            ("non-negative outputs", getattr(model, "nonnegative_outputs", False)))
+                            ("non-negative outputs", getattr(model, "nonnegative_outputs", False)),
+                            ("readout from excitatory units",
+                             getattr(model, "readout_from", "all") == "excitatory"))
             if on]
+    for name in ("w_rec_mask", "w_in_mask", "w_out_mask"):
+        mask = getattr(model, name, None)
+        if mask is not None and not bool(mask.all()):
+            cons.append(f"{name} ({int((~mask).sum())} connections held at 0)")
     typer.echo(f"imported {kind}: {model.n_in} inputs, {model.n_hidden} units, {model.n_out} "
                f"outputs, dt={model.dt:g}" + (f"; constraints: {', '.join(cons)}" if cons else ""))
     if the_task is not None:

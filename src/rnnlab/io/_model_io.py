@@ -130,18 +130,36 @@ def _check_sizes(config: dict[str, Any], tensors: dict[str, np.ndarray], where: 
                                   f"tensors (the largest dimension is {largest})")
 
 
-def _template(cls: type, config: dict[str, Any], where: str) -> AbstractRNN:
-    """The model's structure: by abstract evaluation where the constructor allows it (no
-    initialiser runs, nothing is compiled), else by building it."""
+def _template(cls: type, config: dict[str, Any], where: str
+              ) -> tuple[AbstractRNN, dict[str, np.ndarray]]:
+    """The model's structure, and the values of the leaves that follow from the configuration
+    alone (E/I signs, default masks, noise levels), by key path.
+
+    Where the constructor allows it the model is only traced (``eqx.filter_make_jaxpr``): no
+    initialiser runs and nothing is compiled, so loading is fast; the leaves the constructor
+    makes from constants are read off the trace. Otherwise the model is built.
+    """
     try:
         try:
-            return eqx.filter_eval_shape(cls.from_config, config)
+            closed, dynamic, static = eqx.filter_make_jaxpr(cls.from_config)(config)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError):
-            return cls.from_config(config)
+            model = cls.from_config(config)
+            return model, {jax.tree_util.keystr(p): np.asarray(leaf) for p, leaf in
+                           jax.tree_util.tree_flatten_with_path(model)[0]}
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise FileFormatError(
             f"{where}: cannot rebuild the model from its metadata ({_one_line(e)})") from None
+    from jax.extend import core as jcore
+
+    consts = dict(zip(closed.jaxpr.constvars, closed.consts))
+    known = {}
+    paths = jax.tree_util.tree_flatten_with_path(dynamic)[0]
+    for (path, _), var in zip(paths, closed.jaxpr.outvars):
+        value = var.val if isinstance(var, jcore.Literal) else consts.get(var)
+        if value is not None:
+            known[jax.tree_util.keystr(path)] = np.asarray(value)
+    return eqx.combine(dynamic, static), known
 
 
 def _same(stored: Any, rebuilt: Any) -> bool:
@@ -202,7 +220,7 @@ def load(path: str | os.PathLike) -> AbstractRNN:
     for name, arr in tensors.items():
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise FileFormatError(f"{where}: tensor {name!r} holds NaN or inf")
-    template = _template(cls, config, where)
+    template, known = _template(cls, config, where)
     keys = _config_keys(template)
     extra = sorted(set(tensors) - {jax.tree_util.keystr(p) for p, _ in
                                    jax.tree_util.tree_flatten_with_path(template)[0]})
@@ -210,22 +228,19 @@ def load(path: str | os.PathLike) -> AbstractRNN:
         raise FileFormatError(f"{where}: unexpected tensor(s) {', '.join(extra)[:200]}")
     tensors = {k: v for k, v in tensors.items() if k not in keys}
     model = tensors_to_tree(template, tensors, "", where, keep=keys, strict_dtype=True)
-    # integer tensors (E/I signs) follow from the configuration alone: a built template
-    # knows them
-    for p, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
-        name = jax.tree_util.keystr(p)
-        if (name in tensors and not isinstance(leaf, jax.ShapeDtypeStruct)
-                and np.asarray(leaf).dtype.kind in "iu"
-                and not np.array_equal(np.asarray(leaf), tensors[name].reshape(np.shape(leaf)))):
+    # integer tensors (E/I signs) follow from the configuration alone
+    for name, value in known.items():
+        if name in tensors and value.dtype.kind in "iu" and not np.array_equal(
+                value, tensors[name].reshape(value.shape)):
             raise FileFormatError(f"{where}: tensor {name!r} is not what the configuration "
                                   "gives")
     # the config fields (noise levels) come from the configuration
     for name in type(model).config_fields:
         leaf = getattr(model, name, None)
         if isinstance(leaf, jax.ShapeDtypeStruct):
-            value = config.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise FileFormatError(f"{where}: config {name} must be a number")
+            value = known.get(f".{name}")
+            if value is None:
+                raise FileFormatError(f"{where}: config {name} is not a number")
             model = eqx.tree_at(lambda m: getattr(m, name), model,
                                 jnp.asarray(value, dtype=leaf.dtype))
     try:
