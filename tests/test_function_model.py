@@ -211,6 +211,25 @@ def test_ring_attractor_is_a_manifold():
     assert [man.kind for man in manifolds] == ["ring"]
 
 
+def test_a_second_call_does_not_retrace():
+    traces = []
+
+    def step(h, u):
+        traces.append(1)  # runs only while JAX traces
+        return jnp.tanh(h + u[0])
+
+    m = rl.FunctionModel(step=step, state_size=3, n_in=1)
+    same = rl.FunctionModel(step=step, state_size=3, n_in=1)  # (each checks shapes: a trace)
+    us = jnp.ones((6, 1))
+    a = rl.simulate(m, us)
+    n = len(traces)
+    b = rl.simulate(m, 2 * us)
+    c = rl.simulate(same, us)  # a model rebuilt from the same function: the same program
+    assert len(traces) == n
+    np.testing.assert_array_equal(a.states, c.states)
+    assert not np.array_equal(a.states, b.states)
+
+
 def test_function_accepting_a_key_gets_it():
     def noisy(h, u, *, key=None):
         if key is None:
