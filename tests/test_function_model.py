@@ -43,6 +43,22 @@ def test_bistable_fixed_points_and_stability():
     assert list(fp.n_unstable[order]) == [0, 1, 0]
 
 
+def test_euler_map_and_ode_views_differ_as_for_a_ctrnn():
+    # a weakly damped focus: the ODE is stable (Re lambda = -0.1), the Euler map with dt = 0.5
+    # is not (|1 + dt lambda| = |0.95 +- 0.5 i| = 1.074)
+    a = jnp.array([[-0.1, 1.0], [-1.0, -0.1]])
+    m = rl.FunctionModel(vector_field=lambda x, u: a @ x, state_size=2, n_in=1, dt=0.5)
+    fp = find_fixed_points(m, jnp.zeros(1), GRID[:4])
+    assert len(fp.states) == 1 and np.allclose(fp.states, 0, atol=1e-12)
+    np.testing.assert_allclose(np.sort_complex(fp.eigenvalues[0]), [-0.1 - 1j, -0.1 + 1j])
+    assert fp.ode_stability == ("stable",) and fp.stability == ("unstable",)
+    assert bool(fp.views_differ[0])
+    # the simulated network does leave the point: the Euler map grows by 1.074 per step
+    traj = rl.simulate(m, jnp.zeros((40, 1)), initial_state=jnp.array([1e-3, 0.0]))
+    growth = np.linalg.norm(traj.states[-1]) / np.linalg.norm(traj.states[0])
+    np.testing.assert_allclose(growth, np.hypot(0.95, 0.5) ** 39, rtol=1e-4)
+
+
 def test_bistable_with_input_shifts_the_roots():
     # x - x^3 + u = 0 at u = 0.3: compare with numpy's roots of the cubic
     m = rl.FunctionModel(vector_field=_bistable, state_size=2, n_in=1, dt=0.1)
