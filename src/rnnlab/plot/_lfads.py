@@ -38,6 +38,9 @@ def lfads_rates(fit: Any, *, trial: int = 0, n_traces: int = 6):
                   gid="raster")
         if r.n_heldin < n:
             ax.axhline(r.n_heldin - 0.5, color="C3", lw=0.8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(r.time_label)
         ax.set_ylabel("neuron (by inferred rate)")
         ax.set_title(f"spike counts, validation trial {r.trial}")
