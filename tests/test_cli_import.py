@@ -68,6 +68,13 @@ def test_import_mistakes_are_one_line(tmp_path, capsys):
     assert main([*args, "--activation", "softplus", "--out", str(tmp_path / "f")]) == 2
     assert "log(1 + exp(5 x))" in capsys.readouterr().err
     assert not (tmp_path / "f" / "config.json").exists()
+    # trainRNNbrain's cubic leak makes a FunctionModel, which has no file format
+    (tmp_path / "p.json").write_text(json.dumps(
+        {"W_rec": np.eye(N).tolist(), "W_inp": np.ones((N, 3)).tolist(),
+         "W_out": np.ones((3, N)).tolist(), "dt": 1, "tau": 10, "gamma": 0.1}))
+    assert main(["import", str(tmp_path / "p.json"), "--format", "auto", "--out",
+                 str(tmp_path / "g")]) == 2
+    assert "cubic leak" in capsys.readouterr().err
     # an existing run is not overwritten
     assert main([*args, "--out", str(tmp_path / "e")]) == 0
     capsys.readouterr()

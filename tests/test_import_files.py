@@ -120,6 +120,41 @@ def test_trainrnnbrain_torch_state_dict_as_safetensors(tmp_path):
     _check_trainrnnbrain(m, p, np.tanh, 2.0, 10.0, rng)
 
 
+@pytest.mark.parametrize("gamma,act,slope", [(0.1, "tanh", 2.0), (0.0, "relu", 1.5)])
+def test_trainrnnbrain_json_params_with_cubic_leak_and_slope(tmp_path, gamma, act, slope):
+    # newer trainRNNbrain saves its parameters as JSON lists, with activation_args (a slope
+    # inside the activation) and a cubic leak: y' = (-y + f(slope (W y + W_inp u + b))
+    # - gamma y^3) / tau
+    rng = np.random.default_rng(11)
+    p = _trb_weights(rng, dale=False)
+    params = {"N": N, "dt": 1.0, "tau": 10.0, "gamma": gamma, "W_rec": p["W_rec"].tolist(),
+              "W_inp": p["W_inp"].tolist(), "W_out": p["W_out"].tolist(),
+              "bias": p["bias_rec"].tolist(), "y_init": p["y_init"].tolist(),
+              "activation_args": {"name": act, "slope": slope}}
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    m = rl.from_file(tmp_path / "params.json")
+    assert isinstance(m, rl.FunctionModel if gamma else rl.CTRNN)
+    f = {"tanh": np.tanh, "relu": _relu}[act]
+
+    def rhs(y, u):
+        return (-y + f(slope * (p["W_rec"] @ y + p["W_inp"] @ u + p["bias_rec"]))
+                - gamma * y ** 3)
+
+    us = rng.normal(size=(T, N_IN))
+    y, states = p["y_init"].copy(), []
+    for t in range(T):
+        y = y + 0.1 * rhs(y, us[t])
+        states.append(y.copy())
+    traj = rl.simulate(m, us)
+    np.testing.assert_allclose(traj.states, np.array(states), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traj.outputs, np.array(states) @ p["W_out"].T, rtol=1e-5,
+                               atol=1e-6)
+    y0, u0 = rng.normal(size=N), rng.normal(size=N_IN)
+    np.testing.assert_allclose(
+        m.jacobian(jnp.asarray(y0, jnp.float32), jnp.asarray(u0, jnp.float32)),
+        _fd_jacobian(lambda y: rhs(y, u0) / 10.0, y0), rtol=1e-4, atol=1e-5)
+
+
 def test_trainrnnbrain_softplus_is_its_own():
     # trainRNNbrain's softplus is log(1 + exp(5 x)), not rnnlab's log(1 + exp(x))
     from rnnlab.interop._files import _trainrnnbrain_softplus

@@ -40,8 +40,9 @@ def _config_option(text: Optional[str]):
 
 @app.command("import")
 def import_cmd(
-    source: Path = typer.Argument(..., help="Weight file: .safetensors, .npz or .mat (a "
-                                  ".pt/.pth pickle is refused with how to convert it)."),
+    source: Path = typer.Argument(..., help="Weight file: .safetensors, .npz, .mat or JSON "
+                                  "parameters (a .pt/.pth pickle is refused with how to "
+                                  "convert it)."),
     format: str = typer.Option(..., "--format", help="The file's naming: trainrnnbrain, "
                                "psychrnn, rnnlab, or auto (detect from its entries)."),
     out: Path = typer.Option(..., "--out", help="The run directory to create."),
@@ -105,6 +106,12 @@ def import_cmd(
     from ..io._model_io import model_meta
     from ..io._safe import atomic_write_json
 
+    if type(model).__name__ == "FunctionModel":
+        raise CLIError(
+            "the source's update (trainRNNbrain's cubic leak, gamma != 0) is not a built-in "
+            "rnnlab model, so it cannot be written to a run; analyse it in Python: "
+            f"rl.from_file({str(source)!r}, ...) gives a FunctionModel that "
+            "rl.find_fixed_points and the figures take")
     if getattr(model, "activation_name", "") is None:
         raise CLIError(
             "the imported network's activation has no rnnlab name (trainRNNbrain's softplus is "

@@ -20,6 +20,7 @@ Each source's update rule maps exactly onto a `CTRNN` form:
 import json
 import math
 import os
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,6 +66,12 @@ def _sniff(path: Path) -> str:
         head = f.read(128)
     if head.startswith(b"MATLAB"):
         return "mat"
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if 8 + n <= path.stat().st_size:  # a safetensors header; JSON text gives a huge n
+            return "safetensors"
+    if head.lstrip()[:1] == b"{":
+        return "json"
     if head[:1] == b"\x80" or head.startswith((b"(dp", b"}q", b"ccopy_reg")):
         return "pickle"
     if head.startswith(b"PK"):
@@ -76,8 +83,6 @@ def _sniff(path: Path) -> str:
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return "pickle"  # torch.save's zip format: a pickle inside
         return "npz"
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
     return "unknown"
 
 
@@ -131,9 +136,39 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
             else:
                 arrays[k] = v
         return arrays, {}
+    if kind == "json":
+        return _json_params(path)
     raise ValueError(
-        f"{path}: not a safetensors, .npz or .mat file (its first bytes match none of them)"
+        f"{path}: not a safetensors, .npz, .mat or JSON file (its first bytes match none of "
+        "them)"
     )
+
+
+def _json_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A JSON object of parameters (trainRNNbrain's saved params: matrices as nested lists):
+    numbers and lists become arrays, strings string arrays; objects (its ``activation_args``)
+    are returned as JSON text in the metadata entry ``"json"``, for the configuration."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: the JSON must be an object of named parameters")
+    arrays, extras = {}, {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            extras[k] = v
+            continue
+        try:
+            arr = np.asarray(v)
+        except ValueError:  # ragged lists
+            raise ValueError(f"{path}: entry {k!r} is a ragged list, not a matrix") from None
+        if arr.dtype.kind not in "biufU":
+            raise ValueError(f"{path}: entry {k!r} is not numbers or text")
+        arrays[k] = arr
+    return arrays, {"json": json.dumps(extras)} if extras else {}
 
 
 # ------------------------------------------------------------------------------ values
@@ -416,7 +451,7 @@ def _trainrnnbrain(arrays, config, *, dt, tau, activation, noise):
     if w_out.shape[1] != n:
         raise ValueError(f"{out_name} must have shape (n_outputs, {n}), got {w_out.shape}")
     n_in, n_out = w_in.shape[1], w_out.shape[0]
-    b_name, b = _first(arrays, "bias_rec", "b_rec", "recurrent_layer.bias")
+    b_name, b = _first(arrays, "bias_rec", "b_rec", "bias", "recurrent_layer.bias")
     b = np.zeros(n) if b is None else _vector(b_name, b, n)
     _, y0 = _first(arrays, "y_init")
     y0 = None if y0 is None else _vector("y_init", y0, n)
@@ -425,8 +460,30 @@ def _trainrnnbrain(arrays, config, *, dt, tau, activation, noise):
     tau = _setting("tau", tau, config, arrays)
     dt, tau = _time_constants(fmt, dt, tau, None)
     alpha = dt / tau
-    act = _activation(fmt, _setting("activation", activation, config, arrays), "relu",
-                      _TRAINRNNBRAIN_ACTIVATIONS)
+    equation = str(_setting("equation_type", None, config, arrays) or "s").lower()
+    if equation not in ("s", "h"):
+        raise ValueError(f"equation_type={equation!r}: trainRNNbrain's forms are 's' (rates) "
+                         "and 'h' (potentials)")
+    args = config.get("activation_args")
+    slope = 1.0
+    if activation is None and isinstance(args, Mapping) and "name" in args:
+        import types
+
+        from ._torch import _trainrnnbrain_activation
+
+        act, slope = _trainrnnbrain_activation(types.SimpleNamespace(activation_args=args), {})
+    else:
+        act = _activation(fmt, _setting("activation", activation, config, arrays), "relu",
+                          _TRAINRNNBRAIN_ACTIVATIONS)
+    if slope != 1.0:
+        if equation == "h":
+            raise ValueError("an activation slope != 1 with equation_type='h' rescales the "
+                             "state itself; rnnlab imports it with slope 1 only")
+        if slope <= 0:
+            raise ValueError(f"activation_args slope must be > 0, got {slope}")
+        # f(slope * z) with z = W_rec y + W_inp u + b: the slope folds into the weights
+        w_rec, w_in, b = slope * w_rec, slope * w_in, slope * b
+    gamma = float(_setting("gamma", None, config, arrays) or 0.0)
     sigma_rec = _setting("sigma_rec", noise.get("sigma_rec"), config, arrays) or 0.0
     sigma_inp = _setting("sigma_inp", noise.get("sigma_inp"), config, arrays) or 0.0
 
@@ -453,11 +510,19 @@ def _trainrnnbrain(arrays, config, *, dt, tau, activation, noise):
         _check_nonnegative(out_name, w_out, f"the network is Dale-constrained ({source})")
         kwargs.update(dale=True, excitatory_fraction=n_exc / n, nonnegative_inputs=True,
                       nonnegative_outputs=True, **_negative_rates(act))
-    return CTRNN.from_weights(
-        w_rec, w_in, w_out, b, np.zeros(n_out), activation=act, dt=dt, tau=tau, form="rate",
-        noise_std=float(sigma_rec), input_noise_std=float(math.sqrt(2.0 / alpha) * sigma_inp),
+    model = CTRNN.from_weights(
+        w_rec, w_in, w_out, b, np.zeros(n_out), activation=act, dt=dt, tau=tau,
+        form="rate" if equation == "s" else "potential", noise_std=float(sigma_rec),
+        input_noise_std=float(math.sqrt(2.0 / alpha) * sigma_inp),
         initial_state="zeros" if y0 is None else y0, **masks, **kwargs,
     )
+    if gamma != 0.0 and equation == "s":
+        # its cubic leak -gamma y^3: a FunctionModel of its vector field (constraints were
+        # checked on the CT-RNN above, the same network without the cubic term)
+        from ._torch import _cubic_leak_model
+
+        return _cubic_leak_model(model, gamma)
+    return model
 
 
 def _psychrnn(arrays, config, *, dt, tau, activation, noise):
@@ -638,7 +703,8 @@ def from_file(
     **noise: float,
 ):
     """A network from a weight file: ``.safetensors`` (as ``safetensors.torch.save_file``
-    writes a state dict, or as `rnnlab.save` writes a model), ``.npz`` or MATLAB ``.mat``.
+    writes a state dict, or as `rnnlab.save` writes a model), ``.npz``, MATLAB ``.mat`` or a
+    JSON object of parameters (trainRNNbrain saves its parameters so: matrices as lists).
 
     Pickles (``.pt``, ``.pth``, ``.pkl``, ...) are never unpickled: the error names the file
     and prints the two lines that convert it to safetensors in your own environment.
@@ -649,9 +715,13 @@ def from_file(
       optional ``bias_rec``, ``y_init``, ``dale_mask`` (signs per unit, or trainRNNbrain's
       sign matrix), ``recurrent_mask``, ``input_mask``, ``output_mask``; or the state dict of
       ``RNN_torch`` (``recurrent_layer.weight``, ``recurrent_layer.bias``,
-      ``input_layer.weight``, ``output_layer.weight``). Settings from ``config`` (its JSON
-      configuration: ``dt``, ``tau``, ``activation``, ``sigma_rec``, ``sigma_inp``,
-      ``constrained``) or scalars in the file. Builds a rate-form `CTRNN`.
+      ``input_layer.weight``, ``output_layer.weight``); newer versions name the bias
+      ``bias``. Settings from ``config`` (its JSON configuration: ``dt``, ``tau``,
+      ``activation`` or ``activation_args`` (name, slope, beta, leak_slope), ``sigma_rec``,
+      ``sigma_inp``, ``constrained``, ``gamma``, ``equation_type``) or scalars in the file.
+      Builds a rate-form `CTRNN` (``equation_type="h"``: the potential form); with a cubic
+      leak ``gamma != 0``, a `FunctionModel` of
+      ``(-y + f(W_rec y + W_inp u + b) - gamma y^3) / tau``.
     - ``"psychrnn"``: its saved weights ``W_rec``, ``W_in``, ``W_out``, ``b_rec``, ``b_out``,
       ``init_state``, ``Dale_rec``, ``Dale_out``, ``rec_connectivity``,
       ``input_connectivity``, ``output_connectivity``; ``alpha`` (or ``dt`` and ``tau``),
@@ -677,8 +747,8 @@ def from_file(
             ``sigma_inp`` (trainRNNbrain), ``rec_noise`` (PsychRNN), ``noise_std``,
             ``input_noise_std`` (rnnlab).
 
-    Returns: a `CTRNN` whose outputs and Jacobians equal the source's update rule (or, for a
-    file of `rnnlab.save`, the saved model).
+    Returns: a `CTRNN` (a `FunctionModel` for trainRNNbrain's cubic leak; for rnnlab's own
+    files, the saved model's class) whose outputs and Jacobians equal the source's update rule.
     """
     path = Path(path)
     if format is not None:
@@ -690,6 +760,8 @@ def from_file(
                "rnnlab": ("noise_std", "input_noise_std")}
     arrays, meta = read_arrays(path)
     cfg = _config_from(config)
+    if "json" in meta and FORMAT_KEY not in meta:  # objects of a JSON parameter file
+        cfg = {**json.loads(meta["json"]), **cfg}
     fmt = format or _detect(arrays, meta)
     unknown = set(noise) - set(allowed[fmt])
     if unknown:
