@@ -16,13 +16,13 @@ import rnnlab as rl
 def _models():
     k = jax.random.PRNGKey
     return {
-        "ctrnn": rl.CTRNN(2, 6, 3, key=k(0), tau=np.linspace(20, 90, 6), activation="softplus",
-                          initial_state=np.linspace(-0.2, 0.4, 6)),
-        "ctrnn_rate_dale": rl.CTRNN(2, 10, 1, key=k(1), form="rate", dale=True,
-                                    w_in_mask=np.eye(10, 2)),
-        "vanilla": rl.VanillaRNN(2, 6, 3, key=k(2), activation="retanh"),
-        "gru": rl.GRU(2, 5, 3, key=k(3)),
-        "lstm": rl.LSTM(2, 5, 3, key=k(4)),
+        "ctrnn": rl.CTRNN(3, 8, 2, key=k(0), tau=np.linspace(20, 90, 8), activation="softplus",
+                          initial_state=np.linspace(-0.2, 0.4, 8)),
+        "ctrnn_rate_dale": rl.CTRNN(3, 10, 2, key=k(1), form="rate", dale=True,
+                                    w_in_mask=np.eye(10, 3)),
+        "vanilla": rl.VanillaRNN(3, 8, 2, key=k(2), activation="retanh"),
+        "gru": rl.GRU(3, 8, 2, key=k(3)),
+        "lstm": rl.LSTM(3, 8, 2, key=k(4)),
     }
 
 
@@ -75,7 +75,7 @@ def test_export_refuses_what_it_cannot_describe(tmp_path):
     model = _models()["gru"]
     with pytest.raises(ValueError, match=r"\.npz or \.mat"):
         rl.export(model, tmp_path / "net.pt")
-    custom = rl.VanillaRNN(2, 4, 1, key=jax.random.PRNGKey(0), activation=jax.numpy.sin)
+    custom = rl.VanillaRNN(3, 8, 2, key=jax.random.PRNGKey(0), activation=jax.numpy.sin)
     with pytest.raises(ValueError, match="named activation"):
         rl.export(custom, tmp_path / "net.npz")
     system = rl.FunctionModel(step=lambda h, u: -h, state_size=2, n_in=1)

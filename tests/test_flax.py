@@ -53,9 +53,9 @@ def test_cell_reproduces_ctrnn_jax_published_values():
     np.testing.assert_allclose(traj.rates, rates[0], rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("alpha", [0.2, np.linspace(0.05, 0.5, 6)])
+@pytest.mark.parametrize("alpha", [0.2, np.linspace(0.05, 0.5, 8)])
 def test_from_flax_equals_the_cell_in_nn_rnn(alpha):
-    n_in, n_hidden, n_out = 3, 6, 2
+    n_in, n_hidden, n_out = 3, 8, 2
     rnn = _rnn(n_hidden, n_out, alpha, 0.0)
     variables = _random_params(rnn, n_in, jax.random.PRNGKey(1))
     x = jax.random.normal(jax.random.PRNGKey(2), (4, 30, n_in))
@@ -113,10 +113,10 @@ def test_noise_conventions_agree_for_the_same_draws():
 
 @pytest.mark.parametrize("per_unit_tau", [False, True])
 def test_round_trip_rnnlab_flax_rnnlab(per_unit_tau):
-    tau = np.linspace(30.0, 120.0, 7) if per_unit_tau else 70.0
-    model = rl.CTRNN(3, 7, 2, key=jax.random.PRNGKey(7), tau=tau, dt=10.0, noise_std=0.05,
-                     initial_state=np.linspace(-0.5, 0.5, 7))
-    model = eqx.tree_at(lambda m: m.b_rec, model, jnp.linspace(-0.2, 0.3, 7))
+    tau = np.linspace(30.0, 120.0, 8) if per_unit_tau else 70.0
+    model = rl.CTRNN(3, 8, 2, key=jax.random.PRNGKey(7), tau=tau, dt=10.0, noise_std=0.05,
+                     initial_state=np.linspace(-0.5, 0.5, 8))
+    model = eqx.tree_at(lambda m: m.b_rec, model, jnp.linspace(-0.2, 0.3, 8))
     f = rflax.to_flax(model)
     assert f.cell is f.rnn.cell
     x = jax.random.normal(jax.random.PRNGKey(8), (2, 25, 3))
@@ -138,6 +138,7 @@ def test_round_trip_rnnlab_flax_rnnlab(per_unit_tau):
     np.testing.assert_allclose(rates, traj.rates, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_ctrnn_jax_training_step_runs():
     """ctrnn-jax's training pattern (init, apply with a noise stream, jax.grad of an MSE,
     an Optax update) runs on rnnlab's cell and lowers the loss."""
@@ -167,18 +168,18 @@ def test_a_ctrnn_jax_training_step_runs():
 
 
 def test_errors_say_what_is_wrong():
-    model = rl.CTRNN(2, 4, 1, key=jax.random.PRNGKey(0), form="rate")
+    model = rl.CTRNN(3, 8, 2, key=jax.random.PRNGKey(0), form="rate")
     with pytest.raises(ValueError, match="rate form"):
         rflax.to_flax(model)
-    noisy_in = rl.CTRNN(2, 4, 1, key=jax.random.PRNGKey(0), input_noise_std=0.1)
+    noisy_in = rl.CTRNN(3, 8, 2, key=jax.random.PRNGKey(0), input_noise_std=0.1)
     with pytest.raises(ValueError, match="input noise"):
         rflax.to_flax(noisy_in)
     with pytest.raises(TypeError, match="CTRNN"):
-        rflax.to_flax(rl.GRU(2, 4, 1, key=jax.random.PRNGKey(0)))
+        rflax.to_flax(rl.GRU(3, 8, 2, key=jax.random.PRNGKey(0)))
     with pytest.raises(ValueError, match="recurrent_kernel"):
         rl.CTRNN.from_flax({"params": {"Dense_0": {"kernel": np.ones((2, 2))}}}, alpha=0.1)
-    params = rflax.to_flax(rl.CTRNN(2, 4, 1, key=jax.random.PRNGKey(0))).variables
+    params = rflax.to_flax(rl.CTRNN(3, 8, 2, key=jax.random.PRNGKey(0))).variables
     with pytest.raises(ValueError, match="alpha"):
         rl.CTRNN.from_flax(params, alpha=1.5)
     with pytest.raises(ValueError, match="per-unit"):
-        rl.CTRNN.from_flax(params, alpha=np.linspace(0.1, 0.4, 4), noise_const=0.1)
+        rl.CTRNN.from_flax(params, alpha=np.linspace(0.1, 0.4, 8), noise_const=0.1)

@@ -60,7 +60,7 @@ def _torch_jacobian(step, h, u):
     ("LSTM", None, True),
 ])
 def test_torch_layers_outputs_and_jacobians(kind, nonlinearity, batch_first):
-    n_in, n_hidden, n_out = 3, 6, 2
+    n_in, n_hidden, n_out = 3, 8, 2
     torch.manual_seed(1)
     args = {"nonlinearity": nonlinearity} if nonlinearity else {}
     layer = _f32_values(getattr(nn, kind)(n_in, n_hidden, batch_first=batch_first, **args))
@@ -231,18 +231,18 @@ def test_trainrnnbrain_ctrnn_outputs_noise_and_jacobian(slope, gamma):
 
 
 def test_trainrnnbrain_constraints_are_checked_not_trusted():
-    module = TrainRNNbrainLike(10, 2, 1)
+    module = TrainRNNbrainLike(10, 3, 2)
     with torch.no_grad():
         module.W_rec[0, 9] = 0.5  # an inhibitory column made excitatory
     with pytest.raises(ValueError, match="Dale"):
         rl.from_torch(module)
     assert not rl.from_torch(module, dale=False).dale
-    module = TrainRNNbrainLike(10, 2, 1)
+    module = TrainRNNbrainLike(10, 3, 2)
     with torch.no_grad():
         module.W_rec[3, 3] = 0.2  # an autapse, masked by recurrent_mask
     with pytest.raises(ValueError, match="non-zero"):
         rl.from_torch(module)
-    module = TrainRNNbrainLike(10, 2, 1)
+    module = TrainRNNbrainLike(10, 3, 2)
     module.gamma = 0.1
     i, j = (module.input_mask == 0).nonzero()[0]
     with torch.no_grad():
@@ -273,8 +273,8 @@ class PyrnnLike(nn.Module):
 
 def test_pyrnn_rnn():
     torch.manual_seed(5)
-    module = _f32_values(PyrnnLike(2, 7, 3))
-    x = np.random.default_rng(6).normal(size=(3, 12, 2))
+    module = _f32_values(PyrnnLike(3, 8, 2))
+    x = np.random.default_rng(6).normal(size=(3, 12, 3))
     with torch.no_grad():
         y, h_last = module(torch.from_numpy(x))
     model = rl.from_torch(module)
@@ -339,7 +339,7 @@ def test_to_torch_same_outputs_and_round_trip(name, batch_first):
 def test_torch_import_round_trip_is_exact():
     """torch -> rnnlab -> torch -> rnnlab: the weights come back bit for bit."""
     torch.manual_seed(8)
-    gru = nn.GRU(2, 5, batch_first=True)
+    gru = nn.GRU(3, 8, batch_first=True)
     model = rl.from_torch(gru)
     module = rl.to_torch(model)
     for ours, theirs in (("weight_ih_l0", "weight_ih_l0"), ("bias_hh_l0", "bias_hh_l0")):
@@ -353,9 +353,9 @@ def test_torch_import_round_trip_is_exact():
 def test_noisy_ctrnn_module_noise_level():
     """The exported module's recurrent noise has the rnnlab variance: per step, the noisy minus
     the noise-free state has std sqrt(2 alpha) noise_std."""
-    model = rl.CTRNN(1, 400, 1, key=jax.random.PRNGKey(0), dt=10.0, tau=40.0, noise_std=0.2)
+    model = rl.CTRNN(3, 8, 2, key=jax.random.PRNGKey(0), dt=10.0, tau=40.0, noise_std=0.2)
     module = rl.to_torch(model)
-    x = torch.zeros(1, 1, 1)
+    x = torch.zeros(64, 1, 3)
     with torch.no_grad():
         _, s_free = module(x)
         _, s_noisy = module(x, noise=True, generator=torch.Generator().manual_seed(0))
