@@ -5,6 +5,9 @@ the import), and `rnnlab evaluate RUN` with an empty and with a warm compilation
 
     python benchmarks/startup.py --run RUN --baseline /tmp/rnnlab_base --rev <rev>
         [--repeats 5] [--no-write]
+
+``--only load [--model FILE]`` times model loading alone (the first `rl.load` in a process,
+after the import, and a second load of the same file), on ``FILE`` or RUN's model.
 """
 
 import argparse
@@ -22,6 +25,9 @@ sys.path.insert(0, str(HERE))
 CLI = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
 LOAD = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_counter(); "
         "rl.load(sys.argv[1]); print(time.perf_counter() - t0)")
+LOAD_TWICE = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_counter(); "
+              "rl.load(sys.argv[1]); t1 = time.perf_counter(); rl.load(sys.argv[1]); "
+              "print(t1 - t0, time.perf_counter() - t1)")
 
 
 def timed(src: Path, code: str, args, env_extra=None) -> tuple[float, str]:
@@ -38,14 +44,20 @@ def timed(src: Path, code: str, args, env_extra=None) -> tuple[float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--model", type=Path, help="the model file to load (default RUN's)")
+    ap.add_argument("--only", choices=("all", "load"), default="all")
     ap.add_argument("--baseline", type=Path, required=True)
     ap.add_argument("--rev", default="baseline")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
     trees = {"baseline": a.baseline / "src", "this tree": HERE.parent / "src"}
-    model = str(a.run / "model.safetensors")
+    if a.model is None and a.run is None:
+        raise SystemExit("give --run RUN (or, with --only load, --model FILE)")
+    model = str(a.model if a.model is not None else a.run / "model.safetensors")
+    if a.only == "load":
+        return load_only(trees, model, a)
     rows: dict[tuple[str, str], list[float]] = {}
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as caches:
@@ -85,6 +97,34 @@ def main() -> None:
         from _results import write_section
 
         write_section("rnnlab start-up", body)
+
+
+def load_only(trees, model, a) -> None:
+    """`rl.load` alone: the first load in a fresh process (after the import) and a second
+    load of the same file, both trees alternating."""
+    rows: dict[tuple[str, str], list[float]] = {}
+    load0 = os.getloadavg()[0]
+    for _ in range(a.repeats):
+        for tree, src in trees.items():
+            first, second = map(float, timed(src, LOAD_TWICE, [model])[1].split())
+            rows.setdefault(("rl.load(model), first in the process", tree), []).append(first)
+            rows.setdefault(("rl.load(model), second", tree), []).append(second)
+    load1 = os.getloadavg()[0]
+    lines = ["| what | baseline median (s) | this tree median (s) | ratio |",
+             "|---|---|---|---|"]
+    for n in dict.fromkeys(n for n, _ in rows):
+        b = statistics.median(rows[(n, "baseline")])
+        t = statistics.median(rows[(n, "this tree")])
+        lines.append(f"| {n} | {b:.4f} | {t:.4f} | {t / b:.2f} |")
+    body = (f"Loading `{Path(model).name}` inside a fresh process (after `import rnnlab`), "
+            f"medians of {a.repeats} alternating runs; baseline = rnnlab at `{a.rev}`. Load "
+            f"average {load0:.1f} before, {load1:.1f} after, on a shared 2-core machine: "
+            "compare ratios.\n\n" + "\n".join(lines) + "\n")
+    print(body)
+    if not a.no_write:
+        from _results import write_section
+
+        write_section("rnnlab model loading", body)
 
 
 if __name__ == "__main__":

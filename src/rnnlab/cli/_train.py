@@ -177,6 +177,8 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
                 activation = DALE_DEFAULT_ACTIVATION
     steps = rec["steps"] if steps is None else steps
     batch_size = rec["batch_size"] if batch_size is None else batch_size
+    if _empty_out_given():
+        raise CLIError("--out is empty; give a directory for the run")
     out = Path(out) if out is not None else Path("runs") / task
     target_accuracy_given = target_accuracy is not None
     if target_accuracy is None:
@@ -251,6 +253,15 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
             f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
             f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
         )
+
+
+def _empty_out_given() -> bool:
+    """Whether the command line gave ``--out ""`` (which the option parser turns into '.')."""
+    from . import current_argv
+
+    args = current_argv()
+    return any((a in ("--out", "-o") and i + 1 < len(args) and not args[i + 1].strip())
+               or a.strip() in ("--out=", "-o=") for i, a in enumerate(args))
 
 
 # state vectors per unit of the model families (gate blocks): sizes their memory estimate

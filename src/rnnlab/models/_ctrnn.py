@@ -279,7 +279,7 @@ class CTRNN(AbstractMaskedNetwork):
             w_out = jnp.abs(w_out)
 
         self.w_rec = w_rec * rec_mask_j
-        self.w_in = w_in * in_mask
+        self.w_in = w_in * jnp.asarray(in_mask)
         self.w_out = w_out * jnp.asarray(out_mask)
         self.b_rec = jnp.zeros((n_hidden,))
         self.b_out = jnp.zeros((n_out,))
@@ -287,7 +287,7 @@ class CTRNN(AbstractMaskedNetwork):
         self.tau_param = jnp.log(tau_j) if "tau" in trainable else tau_j
         self.h0 = h0
         self.w_rec_mask = rec_mask_j
-        self.w_in_mask = in_mask
+        self.w_in_mask = jnp.asarray(in_mask)
         self.w_out_mask = jnp.asarray(out_mask)
         self.ei_sign = jnp.asarray(ei_sign)
 

@@ -319,15 +319,17 @@ def initial_h0(initial_state: Any, size: int) -> Array:
     return h0
 
 
-def as_mask(name: str, mask: ArrayInput | None, shape: tuple[int, ...]) -> Array:
+def as_mask(name: str, mask: ArrayInput | None, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean numpy mask (numpy, so that a constructor can read it while its model is only
+    traced for its shapes, as `rnnlab.load` builds it)."""
     if mask is None:
-        return jnp.ones(shape, dtype=bool)
+        return np.ones(shape, dtype=bool)
     arr = np.asarray(mask)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     if not np.all(np.isin(arr, (0, 1))):
         raise ValueError(f"{name} must contain only 0/1 (or booleans)")
-    return jnp.asarray(arr.astype(bool))
+    return arr.astype(bool)
 
 
 def build_masks(
@@ -346,7 +348,7 @@ def build_masks(
         np.fill_diagonal(rec, False)
     inp = as_mask("w_in_mask", w_in_mask, (n_hidden, n_in))
     out = as_mask("w_out_mask", w_out_mask, (n_out, n_hidden))
-    return jnp.asarray(rec), inp, out
+    return jnp.asarray(rec), jnp.asarray(inp), jnp.asarray(out)
 
 
 def weight_array(name: str, value: ArrayInput, shape: tuple[int, ...] | None = None) -> np.ndarray:

@@ -132,7 +132,8 @@ def task_from_config(config: dict[str, Any], *, source: str = CONFIG):
     name = spec.get("name")
     if not name or not isinstance(name, str) or name not in tasks.available():
         return None
-    params = spec.get("params") or {}
+    params = spec.get("params")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise RunError(f"{source}: task.params must be an object, got {type(params).__name__}")
     try:
@@ -235,10 +236,12 @@ class Run:
         `Run.train`). Refuses a directory that already holds a run unless ``resume`` (then
         the run must exist and be resumable). ``config``: extra JSON-able entries for
         config.json (the CLI records its seed and settings there)."""
+        if not str(path).strip():
+            raise RunError("the run directory (--out) is empty; give a directory for the run")
         p = Path(path)
-        if str(path).strip() and p.exists() and not p.is_dir():
+        if p.exists() and not p.is_dir():
             raise RunError(f"{p} is a file; pick another --out")
-        has_run = holds_run(p) if str(path).strip() else False
+        has_run = holds_run(p)
         if not has_run:
             _check_new_run_dir(p)
         if has_run and not resume:
