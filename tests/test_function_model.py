@@ -269,6 +269,9 @@ def test_bad_arguments_are_named():
         rl.FunctionModel(step=lambda h, u: h[:1], state_size=2, n_in=1)
     with pytest.raises(ValueError, match="step failed"):
         rl.FunctionModel(step=lambda h, u: h @ jnp.ones((3, 3)), state_size=2, n_in=1)
+    with pytest.raises(ValueError, match="must return one like its input"):  # same size, but
+        rl.FunctionModel(step=lambda s, u: {"a": s["b"], "b": s["a"]},  # another structure
+                         state_size={"a": jnp.zeros(2), "b": jnp.zeros((1, 2))}, n_in=1)
     with pytest.raises(ValueError, match="n_in"):
         rl.FunctionModel(step=_bistable, state_size=2, n_in=0)
     with pytest.raises(ValueError, match="leave dt out"):

@@ -91,8 +91,8 @@ class FunctionModel(AbstractRNN):
     dt: float | None = eqx.field(static=True)
     continuous: bool = eqx.field(static=True)
     state_def: Any = eqx.field(static=True)  # the state's treedef (None for a flat vector)
-    state_shapes: tuple = eqx.field(static=True)  # ((shape, dtype name), ...) of its leaves
-    keyed: tuple[bool, bool] = eqx.field(static=True)  # (dynamics, readout) take ``key``?
+    state_shapes: tuple = eqx.field(static=True)  # the shapes of its leaves
+    keyed: bool = eqx.field(static=True)  # whether step / vector_field take ``key``
 
     def __init__(
         self,
@@ -146,7 +146,7 @@ class FunctionModel(AbstractRNN):
 
         self.step_fn, self.vector_field_fn = step, vector_field
         self.readout_fn, self.jacobian_fn = readout, jacobian
-        self.keyed = (_accepts_key(step if step is not None else vector_field), False)
+        self.keyed = _accepts_key(step if step is not None else vector_field)
 
         if initial_state is None:
             h0 = jnp.zeros((size,), jnp.float32)
@@ -259,7 +259,16 @@ class FunctionModel(AbstractRNN):
     def _dynamics(self, x: Array, u: Array, key: PRNGKeyArray | None) -> Array:
         fn = self.step_fn if self.step_fn is not None else self.vector_field_fn
         state = self.unflatten(x)
-        out = fn(state, u, key=key) if self.keyed[0] else fn(state, u)
+        out = fn(state, u, key=key) if self.keyed else fn(state, u)
+        if self.state_def is not None:
+            got = jax.tree_util.tree_structure(out)
+            shapes = tuple(tuple(jnp.shape(a)) for a in jax.tree_util.tree_leaves(out))
+            if got != self.state_def or shapes != self.state_shapes:
+                raise ValueError(
+                    f"it returned a state of structure {got} with leaf shapes {list(shapes)}; "
+                    f"it must return one like its input, {self.state_def} with "
+                    f"{list(self.state_shapes)}"
+                )
         return self.flatten(out).astype(x.dtype)
 
     def _readout(self, x: Array) -> Array:
