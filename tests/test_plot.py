@@ -584,3 +584,47 @@ def test_slow_points_have_their_own_marker_and_are_never_counted_as_fixed_points
     (stable_eigs,) = _collections(ax, "eigenvalues_stable")
     assert len(stable_eigs.get_offsets()) == STABILITY_COUNTS["stable"] * fp.n_states
     assert "slow point (|F| < tol) (5)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_state_space_one_panel_per_input():
+    """Fixed points of two constant inputs are points of two systems: one panel each, titled
+    with the input's name, showing that input's points and manifold only; with ``ax`` the
+    pooled points are refused by name."""
+    from rnnlab.analysis import find_fixed_points
+    from rnnlab.plot._run import continuous_attractors
+
+    # the two parallel lines of fixed points of the test above (y = 2c at input (0, c)), plus
+    # an isolated stable point of a third system at input (1, 0) on the stable x axis
+    model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.eye(2), np.eye(2),
+                                  activation="linear", dt=10.0, tau=100.0)
+    cand = np.stack([np.linspace(-2, 2, 40), np.full(40, 0.3)], 1)
+    parts = [find_fixed_points(model, np.array([0.0, c]), cand) for c in (0.0, 0.05)]
+    fp = rl.FixedPoints.concatenate(parts)
+    lines = continuous_attractors(fp)
+    traj = np.random.default_rng(0).normal(size=(4, 30, 2))
+    names = {"low": [0.0, 0.0], "high": [0.0, 0.05]}
+    fig = rl.plot.state_space(traj, fixed_points=fp, manifolds=lines, inputs=names,
+                              conditions=np.array([0, 1, 0, 1]),
+                              value_names={0: "motion context", 1: "colour context"})
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert [a.get_title() for a in axes] == ["state space: low", "state space: high"]
+    for a, c in zip(axes, (0.0, 0.05)):
+        pts = np.concatenate([np.asarray(coll.get_offsets()) for coll in a.collections
+                              if (coll.get_gid() or "").startswith("fixed_points")])
+        # only this input's points, on its own line y = 2c (after PCA of random trajectories
+        # the projection is a rigid motion: compare the points' spread instead)
+        assert len(pts) == sum(np.allclose(np.asarray(fp.inputs)[i], [0.0, c])
+                               for i in range(len(fp)))
+        manifold = [ln for ln in a.get_lines() if ln.get_gid() == "manifold"]
+        assert len(manifold) == 1
+    legend_texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert "motion context" in legend_texts and "colour context" in legend_texts
+    assert "attractor line (2)" in legend_texts
+    plt.close(fig)
+    fig2, ax = plt.subplots()
+    with pytest.raises(ValueError, match="2 different inputs"):
+        rl.plot.state_space(traj, fixed_points=fp, ax=ax)
+    # one input's points on a given axes are fine, an unnamed input is titled by its vector
+    rl.plot.state_space(traj, fixed_points=parts[1], ax=ax)
+    assert ax.get_title() == "state space: input [0, 0.05]"
+    plt.close(fig2)

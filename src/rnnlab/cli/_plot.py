@@ -30,8 +30,10 @@ def write_run_figures(run: Path, out: Path, *, analyze: bool = True, n_trials: i
         import jax
 
         emit("trials", trials(data.task, data.model, key=jax.random.PRNGKey(seed + 1)))
-        kw = {"conditions": data.condition_values, "condition_name": data.condition,
+        kw = {"conditions": data.condition_values, "condition_name": data.condition_title,
+              "value_names": data.condition_value_names,
               "fixed_points": data.fixed_points, "manifolds": data.manifolds,
+              "inputs": data.analysis.inputs if data.analysis is not None else None,
               "pca": data.pca}
         emit("state_space", state_space(data.trajectory, **kw))
         emit("state_space_3d", state_space(data.trajectory, n_components=3, **kw))

@@ -21,6 +21,7 @@ from ._layout import node_stability as node_stability
 from ._projection import SEGMENT_FRACTION as SEGMENT_FRACTION
 from ._projection import Projection as Projection
 from ._projection import fit_projection as fit_projection
+from ._projection import input_groups as input_groups
 from ._projection import manifold_kind as manifold_kind
 from ._projection import manifold_states as manifold_states
 from ._projection import n_points as n_points

@@ -172,3 +172,42 @@ def unstable_segments(fp, i: int, proj: Projection, half_length: float) -> list[
         d = proj.direction(v) * half_length
         out.append(np.stack([centre - d, centre + d]))
     return out
+
+
+def input_groups(fp, names: Any = None) -> list[tuple[str, np.ndarray]]:
+    """The points of ``fp`` grouped by the constant input they belong to (points of different
+    inputs are fixed points of different systems and are never pooled without saying so).
+
+    Args:
+        fp: a `FixedPoints` (its ``inputs`` [K, n_in]); without ``inputs``, one group.
+        names: a mapping ``{name: input vector}`` (or ``[(name, vector), ...]``, as
+            `rnnlab.runs.RunAnalysis.inputs`) naming the inputs; an input not named is called
+            by its vector, e.g. ``"input [1, 0, 0.5]"``.
+
+    Returns: ``[(name, indices), ...]`` in the order of ``names`` (then of first appearance).
+    """
+    k = n_points(fp)
+    inputs = getattr(fp, "inputs", None)
+    if inputs is None or k == 0:
+        return [("", np.arange(k))]
+    vecs = np.asarray(inputs, float).reshape(k, -1)
+    items = list(names.items()) if hasattr(names, "items") else list(names or [])
+    _, first, group = np.unique(vecs, axis=0, return_index=True, return_inverse=True)
+    group = np.asarray(group).reshape(-1)
+    order = np.argsort(first)
+    out, used = [], set()
+    for name, vec in items:
+        vec = np.asarray(vec, float).reshape(-1)
+        if vec.shape[0] != vecs.shape[1]:
+            continue
+        hit = np.nonzero(np.all(np.isclose(vecs, vec, rtol=0.0, atol=1e-9), axis=1))[0]
+        if hit.size:
+            out.append((str(name), hit))
+            used.add(int(group[hit[0]]))
+    for g in order:
+        if int(g) in used:
+            continue
+        members = np.nonzero(group == g)[0]
+        text = ", ".join(f"{a:g}" for a in vecs[members[0]])
+        out.append((f"input [{text}]", members))
+    return out

@@ -44,6 +44,24 @@ class RunData:
         return self.path.resolve().name
 
     @property
+    def condition_title(self) -> str | None:
+        """The condition's name in the task's own words (its axis label), for legends."""
+        if self.condition is None:
+            return None
+        label = getattr(self.task, "condition_label", None)
+        return label(self.condition) if callable(label) else self.condition
+
+    @property
+    def condition_value_names(self) -> dict[int, str] | None:
+        """Names of the condition's values where the task gives them (``group_names`` of its
+        psychometric grouping, e.g. ``{0: "motion context", 1: "colour context"}``)."""
+        if self.task is None or self.condition is None:
+            return None
+        if self.condition == getattr(self.task, "psychometric_by", None):
+            return dict(getattr(self.task, "group_names", {}) or {}) or None
+        return None
+
+    @property
     def condition_values(self):
         if self.trials is None or self.condition is None:
             return None
