@@ -251,6 +251,56 @@ def test_trainrnnbrain_constraints_are_checked_not_trusted():
         rl.from_torch(module)
 
 
+class OldTrainRNNbrainLike(nn.Module):
+    """trainRNNbrain's earlier RNN_torch layout: three nn.Linear layers (``recurrent_layer``
+    with an optional bias, ``input_layer``, ``output_layer``), an ``activation`` callable and,
+    in the earliest versions, ``dale_mask = sign(W_rec)`` (a matrix)."""
+
+    def __init__(self, n, n_in, n_out):
+        super().__init__()
+        g = torch.Generator().manual_seed(4)
+        self.N, self.dt, self.tau = n, 2.0, 10.0
+        self.alpha = torch.tensor(self.dt / self.tau, dtype=torch.float64)
+        self.sigma_rec, self.sigma_inp = torch.tensor(0.0), torch.tensor(0.0)
+        self.activation = lambda x: torch.maximum(x, torch.tensor(0.0))
+        self.recurrent_layer = nn.Linear(n, n, bias=True)
+        self.input_layer = nn.Linear(n_in, n, bias=False)
+        self.output_layer = nn.Linear(n, n_out, bias=False)
+        n_e = int(0.8 * n)
+        sign = torch.cat([torch.ones(n_e), -torch.ones(n - n_e)])
+        with torch.no_grad():
+            w = torch.rand(n, n, generator=g) / n * sign[None, :]
+            w.fill_diagonal_(0.0)
+            self.recurrent_layer.weight.copy_(w)
+            self.input_layer.weight.copy_(torch.rand(n, n_in, generator=g))
+            self.output_layer.weight.copy_(torch.rand(n_out, n, generator=g))
+        self.dale_mask = torch.sign(w)
+        self.recurrent_mask = torch.ones(n, n) - torch.eye(n)
+        self.y_init = torch.zeros(n)
+
+    def forward(self, u):  # u [n_in, T, batch], no noise
+        s = self.y_init.to(u.dtype)[None, :].expand(u.shape[2], -1)
+        states = [s]
+        for t in range(u.shape[1] - 1):
+            z = self.recurrent_layer(s) + self.input_layer(u[:, t].T)
+            s = (1 - self.alpha) * s + self.alpha * self.activation(z)
+            states.append(s)
+        states = torch.stack(states, 1)  # [batch, T, N]
+        return states, self.output_layer(states)
+
+
+def test_trainrnnbrain_earlier_layout():
+    module = _f32_values(OldTrainRNNbrainLike(10, 3, 2))
+    u = np.random.default_rng(7).normal(size=(3, 20, 2))
+    with torch.no_grad():
+        s_t, y_t = module(torch.from_numpy(u))
+    model = rl.from_torch(module)
+    assert model.form == "rate" and model.dale and not model.autapses and model.dt == 2.0
+    states, outputs = _simulate64(model, u.transpose(2, 1, 0)[:, :-1])
+    np.testing.assert_allclose(states, s_t.numpy()[:, 1:], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(outputs, y_t.numpy()[:, 1:], rtol=1e-11, atol=1e-12)
+
+
 class PyrnnLike(nn.Module):
     """pyrnn's RNN: h' = tanh(w_rec(h) + w_in(u)), output w_out(h) (three nn.Linear)."""
 
