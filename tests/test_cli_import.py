@@ -5,6 +5,7 @@ import pickle
 
 import jax
 import numpy as np
+import pytest
 
 import rnnlab as rl
 from rnnlab.cli import main
@@ -80,3 +81,23 @@ def test_import_mistakes_are_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "e")]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_import_then_plot_and_report(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    src, run = tmp_path / "net.npz", tmp_path / "run"
+    rng = np.random.default_rng(3)
+    signs = np.r_[np.ones(6), -np.ones(2)]
+    w = np.abs(rng.normal(size=(N, N))) / np.sqrt(N) * signs[None, :]
+    np.fill_diagonal(w, 0.0)
+    np.savez(src, W_rec=w, W_in=rng.normal(size=(N, 3)), W_out=rng.normal(size=(3, N)),
+             Dale_rec=np.diag(signs), Dale_out=np.diag(np.maximum(signs, 0)),
+             rec_connectivity=1 - np.eye(N))
+    assert main(["import", str(src), "--format", "psychrnn", "--out", str(run), "--task",
+                 "flipflop", "--config", '{"dt": 10, "tau": 100, "dale_ratio": 0.75}']) == 0
+    assert "Dale's law" in capsys.readouterr().out
+    assert main(["plot", str(run), "--n-trials", "8"]) == 0
+    assert (run / "figures" / "connectivity.png").is_file()
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").is_file()
