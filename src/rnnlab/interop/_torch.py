@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models import CTRNN, GRU, LSTM, AbstractRNN, FunctionModel, VanillaRNN
-from ..models._activations import ACTIVATIONS
+from ..models._activations import ACTIVATIONS, can_be_negative
 
 _INSTALL = (
     "PyTorch is needed for this; install it with `pip install 'rnnlab[torch]'` (or the CPU "
@@ -208,6 +208,15 @@ def _dale_sign(mask: Any, n: int) -> np.ndarray | None:
 
 
 def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN | FunctionModel:
+    needs = (("W_rec", "W_inp", "W_out") if hasattr(module, "W_rec")
+             else ("recurrent_layer", "input_layer", "output_layer"))
+    missing = [name for name in needs if not hasattr(module, name)]
+    if missing:
+        raise TypeError(
+            f"{type(module).__name__} has dt, tau and {needs[0]} like trainRNNbrain's RNN_torch "
+            f"but no {', '.join(missing)}; build the model from its weights with "
+            "rnnlab.CTRNN.from_weights"
+        )
     if hasattr(module, "W_rec"):
         w_rec, w_in, w_out = _np(module.W_rec), _np(module.W_inp), _np(module.W_out)
         bias = getattr(module, "bias", None)
@@ -250,8 +259,9 @@ def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN | FunctionModel:
                 "the module's dale_mask does not list its excitatory units first; rnnlab's Dale "
                 "networks do (pass dale=False to import the weights without the constraint)"
             )
-        options.update(dale=True, excitatory_fraction=n_exc / n,
-                       allow_negative_rates=True)
+        options.update(dale=True, excitatory_fraction=n_exc / n)
+        if can_be_negative(activation):  # trainRNNbrain allows Dale networks with tanh
+            options["allow_negative_rates"] = True
         options["nonnegative_inputs"] = bool(np.all(w_in >= 0))
         options["nonnegative_outputs"] = bool(np.all(w_out >= 0))
     masks = {"w_rec_mask": "recurrent_mask", "w_in_mask": "input_mask",
