@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models._base import AbstractRNN, model_class
-from ._safe import FileFormatError, read_safetensors, write_safetensors
+from ._safe import FileFormatError, canonical_json, read_safetensors, write_safetensors
 
 # The largest layer a model file may ask for (units per side); the tensors bound it further.
 MAX_UNITS = 1 << 20
@@ -130,6 +130,10 @@ def _check_sizes(config: dict[str, Any], tensors: dict[str, np.ndarray], where: 
                                   f"tensors (the largest dimension is {largest})")
 
 
+# Templates by (class, canonical configuration): a model loaded again is not traced again.
+_TEMPLATES: dict[tuple[type, str], tuple[Any, dict[str, np.ndarray]]] = {}
+
+
 def _template(cls: type, config: dict[str, Any], where: str
               ) -> tuple[AbstractRNN, dict[str, np.ndarray]]:
     """The model's structure, and the values of the leaves that follow from the configuration
@@ -220,7 +224,14 @@ def load(path: str | os.PathLike) -> AbstractRNN:
     for name, arr in tensors.items():
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise FileFormatError(f"{where}: tensor {name!r} holds NaN or inf")
-    template, known = _template(cls, config, where)
+    key = (cls, canonical_json(config))
+    if key in _TEMPLATES:
+        template, known = _TEMPLATES[key]
+    else:
+        template, known = _template(cls, config, where)
+        if len(_TEMPLATES) >= 32:
+            _TEMPLATES.pop(next(iter(_TEMPLATES)))
+        _TEMPLATES[key] = (template, known)
     keys = _config_keys(template)
     extra = sorted(set(tensors) - {jax.tree_util.keystr(p) for p, _ in
                                    jax.tree_util.tree_flatten_with_path(template)[0]})
