@@ -76,6 +76,12 @@ def test_import_mistakes_are_one_line(tmp_path, capsys):
     assert main(["import", str(tmp_path / "p.json"), "--format", "auto", "--out",
                  str(tmp_path / "g")]) == 2
     assert "cubic leak" in capsys.readouterr().err
+    # nor written into a directory of other files
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "notes.txt").write_text("mine")
+    assert main([*args, "--out", str(tmp_path / "h")]) == 2
+    assert "non-empty directory that is not a run" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["notes.txt"]
     # an existing run is not overwritten
     assert main([*args, "--out", str(tmp_path / "e")]) == 0
     capsys.readouterr()

@@ -70,10 +70,15 @@ def import_cmd(
         raise CLIError(f"--format {format!r} is not known; use one of {list(_FORMATS)}")
     if not source.is_file():
         raise CLIError(f"{source}: no such file")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} is a file; pick a directory")
     if (out / "config.json").exists():
         raise CLIError(f"--out {out} already holds a run; pick another --out")
+    from ..io._lock import check_output_dir
+    from ..runs._run import RUN_FILES
+
+    try:  # not "", not /, not a file, not a non-empty directory that is not a run
+        check_output_dir(out, own_names=RUN_FILES)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     cfg = _config_option(config)
 
     from ..interop import PickleRefused, from_file
@@ -121,8 +126,8 @@ def import_cmd(
         meta = model_meta(model)
     except ValueError as e:
         raise CLIError(f"the imported network cannot be written to a run: {e}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    save(out / "model.safetensors", model)
+    from ..io._lock import RunLock
+
     run_config = {
         "version": __version__,
         "task": task_spec,
@@ -130,7 +135,11 @@ def import_cmd(
         "imported": {"source": str(source.resolve()), "format": fmt if fmt != "auto" else None,
                      "sha256": _digest(source)},
     }
-    atomic_write_json(out / "config.json", run_config)  # last: marks the run complete
+    with RunLock(out):  # one writer per run directory, as `rnnlab train`
+        if (out / "config.json").exists():
+            raise CLIError(f"--out {out} already holds a run; pick another --out")
+        save(out / "model.safetensors", model)
+        atomic_write_json(out / "config.json", run_config)  # last: marks the run complete
 
     kind = f"{type(model).__name__} ({getattr(model, 'form', '')} form)".replace(" ( form)", "")
     cons = [c for c, on in (("Dale's law", getattr(model, "dale", False)),
