@@ -98,6 +98,40 @@ def test_torch_layers_outputs_and_jacobians(kind, nonlinearity, batch_first):
                                rtol=1e-10 if kind != "RNN" else 1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["RNNCell", "GRUCell", "LSTMCell"])
+def test_torch_cells_step(kind):
+    """One call of a cell is one step of the imported model (and a cell without biases)."""
+    torch.manual_seed(3)
+    cell = _f32_values(getattr(nn, kind)(3, 8, bias=kind != "GRUCell"))
+    model = rl.from_torch(cell)
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=model.state_size)
+    u = rng.normal(size=3)
+    with torch.no_grad():
+        if kind == "LSTMCell":
+            hh, cc = cell(torch.from_numpy(u)[None], (torch.from_numpy(h[None, :8]),
+                                                      torch.from_numpy(h[None, 8:])))
+            ref = np.concatenate([hh[0].numpy(), cc[0].numpy()])
+        else:
+            ref = cell(torch.from_numpy(u)[None], torch.from_numpy(h)[None])[0].numpy()
+    with jax.enable_x64(True):
+        ours = np.asarray(to_float64(model).step(jnp.asarray(h), jnp.asarray(u)))
+    np.testing.assert_allclose(ours, ref, rtol=1e-7 if kind == "RNNCell" else 1e-12,
+                               atol=1e-7 if kind == "RNNCell" else 1e-12)
+
+
+def test_torch_activations_match_rnnlabs():
+    """to_torch writes each named activation with torch functions: the same numbers."""
+    from rnnlab.interop._torch import _torch_activations
+
+    z = np.linspace(-6, 6, 97)
+    for name, fn in _torch_activations().items():
+        with jax.enable_x64(True):
+            ours = np.asarray(rl.models.ACTIVATIONS[name](jnp.asarray(z)))
+        np.testing.assert_allclose(fn(torch.from_numpy(z)).numpy(), ours, rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+
+
 def test_layer_checks():
     with pytest.raises(ValueError, match="num_layers=2"):
         rl.from_torch(nn.GRU(2, 4, num_layers=2))

@@ -9,6 +9,8 @@ module                         rnnlab model
 ``nn.RNN`` (tanh / relu)       `VanillaRNN`: h' = f(W_ih u + b_ih + W_hh h + b_hh)
 ``nn.GRU``                     `GRU` (gates r, z, n; both biases, PyTorch layout)
 ``nn.LSTM``                    `LSTM` (gates i, f, g, o; state concat(h, c))
+``nn.RNNCell`` / ``GRUCell`` /  the same models (one step of the cell is one step)
+``LSTMCell``
 trainRNNbrain ``RNN_torch``    `CTRNN`, rate form (its update s' = s + alpha (-s +
                                f(W_rec s + W_inp (u + n_in) + b) + n_rec))
 pyrnn ``RNN``                  `VanillaRNN` (h' = tanh(w_rec(h) + w_in(u)), y = w_out(h))
@@ -135,19 +137,22 @@ def _check_recurrent_layer(module: Any, name: str) -> None:
 
 
 def _layer_weights(module: Any) -> dict[str, np.ndarray]:
-    h = module.hidden_size
-    g = module.weight_ih_l0.shape[0]
+    """The weights of a layer (``weight_ih_l0``, ...) or a cell (``weight_ih``, ...)."""
+    sfx = "" if hasattr(module, "weight_ih") else "_l0"
+    g = getattr(module, "weight_ih" + sfx).shape[0]
+    bias = getattr(module, "bias_ih" + sfx, None)
     return {
-        "w_in": _np(module.weight_ih_l0),
-        "w_rec": _np(module.weight_hh_l0),
-        "b_in": _np(module.bias_ih_l0) if module.bias else np.zeros(g),
-        "b_rec": _np(module.bias_hh_l0) if module.bias else np.zeros(g),
-        "h": h,
+        "w_in": _np(getattr(module, "weight_ih" + sfx)),
+        "w_rec": _np(getattr(module, "weight_hh" + sfx)),
+        "b_in": _np(bias) if bias is not None else np.zeros(g),
+        "b_rec": _np(getattr(module, "bias_hh" + sfx)) if bias is not None else np.zeros(g),
+        "h": module.hidden_size,
     }
 
 
 def _from_rnn(module: Any, readout: Any, kwargs: dict) -> VanillaRNN:
-    _check_recurrent_layer(module, "nn.RNN")
+    if not hasattr(module, "weight_ih"):  # a layer, not a cell
+        _check_recurrent_layer(module, "nn.RNN")
     w = _layer_weights(module)
     w_out, b_out = _readout(readout, w["h"])
     kwargs.setdefault("activation", module.nonlinearity)
@@ -156,7 +161,8 @@ def _from_rnn(module: Any, readout: Any, kwargs: dict) -> VanillaRNN:
 
 
 def _from_gated(cls: type, module: Any, readout: Any, kwargs: dict) -> AbstractRNN:
-    _check_recurrent_layer(module, f"nn.{cls.__name__}")
+    if not hasattr(module, "weight_ih"):
+        _check_recurrent_layer(module, f"nn.{cls.__name__}")
     w = _layer_weights(module)
     w_out, b_out = _readout(readout, w["h"])
     return cls.from_weights(w["w_in"], w["w_rec"], w_out, w["b_in"], w["b_rec"], b_out,
@@ -343,13 +349,15 @@ def from_torch(module: Any, *, readout: Any = None, **kwargs: Any) -> AbstractRN
 
     Args:
         module: ``torch.nn.RNN`` (tanh or relu), ``nn.GRU``, ``nn.LSTM`` (single layer,
-            unidirectional; both biases; ``batch_first`` either way), a trainRNNbrain
+            unidirectional; both biases; ``batch_first`` either way), their cells
+            (``nn.RNNCell``, ``nn.GRUCell``, ``nn.LSTMCell``), a trainRNNbrain
             ``RNN_torch`` (recognised by ``W_rec``/``W_inp``/``W_out`` or its
             ``recurrent_layer``/``input_layer``/``output_layer`` with ``dt`` and ``tau``), a
             pyrnn ``RNN`` (``w_in``/``w_rec``/``w_out`` linear layers), or a module made by
             `to_torch`.
-        readout: for ``nn.RNN``/``GRU``/``LSTM``, an ``nn.Linear`` applied to the hidden state
-            (default: none, the outputs are the hidden state, as the module returns it).
+        readout: for ``nn.RNN``/``GRU``/``LSTM`` and their cells, an ``nn.Linear`` applied to
+            the hidden state (default: none, the outputs are the hidden state, as the module
+            returns it).
         **kwargs: passed to the model's ``from_weights`` (for example ``dt``, constraints to
             check such as ``autapses=False``, ``trainable``); ``activation=`` overrides what is
             read from the module.
@@ -375,11 +383,11 @@ def from_torch(module: Any, *, readout: Any = None, **kwargs: Any) -> AbstractRN
         if readout is not None or kwargs:
             raise ValueError("a module made by to_torch carries its model; pass no other options")
         return own()
-    if isinstance(module, torch.nn.RNN):
+    if isinstance(module, (torch.nn.RNN, torch.nn.RNNCell)):
         return _from_rnn(module, readout, kwargs)
-    if isinstance(module, torch.nn.GRU):
+    if isinstance(module, (torch.nn.GRU, torch.nn.GRUCell)):
         return _from_gated(GRU, module, readout, kwargs)
-    if isinstance(module, torch.nn.LSTM):
+    if isinstance(module, (torch.nn.LSTM, torch.nn.LSTMCell)):
         return _from_gated(LSTM, module, readout, kwargs)
     if readout is not None:
         raise ValueError("readout= applies to nn.RNN, nn.GRU and nn.LSTM; this module has its own")
