@@ -273,6 +273,11 @@ def test_trainrnnbrain_constraints_are_checked_not_trusted():
     assert not rl.from_torch(module, dale=False).dale
     module = TrainRNNbrainLike(10, 3, 2)
     with torch.no_grad():
+        module.W_inp[0, 0] = -0.5  # its Dale networks keep W_inp >= 0
+    with pytest.raises(ValueError, match="negative"):
+        rl.from_torch(module)
+    module = TrainRNNbrainLike(10, 3, 2)
+    with torch.no_grad():
         module.W_rec[3, 3] = 0.2  # an autapse, masked by recurrent_mask
     with pytest.raises(ValueError, match="non-zero"):
         rl.from_torch(module)

@@ -237,6 +237,12 @@ def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN | FunctionModel:
         rb = module.recurrent_layer.bias
         b = _np(rb) if rb is not None else np.zeros(w_rec.shape[0])
     n = w_rec.shape[0]
+    equation = str(getattr(module, "equation_type", "s")).lower()
+    if equation != "s":
+        raise ValueError(
+            f"equation_type={equation!r}: from_torch reads trainRNNbrain's 's' (rate) form; "
+            "save the module's parameters (get_params) and use rnnlab.from_file"
+        )
     gamma = float(_attr_value(module, "gamma")) if hasattr(module, "gamma") else 0.0
     activation, slope = _trainrnnbrain_activation(module, kwargs)
     if slope != 1.0:  # f(slope * z) with z linear in (s, u, b): fold the slope into the weights
@@ -268,8 +274,8 @@ def _from_trainrnnbrain(module: Any, kwargs: dict) -> CTRNN | FunctionModel:
         options.update(dale=True, excitatory_fraction=n_exc / n)
         if can_be_negative(activation):  # trainRNNbrain allows Dale networks with tanh
             options["allow_negative_rates"] = True
-        options["nonnegative_inputs"] = bool(np.all(w_in >= 0))
-        options["nonnegative_outputs"] = bool(np.all(w_out >= 0))
+        # its constrained networks also keep W_inp, W_out >= 0 (checked like the rest)
+        options.update(nonnegative_inputs=True, nonnegative_outputs=True)
     masks = {"w_rec_mask": "recurrent_mask", "w_in_mask": "input_mask",
              "w_out_mask": "output_mask"}
     for ours, theirs in masks.items():
