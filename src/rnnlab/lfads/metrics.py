@@ -110,7 +110,9 @@ def linear_map(source: ArrayInput, target: ArrayInput) -> tuple[np.ndarray, np.n
 
 def _mapped_r2(source_train, target_train, source_valid, target_valid, multioutput):
     if (source_valid is None) != (target_valid is None):
-        raise ValueError("give both validation arrays or neither")
+        raise ValueError("give both validation arrays (the true and the inferred ones for "
+                         "the validation trials) or neither (then the fit is scored on the "
+                         "training arrays)")
     w, b = linear_map(source_train, target_train)
     if source_valid is None:
         source_valid, target_valid = source_train, target_train
