@@ -155,3 +155,31 @@ def test_pca_baseline_full_rank_is_the_smoothing_and_predicts_held_out():
     assert 1 <= chosen.n_components <= 6 and chosen.latents_valid.shape[-1] == chosen.n_components
     # held-out neurons from a GLM on the held-in rates beat their mean rate (co-bps > 0)
     assert metrics.co_bps(smooth.rates_valid, d) > 0
+
+
+def test_figure_data_truths():
+    from rnnlab.figdata._lfads import LFADSFit, factors_data, inputs_data, raster_data
+
+    rng = np.random.default_rng(7)
+    states = rng.normal(size=(20, 12, 3))
+    inputs = rng.normal(size=(20, 12, 1))
+    rates = np.exp(states @ rng.normal(size=(3, 6)) * 0.3)
+    d = Dataset.from_arrays(rng.poisson(rates), heldout_neurons=2, bin_size=0.02,
+                            truth={"rates": rates, "states": states, "inputs": inputs})
+    nv = len(d.valid_inds)
+    inferred_inputs = inputs[d.valid_inds] * -2.0 + 0.5  # an affine image of the truth
+    factors = rng.normal(size=(nv, 12, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.1])
+    fit = LFADSFit(None, d, rates[d.valid_inds], factors, inferred_inputs, {})
+    got = inputs_data(fit)
+    assert got.r2 == pytest.approx(1.0) and np.allclose(got.mapped, got.true)
+    f = factors_data(fit, n_components=2)
+    ev = np.linalg.eigvalsh(np.cov(factors.reshape(-1, 5).T))[::-1]
+    assert np.allclose(f.explained, ev[:2] / ev.sum())
+    assert np.allclose(f.color, inputs[d.valid_inds][..., 0].mean(1))
+    r = raster_data(fit, trial=1)
+    # counts in spikes per bin, rates in spikes/s; held-in neurons first, each group sorted
+    assert np.array_equal(r.counts, d.recon_data("valid")[1][:, r.order])
+    assert np.allclose(r.inferred_rates, rates[d.valid_inds][1][:, r.order] / 0.02)
+    assert sorted(r.order[:4]) == [0, 1, 2, 3] and sorted(r.order[4:]) == [4, 5]
+    with pytest.raises(ValueError, match="trial"):
+        raster_data(fit, trial=nv)
