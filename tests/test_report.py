@@ -193,3 +193,28 @@ def test_missing_plotly_names_the_extra(run_dir, monkeypatch, capsys):
         rl.report.write_report(run_dir, analyze=False)
     assert main(["report", str(run_dir), "--no-analyze"]) == 2
     assert "rnnlab[viz]" in capsys.readouterr().err
+
+
+def test_state_space_figure_names_each_inputs_points():
+    """Points of two constant inputs are two legend groups named by their input; each trace
+    holds only its input's points (hover text names the input)."""
+    from rnnlab.analysis import find_fixed_points
+    from rnnlab.report._figures import state_space_figure
+
+    model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.eye(2), np.eye(2),
+                                  activation="linear", dt=10.0, tau=100.0)
+    cand = np.stack([np.linspace(-2, 2, 12), np.full(12, 0.3)], 1)
+    parts = [find_fixed_points(model, np.array([0.0, c]), cand) for c in (0.0, 0.05)]
+    fp = rl.FixedPoints.concatenate(parts)
+    traj = np.random.default_rng(0).normal(size=(2, 10, 2))
+    fig = state_space_figure(traj, np.array([0, 1]), "context", fp, n_components=2,
+                             inputs=[("low", [0.0, 0.0]), ("high", [0.0, 0.05])],
+                             value_names={0: "motion context", 1: "colour context"})
+    names = [t.name for t in fig.data]
+    assert "motion context" in names and "colour context" in names
+    for gname, c in (("low", 0.0), ("high", 0.05)):
+        traces = [t for t in fig.data if t.name.startswith(f"{gname}: ")]
+        assert traces
+        n = sum(len(t.x) for t in traces if t.mode == "markers")
+        assert n == int(np.sum(np.isclose(np.asarray(fp.inputs)[:, 1], c)))
+        assert all(f"<b>{gname}</b>" in h for t in traces for h in t.hovertext)

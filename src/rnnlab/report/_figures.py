@@ -10,7 +10,9 @@ from ..figdata import (
     edge_weight,
     excitatory_count,
     fit_projection,
+    format_condition,
     graph_layout,
+    input_groups,
     manifold_kind,
     manifold_states,
     model_weights,
@@ -155,8 +157,13 @@ def fixed_point_hover(fp, i: int, n_eigs: int = 6) -> str:
 
 
 def state_space_figure(states, condition_values, condition_name, fixed_points=None,
-                       manifolds=None, *, n_components: int = 3, pca=None):
-    """Interactive 2-D/3-D state space; a legend entry per condition toggles its trajectories."""
+                       manifolds=None, *, n_components: int = 3, pca=None, inputs=None,
+                       value_names=None):
+    """Interactive 2-D/3-D state space; a legend entry per condition toggles its trajectories.
+
+    Fixed points of different constant inputs belong to different systems: with several, each
+    input's points (and manifolds) are their own legend group, named by the input (``inputs``:
+    ``{name: vector}`` or ``[(name, vector)]``), so a click shows one input's points alone."""
     go = _go()
     traj = np.asarray(states, float)
     proj = fit_projection(traj, n_components, pca=pca)
@@ -183,37 +190,61 @@ def state_space_figure(states, condition_values, condition_name, fixed_points=No
         opacity = 0.8 if len(z) <= 16 else max(0.35, 0.8 * np.sqrt(16 / len(z)))
         for g, (lab, color) in enumerate(zip(labels, colors)):
             members = [z[i] for i in np.flatnonzero(index == g)]
+            if value_names:
+                named = {format_condition(k): str(v) for k, v in dict(value_names).items()}
+                lab = named.get(lab, f"{condition_name} {lab}")
+            else:
+                lab = f"{condition_name} {lab}"
             fig.add_trace(Scatter(**xyz(joined(members)), mode="lines",
-                                  name=f"{condition_name} {lab}", legendgroup=f"cond{g}",
+                                  name=lab, legendgroup=f"cond{g}",
                                   line={"color": color, "width": 2}, opacity=opacity,
                                   hoverinfo="name"))
+    has_points = fixed_points is not None and len(np.asarray(fixed_points.states))
+    groups = input_groups(fixed_points, inputs) if has_points else [("", None)]
+    many = len(groups) > 1
+    owner = {int(i): gi for gi, (_, mem) in enumerate(groups) if mem is not None
+             for i in np.asarray(mem).reshape(-1)}
     if manifolds:
-        for k, m in enumerate(manifolds):
+        shown = set()
+        for m in manifolds:
+            idx = getattr(m, "indices", None)
+            first = int(np.asarray(idx).reshape(-1)[0]) if idx is not None and np.size(idx) \
+                else None
+            gi = owner.get(first, 0)
+            prefix = f"{groups[gi][0]}: " if many else ""
             pts = proj(manifold_states(m))
             if manifold_kind(m) == "ring":
                 pts = np.vstack([pts, pts[:1]])
-            fig.add_trace(Scatter(**xyz(pts), mode="lines", name=f"{manifold_kind(m)} attractor",
+            name = f"{prefix}{manifold_kind(m)} attractor"
+            fig.add_trace(Scatter(**xyz(pts), mode="lines", name=name,
                                   line={"color": "#555555", "width": 8}, opacity=0.5,
-                                  legendgroup="manifolds", showlegend=k == 0))
-    if fixed_points is not None and len(np.asarray(fixed_points.states)):
-        labels = stability_labels(fixed_points)
-        pts = proj(np.asarray(fixed_points.states))
+                                  legendgroup=f"manifolds{gi}", showlegend=name not in shown))
+            shown.add(name)
+    for gi, (gname, members) in enumerate(groups if has_points else []):
+        part = fixed_points if not many else fixed_points[members]
+        prefix = f"{gname}: " if many else ""
+        labels = stability_labels(part)
+        pts = proj(np.asarray(part.states))
         half = SEGMENT_FRACTION * extent
         for kind in stability_kinds(labels):
             sel = [i for i, lab in enumerate(labels) if lab == kind]
+            whole = [int(np.asarray(members)[i]) if many else i for i in sel]
             marker = _marker(kind, three_d=n_components == 3,
                              size=9 if n_components == 3 else 12)
             fig.add_trace(Scatter(**xyz(pts[sel]), mode="markers", marker=marker,
-                                  name=_point_name(kind, len(sel)),
-                                  legendgroup=f"fp_{kind}",
-                                  hovertext=[fixed_point_hover(fixed_points, i) for i in sel],
-                                  hoverinfo="text", customdata=sel))
+                                  name=prefix + _point_name(kind, len(sel)),
+                                  legendgroup=f"fp{gi}_{kind}",
+                                  hovertext=[(f"<b>{gname}</b><br>" if many else "")
+                                             + fixed_point_hover(fixed_points, i)
+                                             for i in whole],
+                                  hoverinfo="text", customdata=whole))
             if kind == "saddle":
                 segs = [seg for i in sel
-                        for seg in unstable_segments(fixed_points, i, proj, half)]
+                        for seg in unstable_segments(part, i, proj, half)]
                 if segs:
                     fig.add_trace(Scatter(**xyz(joined(segs)), mode="lines",
-                                          name="unstable directions", legendgroup="fp_saddle",
+                                          name="unstable directions",
+                                          legendgroup=f"fp{gi}_saddle",
                                           line={"color": marker["color"], "width": 4},
                                           hoverinfo="skip", showlegend=False))
     axis = proj.axis_labels()

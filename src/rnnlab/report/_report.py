@@ -137,8 +137,10 @@ def build_report_html(data: RunData) -> str:
                          + _plot_div(F.trials_figure(data.task, data.model, few), "fig-trials")))
     if data.trajectory is not None:
         fig3 = F.state_space_figure(
-            np.asarray(data.trajectory.states), data.condition_values, data.condition or "",
-            data.fixed_points, data.manifolds, n_components=3, pca=data.pca)
+            np.asarray(data.trajectory.states), data.condition_values,
+            data.condition_title or "", data.fixed_points, data.manifolds, n_components=3,
+            pca=data.pca, inputs=data.analysis.inputs if data.analysis is not None else None,
+            value_names=data.condition_value_names)
         hint = ("Drag to rotate, scroll to zoom. Hover a fixed point for its stability, speed, "
                 "eigenvalues and readout. Click a legend entry to hide or show the trajectories "
                 "of that condition (double-click: show only it).")
