@@ -229,6 +229,15 @@ def test_resume_refuses_another_optimizer_or_schedule(tmp_path):
     res = rl.train(_tiny(), TASK, key=jax.random.PRNGKey(0), out_dir=tmp_path, resume=True,
                    optimizer=optax.sgd(0.1), **kw)
     assert res.steps == 3
+    # a checkpoint whose entries are not what resume reads is refused by name
+    ckpt = tmp_path / "checkpoints" / "checkpoint.safetensors"
+    t, m = read_safetensors(ckpt)
+    m["history"] = "lost"
+    ckpt.write_bytes(encode_safetensors(t, m))
+    with pytest.raises(FileFormatError, match="history") as info:
+        rl.train(_tiny(), TASK, key=jax.random.PRNGKey(0), out_dir=tmp_path, resume=True,
+                 optimizer=optax.sgd(0.1), **kw)
+    _assert_one_line(info.value, ckpt)
     # two schedules that differ only after step 0 are told apart by their values
     from rnnlab.training._train import describe_optimizer
 
@@ -269,7 +278,9 @@ def test_save_figure_leaves_nothing_behind_on_failure(tmp_path):
 
     fig = plt.figure()
 
-    def broken(*a, **k):
+    def broken(target, *a, **k):  # a disk that fills up halfway through the file
+        with open(target, "wb") as f:
+            f.write(b"\x89PNG half a figure")
         raise OSError(28, "No space left on device")
 
     fig.savefig = broken

@@ -15,7 +15,6 @@ makes a new one (refusing to mix two trainings in one directory) and `Run.train`
 """
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any

@@ -100,7 +100,9 @@ def train_curriculum(
         if last_cfg.exists():
             cfg = json.loads(last_cfg.read_text())
             cfg["curriculum"] = json.loads((out / "curriculum.json").read_text())
-            (out / "config.json").write_text(json.dumps(cfg, indent=2))
+            from ..io._safe import atomic_write_json
+
+            atomic_write_json(out / "config.json", cfg)
         try:
             save(out / "model.safetensors", model)
         except ValueError:

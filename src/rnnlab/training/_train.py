@@ -449,6 +449,7 @@ def _train_into(model, task, cfg, optimizer, hyper, fingerprint, key) -> "TrainR
                     f"training settings{what}; resume with the same ones (only `steps` may "
                     "change)"
                 )
+            _check_checkpoint_meta(meta, ckpt_path)
             params = tensors_to_tree(params, tensors, "params", str(ckpt_path))
             opt_state = tensors_to_tree(opt_state, tensors, "opt", str(ckpt_path))
             start = int(meta["step"])
@@ -558,6 +559,37 @@ def _train_into(model, task, cfg, optimizer, hyper, fingerprint, key) -> "TrainR
         member.best_step = best_step
         _runner.write_best(out, member, step)
     return result
+
+
+def _check_checkpoint_meta(meta: dict[str, Any], path: Path) -> None:
+    """The entries of a checkpoint that resume reads, with their types (a `FileFormatError`
+    naming the file otherwise)."""
+    from ..io._safe import FileFormatError
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    problems = []
+    if type(meta.get("step")) is not int or meta["step"] < 0:
+        problems.append("'step' must be an integer >= 0")
+    history = meta.get("history")
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and type(h.get("step")) is int and number(h.get("loss"))
+            and number(h.get("accuracy", 0.0)) for h in history):
+        problems.append("'history' must be a list of evaluation records")
+    losses = meta.get("losses_since_eval", [])
+    if not isinstance(losses, list) or not all(number(x) for x in losses):
+        problems.append("'losses_since_eval' must be a list of numbers")
+    for k in ("wall_time", "best_accuracy"):
+        if k in meta and not number(meta[k]):
+            problems.append(f"{k!r} must be a number")
+    if "best_loss" in meta and meta["best_loss"] is not None and not number(meta["best_loss"]):
+        problems.append("'best_loss' must be a number or null")
+    best_step = meta.get("best_step")
+    if best_step is not None and type(best_step) is not int:
+        problems.append("'best_step' must be an integer or null")
+    if problems:
+        raise FileFormatError(f"{path}: not a valid checkpoint ({'; '.join(problems)})")
 
 
 def describe_callable(f: Any, depth: int = 0) -> Any:
