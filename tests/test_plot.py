@@ -628,3 +628,9 @@ def test_state_space_one_panel_per_input():
     rl.plot.state_space(traj, fixed_points=parts[1], ax=ax)
     assert ax.get_title() == "state space: input [0, 0.05]"
     plt.close(fig2)
+
+
+def test_connectivity_of_a_model_without_weights_is_a_clear_error():
+    model = rl.FunctionModel(vector_field=lambda x, u: -x + u, state_size=2, n_in=2, dt=1.0)
+    with pytest.raises(TypeError, match="FunctionModel has no w_rec, w_in, w_out weights"):
+        rl.plot.connectivity(model)

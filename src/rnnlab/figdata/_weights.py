@@ -20,6 +20,12 @@ def model_weights(model) -> dict[str, np.ndarray]:
             f"connectivity needs a model with effective_weights() or w_rec/w_in/w_out "
             f"(e.g. rnnlab.CTRNN), got {type(model).__name__}"
         )
+    missing = [k for k in ("w_rec", "w_in", "w_out") if k not in w]
+    if missing:  # e.g. a FunctionModel: its dynamics are a user function, not weights
+        raise TypeError(
+            f"{type(model).__name__} has no {', '.join(missing)} weights to draw "
+            f"(its effective_weights() gives {sorted(w) or 'none'}): connectivity needs a "
+            "weight-based model such as rnnlab.CTRNN")
     return {k: np.asarray(v) for k, v in w.items() if k in ("w_rec", "w_in", "w_out")}
 
 
