@@ -129,11 +129,26 @@ def fit_cmd(
     if not copy.exists():
         write_hdf5(copy, dataset)
     n_train = len(dataset.train_inds)
-    with graceful_interrupts():
-        result = fit(model, dataset, key=k_fit, max_epochs=epochs,
-                     batch_size=min(batch_size, n_train), learning_rate=lr,
-                     kl_increase_epoch=kl_warmup, l2_increase_epoch=kl_warmup, out=out,
-                     resume=resume, progress=progress)
+    from .._interrupt import TrainingInterrupted
+    from ..lfads import FitDiverged
+
+    try:
+        with graceful_interrupts():
+            result = fit(model, dataset, key=k_fit, max_epochs=epochs,
+                         batch_size=min(batch_size, n_train), learning_rate=lr,
+                         kl_increase_epoch=kl_warmup, l2_increase_epoch=kl_warmup, out=out,
+                         resume=resume, progress=progress)
+    except FitDiverged as e:
+        raise CLIError(f"{e} (the last checkpoint is in {out}/checkpoints)") from None
+    except TrainingInterrupted as e:
+        import shlex
+
+        from . import current_argv
+
+        args = [a for a in current_argv() if a != "--resume"]
+        typer.echo(f"rnnlab: LFADS fit interrupted after {e.step} epochs; the fit is in {out}. "
+                   f"Continue it with:\n  rnnlab {shlex.join([*args, '--resume'])}", err=True)
+        raise typer.Exit(130) from None
     last = result.history[-1] if result.history else {}
     valid = last.get("valid_recon")
     typer.echo(f"LFADS fit: {result.epochs} epochs, {result.steps} steps, stopped: "
