@@ -273,9 +273,9 @@ def _check_training_memory(task, model: str, hidden, batch_size, task_kwargs) ->
     memory (the estimate and the machine's memory in the message)."""
     from ..io._resources import check_memory, training_bytes
 
-    for name, value in (("--hidden", hidden), ("--batch-size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise CLIError(f"{name} must be a positive integer, got {value!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+               for v in (hidden, batch_size)):
+        return  # the model and the training settings refuse these by name
     n_steps = int(getattr(task, "n_steps", 1))
     # training batches, and the evaluations' (256 trials)
     need = training_bytes(task.n_in, hidden, task.n_out, n_steps, max(batch_size, 256),
