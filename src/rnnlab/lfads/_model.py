@@ -347,13 +347,25 @@ class LFADS(eqx.Module):
             gen_keep = jnp.ones((T, self.gen_dim))
 
         co = self.co_dim if self.use_con else 0
+        w_fac = self.fac_linear.effective_weight()  # normalised once, not every step
+        if self.use_con:
+            # the controller's input part from the encodings, for all steps at once; the
+            # factors' part depends on the previous step and stays in the loop
+            n_ci = 2 * self.ci_enc_dim
+            w_ci = self.con_cell.weight_ih[:, :n_ci]
+            w_cf = self.con_cell.weight_ih[:, n_ci:]
+            ci_pre = (ci * con_keep[:, :n_ci]) @ w_ci.T + self.con_cell.bias_ih
+            f_keep = con_keep[:, n_ci:]
+        else:
+            ci_pre = jnp.zeros((T, 0))
+            f_keep = jnp.zeros((T, 0))
 
         def step(carry, inp):
             gen_state, con_state, factor = carry
-            ci_t, ext_t, noise_t, ckeep_t, gkeep_t = inp
+            ci_t, ext_t, noise_t, fkeep_t, gkeep_t = inp
             if self.use_con:
-                con_in = jnp.concatenate([ci_t, factor]) * ckeep_t
-                con_state = self.con_cell(con_in, con_state)
+                xa = ci_t + w_cf @ (factor * fkeep_t)
+                con_state = self.con_cell.step_pre(xa, con_state)
                 co_params = self.co_linear(con_state)
                 co_mean, co_logvar = co_params[:co], co_params[co:]
                 co_std = jnp.exp(0.5 * co_logvar)
@@ -363,13 +375,13 @@ class LFADS(eqx.Module):
                 co_mean = co_std = jnp.zeros(0)
                 gen_in = ext_t
             gen_state = self.gen_cell(gen_in, gen_state)
-            factor = self.fac_linear(gen_state * gkeep_t)
+            factor = (gen_state * gkeep_t) @ w_fac.T
             out = (gen_state, con_state, co_mean, co_std, gen_in, factor)
             return (gen_state, con_state, factor), out
 
         con0 = self.con_h0 if self.use_con else jnp.zeros(0)
         _, (gen_states, con_states, co_means, co_stds, gen_inputs, factors) = jax.lax.scan(
-            step, (gen_init, con0, factor0), (ci, ext, co_noise, con_keep, gen_keep))
+            step, (gen_init, con0, factor0), (ci_pre, ext, co_noise, f_keep, gen_keep))
         params = self.readout(factors).reshape(T, self.n_params, self.n_recon)
         output_params = jnp.swapaxes(params, 1, 2)  # [T, neurons, n_params]
         return LFADSOutput(output_params, factors, gen_states, gen_init, con_states, co_means,

@@ -71,9 +71,14 @@ class ClippedGRUCell(eqx.Module):
         self.hidden_size = hidden_size
         self.clip_value = float(clip_value)
 
-    def __call__(self, x: Float[Array, " n_in"], h: Float[Array, " H"]) -> Float[Array, " H"]:
+    def input_part(self, x: Float[Array, "*T n_in"]) -> Float[Array, "*T G"]:
+        """``W_ih x + b`` [..., 3H]: the part of a step that does not depend on the state
+        (computed for every step at once, outside the recurrence)."""
+        return x @ self.weight_ih.T + self.bias_ih
+
+    def step_pre(self, xa: Float[Array, " G"], h: Float[Array, " H"]) -> Float[Array, " H"]:
+        """One step from the precomputed input part ``xa`` [3H] (see `input_part`)."""
         H = self.hidden_size
-        xa = self.weight_ih @ x + self.bias_ih
         hzr = self.weight_hh[: 2 * H] @ h
         z = jax.nn.sigmoid(xa[:H] + hzr[:H])
         r = jax.nn.sigmoid(xa[H : 2 * H] + hzr[H:])
@@ -82,6 +87,9 @@ class ClippedGRUCell(eqx.Module):
         if math.isfinite(self.clip_value):
             h = jnp.clip(h, -self.clip_value, self.clip_value)
         return h
+
+    def __call__(self, x: Float[Array, " n_in"], h: Float[Array, " H"]) -> Float[Array, " H"]:
+        return self.step_pre(self.input_part(x), h)
 
 
 def run_gru(cell: ClippedGRUCell, inputs: Float[Array, "T n_in"],
@@ -98,14 +106,16 @@ def run_gru(cell: ClippedGRUCell, inputs: Float[Array, "T n_in"],
 
 def run_gru_group(cells: list, inputs: list, h0s: list) -> list:
     """Unroll several cells over sequences of the same length in one ``lax.scan`` (one loop
-    instead of one per cell: shorter compilation, larger fused steps); returns each cell's
-    (states [T, H], last state [H])."""
+    instead of one per cell: shorter compilation, larger fused steps), their input parts
+    computed for all steps before the loop; returns each cell's (states [T, H], last state
+    [H])."""
+    pre = [c.input_part(x) for c, x in zip(cells, inputs)]
 
-    def body(hs, xs):
-        hs = [c(x, h) for c, x, h in zip(cells, xs, hs)]
+    def body(hs, xas):
+        hs = [c.step_pre(xa, h) for c, xa, h in zip(cells, xas, hs)]
         return hs, hs
 
-    lasts, states = jax.lax.scan(body, list(h0s), list(inputs))
+    lasts, states = jax.lax.scan(body, list(h0s), pre)
     return list(zip(states, lasts))
 
 
