@@ -29,6 +29,23 @@ def test_importing_the_cli_imports_no_jax():
     assert out.split() == ["CTRNN", "Run", "True"]
 
 
+
+def test_listing_the_tasks_imports_no_jax_and_equals_the_registry():
+    """`rnnlab tasks` lists from a static table (no JAX import, so it starts in well under a
+    second); the table is the registry's names and descriptions, in its order."""
+    from rnnlab import tasks
+    from rnnlab.cli._catalog import TASKS
+
+    assert list(TASKS) == list(tasks.available())
+    assert TASKS == {n: tasks.describe(n) for n in tasks.available()}
+    code = ("import sys; from rnnlab.cli import main; rc = main(['tasks']); "
+            "print('jax' in sys.modules, rc, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stderr.split() == ["False", "0"]
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    assert listed == list(TASKS)
+
 def test_compile_cache_is_written_and_reused(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "flipflop", "--out", str(run), "--hidden", "8", "--steps", "2",
