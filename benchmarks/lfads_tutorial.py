@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
 import rnnlab as rl
 from rnnlab.lfads import metrics
