@@ -74,6 +74,9 @@ def simulate_cmd(
     _positive("--neurons", neurons)
     _positive("--trials", trials)
     _positive("--max-rate", max_rate, integer=False)
+    for name, val in (("--heldout", heldout), ("--forward", forward)):
+        if val < 0:
+            raise CLIError(f"{name} must be a non-negative integer, got {val}")
     data = simulate_spikes(Run.open(run), key=jax.random.PRNGKey(seed), n_neurons=neurons,
                            max_rate=max_rate, n_trials=trials, noise=noise,
                            valid_fraction=valid_fraction, heldout_neurons=heldout or None,
