@@ -141,6 +141,13 @@ def test_cli_train_with_curriculum_then_evaluate(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "stage 0" in text and "stage 1" in text and "curriculum completed" in text
+    # the final model is scored on the fixed evaluation set, as after plain training
+    from rnnlab.runs import Run
+
+    saved = json.loads((out / "evaluation.json").read_text())
+    again = Run.open(out).score(save=False)
+    assert saved["accuracy"] == again["accuracy"] and saved["loss"] == again["loss"]
+    assert f"final accuracy {saved['accuracy']:.4f}" in text
     assert main(["evaluate", str(out), "--json", "--batch-size", "16"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scores["task"] == "integrator" and 0 <= scores["accuracy"] <= 1

@@ -223,6 +223,8 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
             )
         except TrainingInterrupted as e:
             _interrupted(e, out)
+        # the final model's score on the fixed set of fresh trials, as after plain training
+        _echo_score(Run.open(out).score())
         return
     try:
         result = the_run.train(
@@ -249,11 +251,16 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
         )
     score = the_run.evaluation
     if score is not None:
-        typer.echo(
-            f"final accuracy {score['accuracy']:.4f} +- {score['accuracy_se']:.4f} (loss "
-            f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
-            f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
-        )
+        _echo_score(score)
+
+
+def _echo_score(score: dict) -> None:
+    """Print the saved model's score on the fixed evaluation set (evaluation.json)."""
+    typer.echo(
+        f"final accuracy {score['accuracy']:.4f} +- {score['accuracy_se']:.4f} (loss "
+        f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
+        f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
+    )
 
 
 def _empty_out_given() -> bool:
