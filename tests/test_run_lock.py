@@ -60,6 +60,7 @@ def _train_cmd(out, seed):
             "--out", str(out), "--no-progress"]
 
 
+@pytest.mark.slow  # two CLI processes, each importing JAX and training: ~35 s on 2 cores
 def test_two_trainings_into_one_out_never_mix(tmp_path):
     """Two `rnnlab train` processes started together on one --out: one trains, the other is
     refused with one line (the directory is locked, or already holds a run); the files are all
