@@ -83,6 +83,13 @@ def test_analyze_refuses_a_search_that_does_not_fit(tmp_path, capsys):
     assert not (d / "analysis").exists()
 
 
+def test_evaluate_refuses_a_batch_that_does_not_fit(tmp_path, capsys):
+    d = _run_dir(tmp_path)
+    code = main(["evaluate", str(d), "--batch-size", "1000000000"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs about" in err and "--batch-size" in err and "\n" not in err
+
+
 @pytest.mark.parametrize("params, match", [
     ({"n_steps": 1_000_000}, "steps"),
     ({"n_bits": 100_000}, "inputs or outputs"),

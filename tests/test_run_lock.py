@@ -91,6 +91,9 @@ def test_two_trainings_into_one_out_never_mix(tmp_path):
 def test_dangerous_targets_are_refused(target):
     with pytest.raises(RunError, match="empty|root"):
         Run.create(target, task=TASK, model=None)
+    with pytest.raises(ValueError, match="empty or the file-system root"):  # the library too
+        rl.train(rl.CTRNN(2, 4, 2, key=jax.random.PRNGKey(0)), TASK, key=jax.random.PRNGKey(0),
+                 steps=1, out_dir=target, progress=False)
 
 
 def test_non_run_directories_and_links_to_them_are_refused(tmp_path):

@@ -336,6 +336,12 @@ def evaluate_cmd(
 
     the_run = Run.open(run)
     task, model = the_run.require_task(), the_run.model
+    if batch_size >= 1:  # (evaluate names a non-positive one)
+        from ..io._resources import check_memory
+
+        need = 4.0 * 3 * batch_size * task.n_steps * (task.n_in + task.n_out + model.state_size)
+        check_memory(need, f"evaluating {batch_size} trials (--batch-size) of {task.n_steps} "
+                     "steps", hint="lower --batch-size")
     scores = evaluate(model, task, key=jax.random.PRNGKey(seed), batch_size=batch_size)
     if as_json:
         typer.echo(json.dumps({"run": str(run), "task": the_run.task_name,

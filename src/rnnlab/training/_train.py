@@ -404,6 +404,11 @@ def train(
     if cfg.out_dir is not None:
         from ..io._lock import RunLock
 
+        out_path = Path(cfg.out_dir)
+        if not str(cfg.out_dir).strip() or out_path.resolve() == Path(out_path.resolve().anchor):
+            raise ValueError(f"out_dir={str(cfg.out_dir)!r} is empty or the file-system root; "
+                             "give a directory for the run")
+
         lock = RunLock(cfg.out_dir)
     with lock:
         return _train_into(model, task, cfg, optimizer, hyper, fingerprint, key)
