@@ -98,7 +98,8 @@ def check_output_dir(path: str | os.PathLike, *, own_names: frozenset[str] | set
         except OSError as e:
             raise ValueError(f"{what} {str(p)!r} cannot be read ({e.strerror})") from None
         foreign = sorted(n for n in names - set(own_names) - {LOCK_NAME}
-                         if not (n.startswith(".") and n.endswith(".tmp")))
+                         if not (n.startswith(".") and n.endswith(".tmp"))
+                         and not n.startswith("stage_"))  # a curriculum's stages
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             via = f" (a link to {real})" if real != p.absolute() else ""

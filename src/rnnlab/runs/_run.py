@@ -154,7 +154,7 @@ def task_from_config(config: dict[str, Any], *, source: str = CONFIG):
 
 # The names a run directory holds (a directory holding only these may receive a run).
 RUN_FILES = frozenset({CONFIG, HISTORY, MODEL, MODEL_FINAL, BEST, EVALUATION, CHECKPOINTS,
-                       ANALYSIS, "curriculum.json"})
+                       ANALYSIS, "curriculum.json", "figures", "report.html"})
 
 
 def holds_run(path: Path) -> bool:
