@@ -348,6 +348,8 @@ class LFADS(eqx.Module):
 
         co = self.co_dim if self.use_con else 0
         w_fac = self.fac_linear.effective_weight()  # normalised once, not every step
+        gen_hh = self.gen_cell.split_hh()
+        con_hh = self.con_cell.split_hh() if self.use_con else None
         if self.use_con:
             # the controller's input part from the encodings, for all steps at once; the
             # factors' part depends on the previous step and stays in the loop
@@ -365,7 +367,7 @@ class LFADS(eqx.Module):
             ci_t, ext_t, noise_t, fkeep_t, gkeep_t = inp
             if self.use_con:
                 xa = ci_t + w_cf @ (factor * fkeep_t)
-                con_state = self.con_cell.step_pre(xa, con_state)
+                con_state = self.con_cell.step_pre(xa, con_state, con_hh)
                 co_params = self.co_linear(con_state)
                 co_mean, co_logvar = co_params[:co], co_params[co:]
                 co_std = jnp.exp(0.5 * co_logvar)
@@ -374,7 +376,8 @@ class LFADS(eqx.Module):
             else:
                 co_mean = co_std = jnp.zeros(0)
                 gen_in = ext_t
-            gen_state = self.gen_cell(gen_in, gen_state)
+            gen_state = self.gen_cell.step_pre(self.gen_cell.input_part(gen_in), gen_state,
+                                               gen_hh)
             factor = (gen_state * gkeep_t) @ w_fac.T
             out = (gen_state, con_state, co_mean, co_std, gen_in, factor)
             return (gen_state, con_state, factor), out

@@ -76,13 +76,22 @@ class ClippedGRUCell(eqx.Module):
         (computed for every step at once, outside the recurrence)."""
         return x @ self.weight_ih.T + self.bias_ih
 
-    def step_pre(self, xa: Float[Array, " G"], h: Float[Array, " H"]) -> Float[Array, " H"]:
-        """One step from the precomputed input part ``xa`` [3H] (see `input_part`)."""
+    def split_hh(self) -> tuple[Array, Array]:
+        """The recurrent weights of the gates [2H, H] and of the candidate [H, H] (split once
+        outside a loop, so that gradients accumulate without per-step padding)."""
         H = self.hidden_size
-        hzr = self.weight_hh[: 2 * H] @ h
+        return self.weight_hh[: 2 * H], self.weight_hh[2 * H :]
+
+    def step_pre(self, xa: Float[Array, " G"], h: Float[Array, " H"],
+                 hh: tuple[Array, Array] | None = None) -> Float[Array, " H"]:
+        """One step from the precomputed input part ``xa`` [3H] (see `input_part`) and the
+        split recurrent weights ``hh`` (see `split_hh`; default: split here)."""
+        H = self.hidden_size
+        w_zr, w_n = self.split_hh() if hh is None else hh
+        hzr = w_zr @ h
         z = jax.nn.sigmoid(xa[:H] + hzr[:H])
         r = jax.nn.sigmoid(xa[H : 2 * H] + hzr[H:])
-        n = jnp.tanh(xa[2 * H :] + self.weight_hh[2 * H :] @ (r * h))
+        n = jnp.tanh(xa[2 * H :] + w_n @ (r * h))
         h = z * h + (1.0 - z) * n
         if math.isfinite(self.clip_value):
             h = jnp.clip(h, -self.clip_value, self.clip_value)
@@ -110,9 +119,10 @@ def run_gru_group(cells: list, inputs: list, h0s: list) -> list:
     computed for all steps before the loop; returns each cell's (states [T, H], last state
     [H])."""
     pre = [c.input_part(x) for c, x in zip(cells, inputs)]
+    hhs = [c.split_hh() for c in cells]
 
     def body(hs, xas):
-        hs = [c.step_pre(xa, h) for c, xa, h in zip(cells, xas, hs)]
+        hs = [c.step_pre(xa, h, hh) for c, xa, h, hh in zip(cells, xas, hs, hhs)]
         return hs, hs
 
     lasts, states = jax.lax.scan(body, list(h0s), pre)
