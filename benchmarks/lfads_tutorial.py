@@ -43,6 +43,8 @@ def main() -> None:
     p.add_argument("--enc-dim", type=int, default=64, help="IC and controller encoders")
     p.add_argument("--con-dim", type=int, default=64)
     p.add_argument("--fac-dim", type=int, default=16)
+    p.add_argument("--co-tau", type=float, default=10.0, help="initial time constant (bins) "
+                   "of the inferred inputs' AR(1) prior (learned)")
     p.add_argument("--samples", type=int, default=20, help="posterior samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="keep the fit here")
@@ -69,7 +71,7 @@ def main() -> None:
                                     max_rate=a.max_rate, n_trials=a.trials, seed=a.seed)
     model = rl.lfads.LFADS(data.n_neurons, key=k_lfads, gen_dim=a.gen_dim, fac_dim=a.fac_dim,
                            ic_enc_dim=a.enc_dim, ci_enc_dim=a.enc_dim, con_dim=a.con_dim,
-                           ic_dim=a.enc_dim, co_dim=co_dim)
+                           ic_dim=a.enc_dim, co_dim=co_dim, co_prior_tau=a.co_tau)
     t0 = time.perf_counter()
     result = rl.lfads.fit(model, data, key=k_fit, max_epochs=a.epochs, batch_size=128,
                           out=a.out, progress=False)
@@ -90,7 +92,8 @@ def main() -> None:
              f"spikes/s, bins of {data.bin_size * 1000:g} ms) from a {a.hidden}-unit CT-RNN "
              f"{a.task} (final training accuracy {acc:.3f}, {t_train:.0f} s); LFADS gen "
              f"{a.gen_dim}, encoders {a.enc_dim}, controller {a.con_dim}, factors "
-             f"{a.fac_dim}, {co_dim} inferred input(s), "
+             f"{a.fac_dim}, {co_dim} inferred input(s) (AR(1) prior tau {a.co_tau:g} bins "
+             f"at the start), "
              f"{result.epochs} epochs ({result.steps} steps of 128 trials, {t_fit:.0f} s, "
              f"stopped: {result.stopped}); {a.samples} posterior samples")
     ref = {"integrator": ("0.527 / PCA-2 0.333", "", "", "0.510"),
