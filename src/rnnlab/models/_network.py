@@ -332,6 +332,16 @@ def as_mask(name: str, mask: ArrayInput | None, shape: tuple[int, ...]) -> np.nd
     return arr.astype(bool)
 
 
+def recurrent_mask_np(w_rec_mask: ArrayInput | None, n_hidden: int, autapses: bool) -> np.ndarray:
+    """The recurrent mask [n_hidden, n_hidden] as numpy booleans (the diagonal off without
+    autapses)."""
+    rec = np.asarray(as_mask("w_rec_mask", w_rec_mask, (n_hidden, n_hidden)))
+    if not autapses:
+        rec = rec.copy()
+        np.fill_diagonal(rec, False)
+    return rec
+
+
 def build_masks(
     n_in: int,
     n_hidden: int,
@@ -342,10 +352,7 @@ def build_masks(
     autapses: bool,
 ) -> tuple[Array, Array, Array]:
     """Boolean masks [n_hidden, n_hidden], [n_hidden, n_in], [n_out, n_hidden]."""
-    rec = np.asarray(as_mask("w_rec_mask", w_rec_mask, (n_hidden, n_hidden)))
-    if not autapses:
-        rec = rec.copy()
-        np.fill_diagonal(rec, False)
+    rec = recurrent_mask_np(w_rec_mask, n_hidden, autapses)
     inp = as_mask("w_in_mask", w_in_mask, (n_hidden, n_in))
     out = as_mask("w_out_mask", w_out_mask, (n_out, n_hidden))
     return jnp.asarray(rec), jnp.asarray(inp), jnp.asarray(out)

@@ -96,7 +96,10 @@ class VanillaRNN(AbstractMaskedNetwork):
             gain = min(DEFAULT_GAIN.get(name, 1.0), 1.0) if name is not None else 1.0
 
         k_rec, k_in, k_out = jax.random.split(key, 3)
-        density = max(float(jnp.mean(rec_mask)), 1e-12)
+        # the density from the numpy mask, so the constructor stays traceable (rl.load only
+        # traces it: no initialiser runs)
+        density = max(float(np.mean(nw.recurrent_mask_np(w_rec_mask, n_hidden, autapses))),
+                      1e-12)
         w_rec = jax.random.normal(k_rec, (n_hidden, n_hidden)) * (
             gain / math.sqrt(n_hidden * density)
         )
