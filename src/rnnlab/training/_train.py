@@ -242,13 +242,6 @@ def save_checkpoint(path, params, opt_state, meta, best_params=None) -> None:
     write_safetensors(path, tensors, {"kind": "checkpoint", **meta})
 
 
-def load_checkpoint(path, params_template, opt_template):
-    tensors, meta = read_safetensors(path, kind="checkpoint")
-    params = tensors_to_tree(params_template, tensors, "params", str(path))
-    opt_state = tensors_to_tree(opt_template, tensors, "opt", str(path))
-    return params, opt_state, meta
-
-
 def load_best_params(path, params_template):
     """The best model's trainable leaves stored in a checkpoint, or None (older files)."""
     tensors, _ = read_safetensors(path, kind="checkpoint")
