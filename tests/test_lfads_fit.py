@@ -199,3 +199,27 @@ def test_tutorial_integrator_spikes_lfads_beats_smoothing_pca():
     base = metrics.evaluate_baselines(data)
     assert lfads["rate_r2_mean"] > base["smoothing+pca"]["rate_r2_mean"]
     assert lfads["input_r2"] > 0
+
+
+def test_external_inputs_drive_the_generator():
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(1.0, (20, 8, 5)).astype(np.float32)
+    ext = rng.normal(size=(20, 8, 1)).astype(np.float32)
+    data = rl.lfads.Dataset.from_arrays(counts, ext_input=ext, seed=0)
+    m = rl.lfads.LFADS(5, key=jax.random.PRNGKey(0), ext_input_dim=1, **SMALL)
+    with pytest.raises(ValueError, match="external inputs"):
+        rl.lfads.fit(m, rl.lfads.Dataset.from_arrays(counts, seed=0), key=jax.random.PRNGKey(1))
+    # the training loss takes them (a whole fit with them compiles for ~40 s: not here)
+    from rnnlab.lfads._loss import Scales, elbo_loss
+
+    loss, _ = jax.jit(lambda x, e, k: elbo_loss(
+        m, x, x, e, k, scales=Scales(), kl_ramp=jnp.float32(1), l2_ramp=jnp.float32(1),
+        cd_rate=0.3))(jnp.asarray(data.train), jnp.asarray(data.ext_input_train),
+                      jax.random.PRNGKey(1))
+    assert np.isfinite(float(loss))
+    key = jax.random.PRNGKey(2)
+    a = rl.lfads.posterior_means(m, data, key=key, n_samples=2, split="valid")
+    zero = rl.lfads.Dataset.from_arrays(counts, ext_input=0 * ext, seed=0)
+    b = rl.lfads.posterior_means(m, zero, key=key, n_samples=2, split="valid")
+    np.testing.assert_array_equal(a.ic_mean, b.ic_mean)  # the encoders never see them
+    assert not np.allclose(a.gen_states, b.gen_states)  # the generator does
