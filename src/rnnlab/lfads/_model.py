@@ -228,8 +228,10 @@ class LFADS(eqx.Module):
                                            key=keys[3], clip_value=clip)
             self.co_linear = Linear(self.con_dim, 2 * self.co_dim, key=keys[4])
             self.con_h0 = jnp.zeros(self.con_dim)
-            self.co_prior_logtaus = jnp.full(self.co_dim, math.log(self.co_prior_tau), jnp.float32)
-            self.co_prior_lognvars = jnp.full(self.co_dim, math.log(self.co_prior_nvar), jnp.float32)
+            self.co_prior_logtaus = jnp.full(self.co_dim, math.log(self.co_prior_tau),
+                                             jnp.float32)
+            self.co_prior_lognvars = jnp.full(self.co_dim, math.log(self.co_prior_nvar),
+                                              jnp.float32)
         else:
             self.ci_enc = self.con_cell = self.co_linear = self.con_h0 = None
             self.co_prior_logtaus = self.co_prior_lognvars = None
