@@ -31,6 +31,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
 from scipy.spatial.distance import cdist
 
+from .._blas import single_blas_thread
 from .._validate import integer, positive_number
 from ._points import FixedPoints
 
@@ -549,6 +550,7 @@ def _close_loops(x: np.ndarray, found: list, taken: np.ndarray, roots: np.ndarra
     return found
 
 
+@single_blas_thread
 def attractor_manifolds(
     points: FixedPoints | ArrayLike,
     *,

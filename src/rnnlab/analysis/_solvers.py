@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
-from threadpoolctl import ThreadpoolController
+
+from .._blas import one_blas_thread
 
 # FixedPointFinder's published defaults (FixedPointFinder.py, AdaptiveLearningRate.py,
 # AdaptiveGradNormClip.py).
@@ -52,7 +53,6 @@ STOP_CAPTURED = 3  # stage 2: assigned to a root found from another start (chord
 
 CLIP_EVERY = 16
 
-_CONTROLLER: ThreadpoolController | None = None
 
 
 def n_workers() -> int:
@@ -81,17 +81,6 @@ def parallel_rows(fn, n: int, *, min_rows: int = 2) -> None:
     parts = np.array_split(np.arange(n), workers)
     for f in [_POOL.submit(fn, rows) for rows in parts]:
         f.result()
-
-
-def one_blas_thread():
-    """A context limiting BLAS/LAPACK to one thread. OpenBLAS threading makes the many small
-    solves and eigenproblems here up to 10x slower on a busy few-core machine (measured).
-    The library scan is done once per process (``threadpool_limits`` rescans the loaded
-    libraries on every entry: 2 ms each, a third of a warm search when used per call)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _residual(model, x, u, scale):

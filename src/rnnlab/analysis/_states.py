@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._blas import single_blas_thread
 from .._simulate import Trajectory
 from .._validate import nonnegative_number, positive_int
 
@@ -121,6 +122,7 @@ class PCA(eqx.Module):
             )
 
 
+@single_blas_thread
 def pca(states: Trajectory | ArrayLike, n_components: int | None = None) -> PCA:
     """Fit PCA on states [..., N] pooled over all leading axes (trials x time).
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import single_blas_thread
 from ._styles import STABILITY_ORDER
 
 # Half-length of a saddle's unstable-direction segment, as a fraction of the data's extent
@@ -37,6 +38,7 @@ class Projection:
         return [f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(self.explained)]
 
 
+@single_blas_thread
 def fit_projection(states, n_components: int, *, pca: Any = None) -> Projection:
     """PCA of the pooled states [..., N] (or reuse ``pca``: a `Projection` or an object with
     ``mean`` and ``components`` [k, N] and optionally ``explained_variance_ratio``)."""

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from .. import _validate as v
+from .._blas import single_blas_thread
 from ._run import Run, RunError, read_json_object
 
 FIXED_POINTS = "fixed_points.safetensors"
@@ -388,6 +389,7 @@ def manifolds_per_input(fixed_points) -> list[tuple[str, Any]]:
     return _search_manifolds(by_input, [(n, None) for n in names], offsets=offsets)
 
 
+@single_blas_thread
 def analyze_run(
     run: "Run | str | os.PathLike",
     *,
