@@ -343,3 +343,28 @@ def test_trained_angular_integrator_heading_helix_is_not_closed():
             for m in big:
                 assert np.ptp(np.unwrap(heading[m.indices])) > 0.95 * 2 * np.pi
                 assert np.linalg.norm(m.states[0] - m.states[-1]) > 0.5 * m.length
+
+
+def test_analysis_runs_with_one_blas_thread_and_restores_the_setting():
+    """The analysis entry points limit BLAS to one thread while they run (small problems are
+    hundreds of times slower with OpenBLAS's threads once JAX is imported) and give the
+    user's setting back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from rnnlab._blas import single_blas_thread
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    seen = []
+
+    @single_blas_thread
+    def probe():
+        seen.append(blas_threads())
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        probe()
+        assert blas_threads() == before
+    assert seen[0] and all(n == 1 for n in seen[0])
+    assert before and all(n == 2 for n in before)
