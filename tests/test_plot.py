@@ -411,18 +411,24 @@ def test_line_attractor_is_drawn_as_a_curve_and_flip_flop_has_none():
     assert continuous_attractors(flipflop_fixed_points()) == []
 
 
-def test_continuous_attractors_are_searched_per_input():
+def _two_parallel_lines():
+    """Fixed points of a linear CT-RNN at two inputs: W = diag(1, 0.5), W_in = I, so at input
+    (0, c) the line of fixed points is y = 2 c. The inputs c = 0 and 0.05 give two parallel
+    lines 0.1 apart, closer than the points along each line: pooled, they would be linked into
+    one surface. Returns (the points per input, all of them)."""
     from rnnlab.analysis import find_fixed_points
-    from rnnlab.plot._run import continuous_attractors
 
-    # W = diag(1, 0.5), W_in = I: at input (0, c) the line of fixed points is y = 2 c. Two
-    # inputs give two parallel lines 0.1 apart, closer than the points along each line:
-    # pooled, they would be linked into one surface.
     model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.eye(2), np.eye(2),
                                   activation="linear", dt=10.0, tau=100.0)
     cand = np.stack([np.linspace(-2, 2, 40), np.full(40, 0.3)], 1)
     parts = [find_fixed_points(model, np.array([0.0, c]), cand) for c in (0.0, 0.05)]
-    fp = rl.FixedPoints.concatenate(parts)
+    return parts, rl.FixedPoints.concatenate(parts)
+
+
+def test_continuous_attractors_are_searched_per_input():
+    from rnnlab.plot._run import continuous_attractors
+
+    _, fp = _two_parallel_lines()
     lines = continuous_attractors(fp)
     assert [m.kind for m in lines] == ["line", "line"]
     heights = sorted(float(np.mean(m.states[:, 1])) for m in lines)
@@ -590,16 +596,9 @@ def test_state_space_one_panel_per_input():
     """Fixed points of two constant inputs are points of two systems: one panel each, titled
     with the input's name, showing that input's points and manifold only; with ``ax`` the
     pooled points are refused by name."""
-    from rnnlab.analysis import find_fixed_points
     from rnnlab.plot._run import continuous_attractors
 
-    # the two parallel lines of fixed points of the test above (y = 2c at input (0, c)), plus
-    # an isolated stable point of a third system at input (1, 0) on the stable x axis
-    model = rl.CTRNN.from_weights([[1.0, 0.0], [0.0, 0.5]], np.eye(2), np.eye(2),
-                                  activation="linear", dt=10.0, tau=100.0)
-    cand = np.stack([np.linspace(-2, 2, 40), np.full(40, 0.3)], 1)
-    parts = [find_fixed_points(model, np.array([0.0, c]), cand) for c in (0.0, 0.05)]
-    fp = rl.FixedPoints.concatenate(parts)
+    parts, fp = _two_parallel_lines()
     lines = continuous_attractors(fp)
     traj = np.random.default_rng(0).normal(size=(4, 30, 2))
     names = {"low": [0.0, 0.0], "high": [0.0, 0.05]}
@@ -611,8 +610,7 @@ def test_state_space_one_panel_per_input():
     for a, c in zip(axes, (0.0, 0.05)):
         pts = np.concatenate([np.asarray(coll.get_offsets()) for coll in a.collections
                               if (coll.get_gid() or "").startswith("fixed_points")])
-        # only this input's points, on its own line y = 2c (after PCA of random trajectories
-        # the projection is a rigid motion: compare the points' spread instead)
+        # only this input's points
         assert len(pts) == sum(np.allclose(np.asarray(fp.inputs)[i], [0.0, c])
                                for i in range(len(fp)))
         manifold = [ln for ln in a.get_lines() if ln.get_gid() == "manifold"]
