@@ -74,3 +74,18 @@ def test_bad_arguments_give_one_line_errors(args, expected, capsys, tmp_path, mo
     err = capsys.readouterr().err.strip()
     assert expected in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("model", ["vanilla", "gru", "lstm"])
+@pytest.mark.parametrize("option", [["--tau", "50"], ["--form=rate"],
+                                    ["--allow-negative-rates"]])
+def test_ctrnn_only_options_with_another_model_are_an_error(tmp_path, capsys, model, option):
+    """An option the chosen model does not have is refused by name, before anything is made
+    (it would otherwise be accepted and do nothing)."""
+    out = tmp_path / "run"
+    rc = main(["train", "flipflop", "--model", model, *option, "--out", str(out),
+               "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"{option[0].split('=')[0]} applies only to --model ctrnn" in err
+    assert not out.exists()

@@ -163,6 +163,11 @@ def _train(task, out, model, hidden, steps, batch_size, lr, seed, activation, ta
 
     if model not in MODEL_BUILDERS:
         raise CLIError(f"--model {model!r} is not known; use one of {sorted(MODEL_BUILDERS)}")
+    if model != "ctrnn":
+        given = _options_given(_CTRNN_ONLY)
+        if given:
+            raise CLIError(f"{given[0]} applies only to --model ctrnn (a {model} network has no "
+                           f"{_CTRNN_ONLY[given[0]]}); remove it")
     task_kwargs = _parse_task_params(task_param)
     the_task = tasks_mod.make(task, **task_kwargs)
     rec = {**_TRAIN_DEFAULTS, **the_task.recommended_training()}
@@ -261,6 +266,20 @@ def _echo_score(score: dict) -> None:
         f"{score['loss']:.4g}) of model.safetensors on {score['n_trials']} fresh trials "
         f"(fixed evaluation set, seed {score['seed']}; evaluation.json)"
     )
+
+
+# options that only a CT-RNN has, and what they set
+_CTRNN_ONLY = {"--tau": "time constant", "--form": "potential/rate form",
+               "--allow-negative-rates": "Dale's law to relax"}
+
+
+def _options_given(names) -> list[str]:
+    """Which of the options ``names`` the command line gave (as ``--opt value`` or
+    ``--opt=value``)."""
+    from . import current_argv
+
+    args = current_argv()
+    return [n for n in names if any(a == n or a.startswith(n + "=") for a in args)]
 
 
 def _empty_out_given() -> bool:
