@@ -62,8 +62,20 @@ def enable_compile_cache() -> Path | None:
     return folder
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"rnnlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print rnnlab's version and exit.",
+    ),
     compile_cache: bool = typer.Option(
         True, "--compile-cache/--no-compile-cache",
         help="Keep JAX's compiled programs in a user cache folder (~/.cache/rnnlab/jax) so "
