@@ -63,3 +63,23 @@ def test_compile_cache_is_written_and_reused(tmp_path):
     off = _rnnlab(["--no-compile-cache", "evaluate", str(run), "--json"], env)
     assert off.returncode == 0 and off.stdout == first.stdout
     assert not (tmp_path / "cache2").exists()
+
+
+def test_version_and_project_files_agree():
+    """`rnnlab --version` prints the package's version without importing JAX; the citation
+    file and the changelog exist and name the same version; the licence is the metadata's."""
+    from pathlib import Path
+
+    import rnnlab
+
+    code = ("import sys; from rnnlab.cli import main; rc = main(['--version']); "
+            "print('jax' in sys.modules, rc, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == f"rnnlab {rnnlab.__version__}"
+    assert out.stderr.split() == ["False", "0"]
+    root = Path(__file__).resolve().parent.parent
+    assert f'version: "{rnnlab.__version__}"' in (root / "CITATION.cff").read_text()
+    assert f"## {rnnlab.__version__}" in (root / "CHANGELOG.md").read_text()
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = "MIT"' in (root / "pyproject.toml").read_text()
