@@ -3,6 +3,7 @@
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -62,7 +63,7 @@ def enable_compile_cache() -> Path | None:
     return folder
 
 
-def _print_version(value: bool) -> None:
+def _print_version(value: bool | None) -> None:
     if value:
         from .. import __version__
 
@@ -72,8 +73,8 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: bool = typer.Option(
-        False, "--version", is_eager=True, callback=_print_version,
+    version: Optional[bool] = typer.Option(  # typer passes None when it is not given
+        None, "--version", is_eager=True, callback=_print_version,
         help="Print rnnlab's version and exit.",
     ),
     compile_cache: bool = typer.Option(
