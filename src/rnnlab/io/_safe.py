@@ -175,19 +175,25 @@ def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES) -> An
     FileNotFoundError for a missing file, `FileFormatError` naming the file for anything else.
     """
     path = Path(path)
+    return loads_json(_read_bytes(path, max_bytes=max_bytes, what="a JSON file"), str(path))
+
+
+def _read_bytes(path: Path, *, max_bytes: int | None = None, what: str = "a file") -> bytes:
+    """The bytes of ``path``: FileNotFoundError when missing, `FileFormatError` naming the
+    file for a directory, an unreadable file or one larger than ``max_bytes``."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise FileFormatError(f"{path}: {size} bytes, more than the {max_bytes} a JSON "
-                                  "file of rnnlab may have")
-        data = path.read_bytes()
+        if max_bytes is not None:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise FileFormatError(f"{path}: {size} bytes, more than the {max_bytes} "
+                                      f"{what} of rnnlab may have")
+        return path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FileFormatError(f"{path}: is a directory, not a file") from None
     except OSError as e:
         raise FileFormatError(f"{path}: cannot be read ({e.strerror or e})") from None
-    return loads_json(data, str(path))
 
 
 # ------------------------------------------------------------------------------ safetensors
@@ -306,14 +312,7 @@ def read_safetensors(
     """
     path = Path(path)
     where = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{where}: is a directory, not a file") from None
-    except OSError as e:
-        raise FileFormatError(f"{where}: cannot be read ({e.strerror or e})") from None
+    data = _read_bytes(path)
     if len(data) < 8:
         raise FileFormatError(f"{where}: file is truncated or not a safetensors file")
     (n,) = struct.unpack("<Q", data[:8])
