@@ -273,7 +273,11 @@ def main(argv=None):
     for t, oks in per_task.items():
         lines.append(f"| {t} | {sum(oks)} of {len(oks)} |")
     text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text)
+    # the hand-written sections after the tables (from the first "## " heading) are kept
+    out = Path(args.out)
+    old = out.read_text() if out.is_file() else ""
+    cut = old.find("\n## ")
+    Path(args.out).write_text(text + (old[cut:] if cut >= 0 else ""))
     try:
         from _results import write_section
         write_section("known_answers", text.split("\n", 2)[2], command=(
