@@ -48,8 +48,9 @@ def enable_compile_cache() -> Path | None:
         return None  # a read-only home: run without the cache
     settings = {
         "jax_compilation_cache_dir": str(folder),
-        # the CLI's programs are small: cache every one that took more than 0.1 s to compile
-        "jax_persistent_cache_min_compile_time_secs": 0.1,
+        # the CLI's programs are small: cache every one (at a 0.1 s threshold, two dozen small
+        # programs were compiled afresh by every warm `rnnlab analyze`, 2 of its 4.4 s)
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
         "jax_persistent_cache_min_entry_size_bytes": 0,
     }
     if "jax" in sys.modules:  # in-process use (tests, notebooks): JAX already read its config
