@@ -1,0 +1,146 @@
+"""The default test suite's wall time and peak memory, as the README's test command runs it.
+
+Runs ``python -m pytest -q`` (the README's test command, pyproject's addopts: xdist workers,
+``-m 'not slow'``) in a checkout, samples every 0.25 s the resident memory (RSS, from
+/proc) of the whole process tree under it (pytest, its xdist workers and every CLI
+subprocess the tests start), and writes the wall time, the peak of the summed RSS, the peak of
+the largest single process and the ten slowest files (from pytest's own durations) to
+benchmarks/RESULTS.md. Linux only (reads /proc).
+
+    python benchmarks/suite.py [--checkout DIR] [--python PY] [--no-write] [-- PYTEST ARGS]
+
+The figure to compare with the issue's goal (10 minutes quiet, 3 GB) is the summed peak: it
+is what the machine must hold at once. Shared pages (the Python and XLA libraries mapped by
+every worker) are counted once per process, so the sum over-states the true footprint a
+little; the largest single process is a lower bound.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = defaultdict(list)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces; the ppid follows it
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids[ppid].append(int(d))
+    return kids
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss(root: int) -> tuple[int, int]:
+    """(sum of RSS over the process tree under ``root``, largest single RSS)."""
+    kids = _children()
+    todo, total, largest = [root], 0, 0
+    while todo:
+        pid = todo.pop()
+        r = _rss_bytes(pid)
+        total += r
+        largest = max(largest, r)
+        todo.extend(kids.get(pid, []))
+    return total, largest
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkout", type=Path, default=HERE.parent,
+                    help="the checkout whose tests run (default: this one)")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter to run pytest")
+    ap.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = ap.parse_args()
+
+    cmd = [args.python, "-m", "pytest", "-q", "--durations=0", *args.pytest_args]
+    load_before = _load()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=args.checkout, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    peak = [0, 0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            total, largest = tree_rss(proc.pid)
+            peak[0] = max(peak[0], total)
+            peak[1] = max(peak[1], largest)
+            done.wait(0.25)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out = proc.communicate()[0]
+    wall = time.perf_counter() - t0
+    done.set()
+    th.join()
+    load_after = _load()
+
+    summary = next((ln for ln in reversed(out.splitlines()) if re.search(r"\d+ passed", ln)),
+                   out.splitlines()[-1] if out else "(no output)")
+    per_file: dict[str, float] = defaultdict(float)
+    for m in re.finditer(r"^([\d.]+)s (?:call|setup|teardown)\s+(tests/[^:\s]+)", out, re.M):
+        per_file[m.group(2)] += float(m.group(1))
+    slow_files = sorted(per_file.items(), key=lambda kv: -kv[1])[:10]
+    rows = "\n".join(f"| {f} | {s:.0f} |" for f, s in slow_files)
+    gib = 1024 ** 3
+    body = f"""The README's test command (`python -m pytest -q`, pyproject's addopts: xdist workers,
+not the slow set) in {args.checkout}, with the resident memory of its whole process tree
+(pytest, workers, the CLI subprocesses the tests start) sampled every 0.25 s. Load average
+(1 min) {load_before:.1f} before, {load_after:.1f} after, on a shared {os.cpu_count()}-core
+machine.
+
+| what | value |
+|---|---|
+| result | {summary.strip(" =")} |
+| wall time | {wall:.0f} s ({wall / 60:.1f} min) |
+| peak memory, summed over the process tree | {peak[0] / gib:.2f} GiB |
+| peak memory, largest single process | {peak[1] / gib:.2f} GiB |
+
+Slowest files (seconds of setup, call and teardown summed over their tests, all workers):
+
+| file | s |
+|---|---|
+{rows}
+"""
+    print(body)
+    if proc.returncode != 0:
+        print(out[-5000:])
+        sys.exit(proc.returncode)
+    if not args.no_write:
+        from _results import write_section
+
+        write_section("default test suite: time and memory", body)
+
+
+if __name__ == "__main__":
+    main()
