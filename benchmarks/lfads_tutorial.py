@@ -39,6 +39,8 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64, help="integrator network units")
     p.add_argument("--train-steps", type=int, default=1500)
     p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--warmup", type=int, default=None, help="KL and L2 warm-up epochs "
+                   "(default: a fifth of --epochs)")
     p.add_argument("--gen-dim", type=int, default=64)
     p.add_argument("--enc-dim", type=int, default=64, help="IC and controller encoders")
     p.add_argument("--con-dim", type=int, default=64)
@@ -73,8 +75,10 @@ def main() -> None:
                            ic_enc_dim=a.enc_dim, ci_enc_dim=a.enc_dim, con_dim=a.con_dim,
                            ic_dim=a.enc_dim, co_dim=co_dim, co_prior_tau=a.co_tau)
     t0 = time.perf_counter()
+    warmup = max(1, a.epochs // 5) if a.warmup is None else a.warmup
     result = rl.lfads.fit(model, data, key=k_fit, max_epochs=a.epochs, batch_size=128,
-                          out=a.out, progress=False)
+                          kl_increase_epoch=warmup, l2_increase_epoch=warmup, out=a.out,
+                          progress=False)
     t_fit = time.perf_counter() - t0
     post = {s: rl.lfads.posterior_means(result.best_model, data, n_samples=a.samples,
                                         key=jax.random.fold_in(k_post, i), split=s)
@@ -94,7 +98,8 @@ def main() -> None:
              f"{a.gen_dim}, encoders {a.enc_dim}, controller {a.con_dim}, factors "
              f"{a.fac_dim}, {co_dim} inferred input(s) (AR(1) prior tau {a.co_tau:g} bins "
              f"at the start), "
-             f"{result.epochs} epochs ({result.steps} steps of 128 trials, {t_fit:.0f} s, "
+             f"{result.epochs} epochs (KL/L2 warm-up {warmup}, "
+             f"{result.steps} steps of 128 trials, {t_fit:.0f} s, "
              f"stopped: {result.stopped}); {a.samples} posterior samples")
     ref = {"integrator": ("0.527 / PCA-2 0.333", "", "", "0.510"),
            "flipflop": ("", "CtDB LFADS 0.930", "CtDB LFADS 0.881", "")}[a.task]
