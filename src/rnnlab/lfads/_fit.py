@@ -276,7 +276,10 @@ def fit(
     ``kl_co_scale`` KL(inferred inputs)). The ramps rise from 0 to 1 linearly: epoch
     ``kl_start_epoch`` (``l2_start_epoch``) to ``+ kl_increase_epoch``. Coordinated dropout
     (``cd_rate``, ``cd_pass_rate``) and dropout act in training; posteriors are sampled in
-    training and validation.
+    training and validation. The inputs' KL is down-weighted by default (``kl_co_scale``
+    0.05, inside lfads-torch's tuned range; no generator L2): at the ELBO's weight 1 (and the
+    original's ``l2_gen_scale=2000``) the controller carries too little and the rates fall
+    below smoothing's on input-driven data (docs/lfads.md).
 
     Adam (``learning_rate``, ``adam_epsilon``) after global-norm gradient clipping at
     ``grad_clip`` (None: off). Every ``eval_every`` epochs the validation split is scored;
