@@ -7,7 +7,8 @@ subprocess the tests start), and writes the wall time, the peak of the summed RS
 the largest single process and the ten slowest files (from pytest's own durations) to
 benchmarks/RESULTS.md. Linux only (reads /proc).
 
-    python benchmarks/suite.py [--checkout DIR] [--python PY] [--no-write] [-- PYTEST ARGS]
+    python benchmarks/suite.py [--checkout DIR] [--python PY] [--no-write] [--log FILE]
+        [-- PYTEST ARGS]
 
 The figure to compare with the issue's goal (10 minutes quiet, 3 GB) is the summed peak: it
 is what the machine must hold at once. Shared pages (the Python and XLA libraries mapped by
@@ -79,6 +80,7 @@ def main() -> None:
                     help="the checkout whose tests run (default: this one)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter to run pytest")
     ap.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    ap.add_argument("--log", type=Path, help="also save pytest's whole output here")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args()
 
@@ -104,6 +106,8 @@ def main() -> None:
     done.set()
     th.join()
     load_after = _load()
+    if args.log:
+        args.log.write_text(out)
 
     summary = next((ln for ln in reversed(out.splitlines()) if re.search(r"\d+ passed", ln)),
                    out.splitlines()[-1] if out else "(no output)")
