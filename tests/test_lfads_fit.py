@@ -212,11 +212,12 @@ def test_inferred_inputs_carry_pulses_with_default_scales():
 
 @pytest.mark.slow
 def test_tutorial_integrator_spikes_lfads_beats_smoothing_pca():
-    """The computation-thru-dynamics tutorial's pipeline at a tenth of its trials (2000 x 25
-    bins x 50 neurons from a trained 64-unit integrator, 150 epochs): LFADS' mean rate R^2
-    above the best smoothing + PCA baseline and a positive inferred-input R^2 (the tutorial:
-    0.527 vs 0.333 and 0.510; benchmarks/lfads_tutorial.py measured 0.307 vs 0.275 and 0.063
-    at this scale). About 15 minutes on 2 loaded cores."""
+    """The computation-thru-dynamics tutorial's pipeline at a fifth of its trials (4000 x 25
+    bins x 50 neurons from a trained 64-unit integrator, 100 epochs, KL/L2 warm-up 20; the
+    configuration of `benchmarks/lfads_tutorial.py --trials 4000 --epochs 100`): LFADS' mean
+    rate R^2 clearly above the best smoothing + PCA baseline and the inferred input close to
+    the integrator's (the tutorial: 0.527 vs 0.333 and input R^2 0.510; measured here 0.653
+    vs 0.292 and 0.414). About 10 minutes on 2 loaded cores."""
     from rnnlab.lfads import metrics
 
     k_net, k_train, k_sim, k_lfads, k_fit, k_post = jax.random.split(jax.random.PRNGKey(0), 6)
@@ -224,11 +225,11 @@ def test_tutorial_integrator_spikes_lfads_beats_smoothing_pca():
     net = rl.CTRNN(task.n_in, 64, task.n_out, key=k_net, dt=task.dt)
     trained = rl.train(net, task, key=k_train, steps=1500, learning_rate=1e-2, progress=False)
     data = rl.lfads.simulate_spikes(trained.model, task, key=k_sim, n_neurons=50,
-                                    max_rate=50.0, n_trials=2000, seed=0)
+                                    max_rate=50.0, n_trials=4000, seed=0)
     model = rl.lfads.LFADS(data.n_neurons, key=k_lfads, gen_dim=64, fac_dim=16, ic_enc_dim=64,
                            ci_enc_dim=64, con_dim=64, ic_dim=64, co_dim=task.n_in)
-    result = rl.lfads.fit(model, data, key=k_fit, max_epochs=150, batch_size=128,
-                          progress=False)
+    result = rl.lfads.fit(model, data, key=k_fit, max_epochs=100, batch_size=128,
+                          kl_increase_epoch=20, l2_increase_epoch=20, progress=False)
     post = {s: rl.lfads.posterior_means(result.best_model, data, n_samples=20,
                                         key=jax.random.fold_in(k_post, i), split=s)
             for i, s in enumerate(("train", "valid"))}
@@ -237,8 +238,9 @@ def test_tutorial_integrator_spikes_lfads_beats_smoothing_pca():
         latents_train=post["train"].factors, latents_valid=post["valid"].factors,
         inputs_train=post["train"].inferred_inputs, inputs_valid=post["valid"].inferred_inputs)
     base = metrics.evaluate_baselines(data)
-    assert lfads["rate_r2_mean"] > base["smoothing+pca"]["rate_r2_mean"]
-    assert lfads["input_r2"] > 0
+    # "clearly above": the tutorial's margin is 0.19
+    assert lfads["rate_r2_mean"] > base["smoothing+pca"]["rate_r2_mean"] + 0.2
+    assert lfads["input_r2"] > 0.3
 
 
 def test_external_inputs_drive_the_generator():
