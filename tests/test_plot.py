@@ -140,6 +140,21 @@ def test_training_curves_from_a_real_run_directory(tmp_path):
     np.testing.assert_allclose(_lines(fig2.axes[0])[0].get_ydata(), loss_line.get_ydata())
 
 
+def test_training_curves_read_history_files_through_the_checked_reader(tmp_path):
+    """A history file is read as the run layer reads it: a bad line is an error naming the
+    file and the line (it used to be any JSON, a negative step or a string loss accepted)."""
+    hist = tmp_path / "history.jsonl"
+    hist.write_text('{"step": 0, "loss": 1.5}\n\n{"step": 10, "loss": 0.5}\n')
+    fig = rl.plot.training_curves(tmp_path)
+    np.testing.assert_allclose(_lines(fig.axes[0])[0].get_ydata(), [1.5, 0.5])
+    for bad in ('{"step": -1, "loss": 1}', '{"step": 0, "loss": "x"}', '[1, 2]', '{"step": 0'):
+        hist.write_text('{"step": 0, "loss": 1.5}\n' + bad + "\n")
+        with pytest.raises(rl.io.FileFormatError, match=r"history\.jsonl:2"):
+            rl.plot.training_curves(hist)
+    with pytest.raises(FileNotFoundError, match="no training history"):
+        rl.plot.training_curves(tmp_path / "elsewhere")
+
+
 def test_training_curves_log_scale_only_over_a_decade():
     hist = [{"step": s, "loss": 10.0 ** -s, "accuracy": 0.5} for s in range(4)]
     assert rl.plot.training_curves(hist).axes[0].get_yscale() == "log"

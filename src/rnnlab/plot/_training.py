@@ -1,6 +1,5 @@
 """Training curves from a run's history."""
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,14 @@ def read_history(source: Any) -> list[dict[str, float]]:
     if hasattr(source, "history") and not isinstance(source, (str, os.PathLike)):
         source = source.history
     if isinstance(source, (str, os.PathLike)):
+        from ..runs._run import HISTORY, read_history as read_run_history
+
         path = Path(source)
         if path.is_dir():
-            path = path / "history.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no training history here (history.jsonl)")
-        out = []
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n} is not valid JSON ({e})") from None
-        return out
+            path = path / HISTORY
+        # the run layer's reader: size bound, UTF-8, one JSON object per line with an
+        # integer step and a numeric loss, errors naming the file and line
+        return read_run_history(path)
     if isinstance(source, (list, tuple)) and all(isinstance(h, dict) for h in source):
         return list(source)
     raise TypeError(
@@ -80,5 +74,9 @@ def training_curves(history: Any, *, target_accuracy: float | None = None):
         ax.set_xlabel("step")
         ax.set_ylabel("accuracy")
         ax.set_title("task performance")
-        ax.legend(loc="lower right")
+        if ax.get_legend_handles_labels()[0]:  # a history of losses alone has nothing here
+            ax.legend(loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no accuracy or $R^2$ in the history", ha="center",
+                    va="center", transform=ax.transAxes, color="0.4")
     return fig
