@@ -43,6 +43,12 @@ def test_lock_refuses_a_second_writer_and_is_taken_over_after_a_kill(tmp_path):
         with pytest.raises(RunLockedError):
             the_run.train(key=jax.random.PRNGKey(0), steps=1, progress=False)
         assert not (run / "config.json").exists()
+        # and so does an ensemble writing into it
+        models = [rl.CTRNN(2, 4, 2, key=jax.random.PRNGKey(i)) for i in range(2)]
+        with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+            rl.train_ensemble(models, TASK, key=jax.random.PRNGKey(0), steps=1,
+                              out_dir=run, progress=False)
+        assert not (run / "config.json").exists()
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -94,6 +100,9 @@ def test_dangerous_targets_are_refused(target):
     with pytest.raises(ValueError, match="empty or the file-system root"):  # the library too
         rl.train(rl.CTRNN(2, 4, 2, key=jax.random.PRNGKey(0)), TASK, key=jax.random.PRNGKey(0),
                  steps=1, out_dir=target, progress=False)
+    with pytest.raises(ValueError, match="empty or the file-system root"):
+        rl.train_ensemble([rl.CTRNN(2, 4, 2, key=jax.random.PRNGKey(0))], TASK,
+                          key=jax.random.PRNGKey(0), steps=1, out_dir=target, progress=False)
 
 
 def test_non_run_directories_and_links_to_them_are_refused(tmp_path):
