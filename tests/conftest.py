@@ -26,3 +26,18 @@ def _free_compiled_programs():
 
     jax.clear_caches()
     gc.collect()
+    if os.environ.get("RNNLAB_TEST_TRIM", "1") == "1":
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    # glibc keeps freed blocks in its arenas: hand them back to the OS, so that the worker's
+    # resident size follows what it holds, not its high-water mark
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to do
+        pass
