@@ -81,10 +81,15 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter to run pytest")
     ap.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
     ap.add_argument("--log", type=Path, help="also save pytest's whole output here")
+    ap.add_argument("--ci", action="store_true",
+                    help="run `bash .ci/run` in the checkout instead (a fresh .venv, the install, "
+                         "then the README's test command): the wall time includes the install, "
+                         "pytest's own time is in the result line")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args()
 
-    cmd = [args.python, "-m", "pytest", "-q", "--durations=0", *args.pytest_args]
+    cmd = (["bash", ".ci/run"] if args.ci
+           else [args.python, "-m", "pytest", "-q", "--durations=0", *args.pytest_args])
     load_before = _load()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=args.checkout, stdout=subprocess.PIPE,
@@ -117,8 +122,11 @@ def main() -> None:
     slow_files = sorted(per_file.items(), key=lambda kv: -kv[1])[:10]
     rows = "\n".join(f"| {f} | {s:.0f} |" for f, s in slow_files)
     gib = 1024 ** 3
-    body = f"""The README's test command (`python -m pytest -q`, pyproject's addopts: xdist workers,
-not the slow set) in {args.checkout}, with the resident memory of its whole process tree
+    what = ("`bash .ci/run` (a fresh .venv, the install, then the README's test command "
+            "`.venv/bin/python -m pytest -q`; the wall time includes the install)" if args.ci
+            else "The README's test command (`python -m pytest -q`)")
+    body = f"""{what} with pyproject's addopts (xdist workers, not the
+slow set) in {args.checkout}, with the resident memory of its whole process tree
 (pytest, workers, the CLI subprocesses the tests start) sampled every 0.25 s. Load average
 (1 min) {load_before:.1f} before, {load_after:.1f} after, on a shared {os.cpu_count()}-core
 machine.
@@ -130,7 +138,8 @@ machine.
 | peak memory, summed over the process tree | {peak[0] / gib:.2f} GiB |
 | peak memory, largest single process | {peak[1] / gib:.2f} GiB |
 
-Slowest files (seconds of setup, call and teardown summed over their tests, all workers):
+Slowest files (seconds of setup, call and teardown summed over the tests pytest lists: all of
+them, or with `--ci` the 20 slowest):
 
 | file | s |
 |---|---|
