@@ -62,9 +62,11 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def test_ctrl_c_during_training_checkpoints_and_resumes_exactly(tmp_path, uninterrupted):
+@pytest.mark.parametrize("attempts", [1, pytest.param(3, marks=pytest.mark.slow)])
+def test_ctrl_c_during_training_checkpoints_and_resumes_exactly(tmp_path, uninterrupted,
+                                                                attempts):
     rng = random.Random(0)
-    for attempt in range(2):
+    for attempt in range(attempts):
         out = tmp_path / f"run{attempt}"
         proc = _start(out)
         if not _wait_for_history(out, proc):

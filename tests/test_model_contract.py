@@ -77,7 +77,13 @@ def test_simulate_draws_the_noise_of_the_training_forward_pass(case):
     other = np.asarray(rl.simulate(model, x, key=jax.random.PRNGKey(4)).states)
     assert np.abs(quiet - trained).max() > 0.05
     assert np.abs(other - trained).max() > 0.05
-    # one trial is a batch of one
+
+
+@pytest.mark.parametrize("case", ["ctrnn", "gru"])
+def test_one_noisy_trial_is_a_batch_of_one(case):
+    # `simulate`'s own handling of an unbatched trial (the same for every model: two model
+    # kinds stand for all; each call compiles, and this was repeated for all seven)
+    model, x, key = _model(case), _inputs(), jax.random.PRNGKey(3)
     one = np.asarray(rl.simulate(model, x[0], key=key).states)
     np.testing.assert_array_equal(one, np.asarray(rl.simulate(model, x[:1], key=key).states)[0])
 
