@@ -2,7 +2,6 @@
 own learning rate, noise level, early stopping and divergence handling, through the chunked
 loop `train` uses (`_runner.py`): checkpoints, atomic writes and resume alike."""
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -375,15 +374,7 @@ def train_ensemble(
 
     # ---- the run directory, held by an OS lock for the whole write (as `rl.train` does): a
     # second writer is refused at once, a killed writer's lock is taken over
-    lock = contextlib.nullcontext()
-    if cfg.out_dir is not None:
-        from ..io._lock import RunLock
-
-        out_path = Path(cfg.out_dir)
-        if not str(cfg.out_dir).strip() or out_path.resolve() == Path(out_path.resolve().anchor):
-            raise ValueError(f"out_dir={str(cfg.out_dir)!r} is empty or the file-system root; "
-                             "give a directory for the run")
-        lock = RunLock(cfg.out_dir)
+    lock = _runner.run_lock(cfg.out_dir)
     with lock:
         hyper = cfg.hyper(_runner.key_data(keys))
         lr = hyper["learning_rate"]

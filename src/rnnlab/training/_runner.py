@@ -7,7 +7,9 @@ What runs a chunk is an *engine* (`SingleEngine` in `_train.py`, `EnsembleEngine
 `_ensemble.py`); this module holds the host-side bookkeeping, one network or many alike.
 """
 
+import contextlib
 import dataclasses
+import os
 import json
 import math
 import sys
@@ -118,6 +120,21 @@ class Member:
             best_step=meta["best_step"], has_best=bool(meta["has_best"]),
         )
 
+
+
+def run_lock(out_dir: "str | os.PathLike | None"):
+    """The lock a training holds on its run directory for the whole write (a second writer is
+    refused at once; a killed writer's lock is taken over), after refusing an empty or root
+    ``out_dir``; a null context without one."""
+    if out_dir is None:
+        return contextlib.nullcontext()
+    from ..io._lock import RunLock
+
+    path = Path(out_dir)
+    if not str(out_dir).strip() or path.resolve() == Path(path.resolve().anchor):
+        raise ValueError(f"out_dir={str(out_dir)!r} is empty or the file-system root; "
+                         "give a directory for the run")
+    return RunLock(out_dir)
 
 def key_data(key) -> list:
     """A PRNG key (or a stack of them) as nested lists of integers, for JSON."""

@@ -2,7 +2,6 @@
 atomic checkpoints, resume, and divergence detection. `train` runs one network through the
 chunked loop of `_runner.py` (the ensemble runs many through the same loop)."""
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -393,16 +392,7 @@ def train(
         # them, so that the checkpoints of runs with a plain rate stay resumable)
         fingerprint["training"]["optimizer"] = describe_optimizer(
             cfg.optimizer, cfg.learning_rate)
-    lock = contextlib.nullcontext()
-    if cfg.out_dir is not None:
-        from ..io._lock import RunLock
-
-        out_path = Path(cfg.out_dir)
-        if not str(cfg.out_dir).strip() or out_path.resolve() == Path(out_path.resolve().anchor):
-            raise ValueError(f"out_dir={str(cfg.out_dir)!r} is empty or the file-system root; "
-                             "give a directory for the run")
-
-        lock = RunLock(cfg.out_dir)
+    lock = _runner.run_lock(cfg.out_dir)
     with lock:
         return _train_into(model, task, cfg, optimizer, hyper, fingerprint, key)
 
