@@ -288,6 +288,13 @@ def train_ensemble(
     for m in models:
         _check_pair(m, task)
     cfg = make_config(config, options)
+    # the run directory is held by an OS lock for the whole write, as `rl.train` holds it: a
+    # second writer is refused at once, a killed writer's lock is taken over
+    with _runner.run_lock(cfg.out_dir):
+        return _train_into(models, stacked, rest, n, task, cfg, key)
+
+
+def _train_into(models, stacked, rest, n, task, cfg, key) -> EnsembleResult:
     keys = _network_keys(key, n)
     split = jax.vmap(jax.random.split)(keys)
     train_keys, eval_keys = split[:, 0], split[:, 1]
@@ -372,94 +379,91 @@ def train_ensemble(
     engine = EnsembleEngine(compiled, stacked, opt_state, n)
     members = [Member() for _ in range(n)]
 
-    # ---- the run directory, held by an OS lock for the whole write (as `rl.train` does): a
-    # second writer is refused at once, a killed writer's lock is taken over
-    lock = _runner.run_lock(cfg.out_dir)
-    with lock:
-        hyper = cfg.hyper(_runner.key_data(keys))
-        lr = hyper["learning_rate"]
-        net_lrs = lr if isinstance(lr, list) else [lr] * n
-        described = [_runner.describe(m, task) for m in models]
-        fingerprint = {"models": [d["model"] for d in described], "task": described[0]["task"],
-                       "training": {k: v for k, v in hyper.items() if k != "steps"}}
-        out = ckpt_path = None
-        start = 0
-        wall_offset = 0.0
-        net_dirs: list[Path | None] = [None] * n
-        if cfg.out_dir is not None:
-            out = Path(cfg.out_dir)
-            ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
-            net_dirs = [out / f"network_{i}" for i in range(n)]
-            if cfg.resume:
-                _runner.remove_stale_temporaries(out)
-                for d in net_dirs:
-                    _runner.remove_stale_temporaries(d)
-            if cfg.resume and ckpt_path.exists():
-                tensors, meta = read_safetensors(ckpt_path, kind="checkpoint")
-                if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
-                    raise ValueError(
-                        f"{ckpt_path}: the checkpoint was made with other models, task, keys or "
-                        "training settings; resume with the same ones (only `steps` may change)"
-                    )
-                where = str(ckpt_path)
-                engine.arrays = tensors_to_tree(stacked, tensors, "params", where)
-                engine.opt_state = tensors_to_tree(opt_state, tensors, "opt", where)
-                engine.best_arrays = tensors_to_tree(stacked, tensors, "best", where)
-                members = [Member.from_meta(x) for x in meta["members"]]
-                engine.active = np.array([m.active for m in members])
-                engine.loss_sum = np.asarray(meta["loss_sum"], np.float32)
-                engine.n_done = np.asarray(meta["n_done"], np.int32)
-                start = int(meta["step"])
-                wall_offset = float(meta.get("wall_time", 0.0))
-            elif (out / "config.json").exists() and not cfg.resume and ckpt_path.exists():
-                raise FileExistsError(
-                    f"{out} already holds a run; pass resume=True (--resume) to continue it, "
-                    "or choose another output directory"
+    # ---- the run directory (under the lock `train_ensemble` holds)
+    hyper = cfg.hyper(_runner.key_data(keys))
+    lr = hyper["learning_rate"]
+    net_lrs = lr if isinstance(lr, list) else [lr] * n
+    described = [_runner.describe(m, task) for m in models]
+    fingerprint = {"models": [d["model"] for d in described], "task": described[0]["task"],
+                   "training": {k: v for k, v in hyper.items() if k != "steps"}}
+    out = ckpt_path = None
+    start = 0
+    wall_offset = 0.0
+    net_dirs: list[Path | None] = [None] * n
+    if cfg.out_dir is not None:
+        out = Path(cfg.out_dir)
+        ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
+        net_dirs = [out / f"network_{i}" for i in range(n)]
+        if cfg.resume:
+            _runner.remove_stale_temporaries(out)
+            for d in net_dirs:
+                _runner.remove_stale_temporaries(d)
+        if cfg.resume and ckpt_path.exists():
+            tensors, meta = read_safetensors(ckpt_path, kind="checkpoint")
+            if meta.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+                raise ValueError(
+                    f"{ckpt_path}: the checkpoint was made with other models, task, keys or "
+                    "training settings; resume with the same ones (only `steps` may change)"
                 )
-            version = _version()
-            config_json = {"version": version, "task": fingerprint["task"],
-                           "models": fingerprint["models"], "networks": n,
-                           "training": dict(hyper)}
-            if cfg.run_config:
-                config_json.update(cfg.run_config)
-            atomic_write_json(out / "config.json", config_json)
-            for i, d in enumerate(net_dirs):
-                training = {**hyper, "key": hyper["key"][i], "learning_rate": net_lrs[i]}
-                atomic_write_json(d / "config.json", {
-                    "version": version, "task": fingerprint["task"],
-                    "model": fingerprint["models"][i], "training": training,
-                    "ensemble": {"network": i, "networks": n},
-                    **(cfg.run_config or {})})
+            where = str(ckpt_path)
+            engine.arrays = tensors_to_tree(stacked, tensors, "params", where)
+            engine.opt_state = tensors_to_tree(opt_state, tensors, "opt", where)
+            engine.best_arrays = tensors_to_tree(stacked, tensors, "best", where)
+            members = [Member.from_meta(x) for x in meta["members"]]
+            engine.active = np.array([m.active for m in members])
+            engine.loss_sum = np.asarray(meta["loss_sum"], np.float32)
+            engine.n_done = np.asarray(meta["n_done"], np.int32)
+            start = int(meta["step"])
+            wall_offset = float(meta.get("wall_time", 0.0))
+        elif (out / "config.json").exists() and not cfg.resume and ckpt_path.exists():
+            raise FileExistsError(
+                f"{out} already holds a run; pass resume=True (--resume) to continue it, "
+                "or choose another output directory"
+            )
+        version = _version()
+        config_json = {"version": version, "task": fingerprint["task"],
+                       "models": fingerprint["models"], "networks": n,
+                       "training": dict(hyper)}
+        if cfg.run_config:
+            config_json.update(cfg.run_config)
+        atomic_write_json(out / "config.json", config_json)
+        for i, d in enumerate(net_dirs):
+            training = {**hyper, "key": hyper["key"][i], "learning_rate": net_lrs[i]}
+            atomic_write_json(d / "config.json", {
+                "version": version, "task": fingerprint["task"],
+                "model": fingerprint["models"][i], "training": training,
+                "ensemble": {"network": i, "networks": n},
+                **(cfg.run_config or {})})
 
-        def checkpoint(step_done, wall):
-            meta = {"kind": "checkpoint", "step": step_done, "wall_time": wall,
-                    "fingerprint": fingerprint, "members": [m.to_meta() for m in members],
-                    "loss_sum": [float(x) for x in engine.loss_sum],
-                    "n_done": [int(x) for x in engine.n_done]}
-            tensors = tree_to_tensors(engine.arrays, "params")
-            tensors.update(tree_to_tensors(engine.opt_state, "opt"))
-            tensors.update(tree_to_tensors(engine.best_arrays, "best"))
-            write_safetensors(ckpt_path, tensors, meta)
+    def checkpoint(step_done, wall):
+        meta = {"kind": "checkpoint", "step": step_done, "wall_time": wall,
+                "fingerprint": fingerprint, "members": [m.to_meta() for m in members],
+                "loss_sum": [float(x) for x in engine.loss_sum],
+                "n_done": [int(x) for x in engine.n_done]}
+        tensors = tree_to_tensors(engine.arrays, "params")
+        tensors.update(tree_to_tensors(engine.opt_state, "opt"))
+        tensors.update(tree_to_tensors(engine.best_arrays, "best"))
+        write_safetensors(ckpt_path, tensors, meta)
 
-        def on_history(i):
-            _runner.write_history(net_dirs[i], members[i].history)
+    def on_history(i):
+        _runner.write_history(net_dirs[i], members[i].history)
 
-        step = _runner.run(engine, cfg, members, start, first=start,
-                           checkpoint=checkpoint if ckpt_path is not None else None,
-                           on_history=on_history, bar_desc="training", wall_offset=wall_offset,
-                           checkpoint_file=ckpt_path)
+    step = _runner.run(engine, cfg, members, start, first=start,
+                       checkpoint=checkpoint if ckpt_path is not None else None,
+                       on_history=on_history, bar_desc="training", wall_offset=wall_offset,
+                       checkpoint_file=ckpt_path)
 
-        results = []
-        for i, m in enumerate(members):
-            final = member(_index(engine.arrays, i))
-            best = member(_index(engine.best_arrays, i)) if m.has_best else final
-            results.append(TrainResult(final, m.history, best, m.steps, m.status,
-                                       m.best_step if m.has_best else None))
-            if net_dirs[i] is not None:
-                d = net_dirs[i]
-                _runner.write_history(d, m.history)
-                if _runner.can_describe(final):
-                    save(d / "model.safetensors", best)
-                    save(d / "model_final.safetensors", final)
-                _runner.write_best(d, m, m.steps)
-        return EnsembleResult(results, compile_time, engine.run_time)
+    results = []
+    for i, m in enumerate(members):
+        final = member(_index(engine.arrays, i))
+        best = member(_index(engine.best_arrays, i)) if m.has_best else final
+        results.append(TrainResult(final, m.history, best, m.steps, m.status,
+                                   m.best_step if m.has_best else None))
+        if net_dirs[i] is not None:
+            d = net_dirs[i]
+            _runner.write_history(d, m.history)
+            if _runner.can_describe(final):
+                save(d / "model.safetensors", best)
+                save(d / "model_final.safetensors", final)
+            _runner.write_best(d, m, m.steps)
+    return EnsembleResult(results, compile_time, engine.run_time)
