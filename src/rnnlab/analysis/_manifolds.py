@@ -740,3 +740,92 @@ def attractor_manifolds(
         ))
     out.sort(key=lambda m: -m.states.shape[0])
     return out
+
+
+def _mst_cycle(x: np.ndarray, max_fraction: float) -> np.ndarray | None:
+    """The cycle of points ``x`` [M, N] closed by one step off their Euclidean minimum
+    spanning tree with the smallest closing step for its length (as `_cycle`), if that step
+    is at most ``max_fraction`` of the cycle's length: the indices around it, the first
+    repeated at the end; otherwise None. Pairs joined by a tree edge close no cycle."""
+    if x.shape[0] < 6:
+        return None
+    d = cdist(x, x)
+    scale = float(d.max())
+    if not scale > 0:
+        return None
+    tree = minimum_spanning_tree(csr_matrix(d + 1e-12 * scale * (d > 0)))
+    t = shortest_path(tree, directed=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a pair joined through the tree by a path no longer than its own step (a tree
+        # edge, or points on one straight run) closes no cycle
+        frac = np.where((t > d * (1 + 1e-6)) & (d > 1e-9 * scale), d / (t + d), np.inf)
+    frac[~np.isfinite(t)] = np.inf
+    i, j = np.unravel_index(np.argmin(frac), frac.shape)
+    if not frac[i, j] <= max_fraction:
+        return None
+    _, pred = shortest_path(tree, directed=False, indices=int(i), return_predecessors=True)
+    cycle = [int(j)]
+    while cycle[-1] != i:
+        cycle.append(int(pred[cycle[-1]]))
+    if len(cycle) < 6:
+        return None
+    return np.asarray(cycle[::-1] + [int(i)])
+
+
+def ring_gaps(
+    points: FixedPoints | ArrayLike,
+    *,
+    max_closing: float = 0.35,
+    min_gap: float = 0.05,
+    ring_step: float = 0.15,
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The gaps of a ring that `attractor_manifolds` would close if they were sampled: where
+    to look for the slow points that decide whether a candidate ring closes.
+
+    The candidate: the open curves found (kind "line", not straight) together, with the
+    fixed points of a `FixedPoints` that belong to no manifold and lie within ``ring_step``
+    x the curves' summed length of them (as `attractor_manifolds` closes rings broken by
+    gaps); failing that, each curve alone. Its cycle (`_mst_cycle`): the closing step off the
+    points' minimum spanning tree that is the smallest fraction of the cycle's length, at
+    most ``max_closing`` (0.35: a curve bent through 0.6 turn of a circle; a straight or
+    slightly bent line closes none). Its gaps: the cycle's steps (the closing one included)
+    longer than ``min_gap`` of the cycle's length. Nothing when the points already form a
+    ring.
+
+    Returns ``[(a [N], b [N], cycle length), ...]``: the two ends of each gap (member states),
+    widest first.
+    """
+    found = attractor_manifolds(points, ring_step=ring_step)
+    if isinstance(points, FixedPoints):
+        x = np.asarray(points.states, np.float64)
+        roots = np.asarray(points.converged, bool)
+    else:
+        x = np.asarray(points, np.float64)
+        roots = np.zeros(x.shape[0], bool)
+    max_closing = positive_number("max_closing", max_closing)
+    min_gap = positive_number("min_gap", min_gap)
+    if any(m.kind == "ring" for m in found):
+        return []
+    lines = [m for m in found if m.kind == "line" and m.indices.size >= 6]
+    taken = np.zeros(x.shape[0], bool)
+    for m in found:
+        taken[m.indices] = True
+    free = np.flatnonzero(roots & ~taken)
+    trials = [lines] if len(lines) > 1 else []
+    trials += [[m] for m in lines]
+    for group in trials:
+        members = np.concatenate([m.indices for m in group])
+        if free.size:
+            dist = cdist(x[free], x[members]).min(axis=1)
+            members = np.concatenate(
+                [members, free[dist <= ring_step * sum(m.length for m in group)]])
+        cycle = _mst_cycle(x[members], max_closing)
+        if cycle is None:
+            continue
+        xc = x[members[cycle]]
+        steps = np.linalg.norm(np.diff(xc, axis=0), axis=1)
+        length = float(steps.sum())
+        wide = np.flatnonzero(steps > min_gap * length)
+        wide = wide[np.argsort(-steps[wide], kind="stable")]
+        return [(xc[k], xc[k + 1], length) for k in wide]
+    return []

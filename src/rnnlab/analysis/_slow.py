@@ -118,3 +118,131 @@ def slow_point_tolerance(
     return SlowPointTolerance(tol=float(fraction) * extent / duration, extent=extent,
                               duration=float(duration), fraction=float(fraction),
                               n_steps=n_steps, time_unit=unit)
+
+
+# Gap filling (`fill_ring_gaps`): at most this many extra candidates per constant input,
+# spaced about this fraction of the candidate ring's length apart inside each gap, in at most
+# this many rounds (each a slow-point search from the seeds of the gaps still open).
+GAP_SEEDS = 256
+GAP_SPACING = 0.02
+GAP_ROUNDS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class GapFill:
+    """What `fill_ring_gaps` did.
+
+    Fields:
+        points: the slow points (and roots) found inside the gaps, to be added to the search's
+            points (a `FixedPoints`, possibly empty).
+        n_gaps: gaps seeded, all rounds together.
+        n_seeds: candidates placed in them.
+        n_landed: of the search's end points, those that stayed inside a gap (slow by the
+            tolerance and not run off to the gap's ends): ``len(points)`` after
+            deduplication.
+        rounds: searches run.
+    """
+
+    points: Any
+    n_gaps: int
+    n_seeds: int
+    n_landed: int
+    rounds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gaps": self.n_gaps, "seeds": self.n_seeds, "landed": self.n_landed,
+                "rounds": self.rounds}
+
+
+def fill_ring_gaps(
+    model: AbstractRNN,
+    inputs: ArrayLike,
+    points: Any,
+    *,
+    slow_tol: float,
+    tol: float = 1e-10,
+    max_seeds: int = GAP_SEEDS,
+    spacing: float = GAP_SPACING,
+    rounds: int = GAP_ROUNDS,
+) -> GapFill:
+    """Decide the gaps of a candidate ring with the dynamics: search for slow points inside
+    them.
+
+    Slow points found from trajectory samples crowd near a ring's fixed points (candidates
+    settle where the flow is slowest), leaving gaps that `attractor_manifolds` cannot tell
+    from the opening of an arc. `ring_gaps` gives the gaps of the candidate cycle; each gets
+    candidates on the segment between its two ends (about ``spacing`` x the cycle's length
+    apart), searched exactly as the slow points are (`find_fixed_points` with ``slow_tol``:
+    descent until slow, roots polished). On a ring the gap holds slow points, and the seeds
+    stop there; across the opening of an arc the flow is fast, and the seeds run on to the
+    arc's ends or are not slow at all. The end points kept: slow (or roots) and inside their
+    gap (projecting onto the segment's middle 80%, nearer to it than half its length).
+    Repeated while gaps remain, at most ``rounds`` times and ``max_seeds`` candidates in all.
+    Deterministic: no random numbers.
+
+    Args:
+        model: the network.
+        inputs: the constant input [n_in] at which ``points`` were found.
+        points: a `FixedPoints` found with ``slow_tol`` at ``inputs``.
+        slow_tol: the slow-point tolerance of ``points`` (speed |F|).
+        tol: the root tolerance.
+        max_seeds: candidates in all (default 256).
+        spacing: seed spacing as a fraction of the cycle's length (default 0.02).
+        rounds: most searches (default 3).
+
+    Returns: a `GapFill` (``points``: the new points only).
+    """
+    from ._fixed_points import find_fixed_points
+    from ._manifolds import ring_gaps
+    from ._points import FixedPoints
+
+    slow_tol = positive_number("slow_tol", slow_tol)
+    spacing = positive_number("spacing", spacing)
+    if isinstance(max_seeds, bool) or not isinstance(max_seeds, (int, np.integer)) \
+            or max_seeds < 0:
+        raise ValueError(f"max_seeds must be a non-negative integer, got {max_seeds!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
+        raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
+    u = np.asarray(inputs, np.float64).reshape(-1)
+    current, new = points, []
+    n_gaps = n_seeds = n_rounds = 0
+    for _ in range(rounds):
+        budget = max_seeds - n_seeds
+        gaps = ring_gaps(current) if budget > 0 and len(current) >= 6 else []
+        if not gaps:
+            break
+        counts = [max(1, int(np.ceil(np.linalg.norm(b - a) / (spacing * length))) - 1)
+                  for a, b, length in gaps]
+        if sum(counts) > budget:  # thin every gap alike
+            counts = [max(1, int(c * budget / sum(counts))) for c in counts]
+            while sum(counts) > budget and len(counts):
+                counts.pop()
+        gaps = gaps[:len(counts)]
+        if not gaps:
+            break
+        seeds, which = [], []
+        for g, ((a, b, _), c) in enumerate(zip(gaps, counts)):
+            t = (np.arange(1, c + 1) / (c + 1))[:, None]
+            seeds.append(a + t * (b - a))
+            which.append(np.full(c, g))
+        seeds = np.concatenate(seeds)
+        found = find_fixed_points(model, u, seeds, tol=tol, slow_tol=slow_tol)
+        n_gaps += len(gaps)
+        n_seeds += seeds.shape[0]
+        n_rounds += 1
+        xs = np.asarray(found.states, np.float64)
+        inside = np.zeros(xs.shape[0], bool)
+        for a, b, _ in gaps:
+            ab = b - a
+            w = float(ab @ ab)
+            lam = (xs - a) @ ab / w
+            off = np.linalg.norm(xs - a - lam[:, None] * ab, axis=1)
+            inside |= (lam > 0.1) & (lam < 0.9) & (off < 0.5 * np.sqrt(w))
+        if not np.any(inside):
+            break
+        kept = found[np.flatnonzero(inside)]
+        new.append(kept)
+        current = FixedPoints.concatenate([current, kept])
+    landed = FixedPoints.concatenate(new) if new else points[np.zeros(0, np.int64)]
+    return GapFill(points=landed, n_gaps=n_gaps, n_seeds=n_seeds, n_landed=len(landed),
+                   rounds=n_rounds)
