@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 from jaxtyping import ArrayLike
+from scipy.spatial.distance import cdist
 
 from .._simulate import Trajectory
 from .._validate import positive_number
@@ -164,6 +165,8 @@ def fill_ring_gaps(
     max_seeds: int = GAP_SEEDS,
     spacing: float = GAP_SPACING,
     rounds: int = GAP_ROUNDS,
+    min_gap: float = 0.05,
+    tol_unique: float = 1e-3,
 ) -> GapFill:
     """Decide the gaps of a candidate ring with the dynamics: search for slow points inside
     them.
@@ -175,10 +178,13 @@ def fill_ring_gaps(
     apart), searched exactly as the slow points are (`find_fixed_points` with ``slow_tol``:
     descent until slow, roots polished). On a ring the gap holds slow points, and the seeds
     stop there; across the opening of an arc the flow is fast, and the seeds run on to the
-    arc's ends or are not slow at all. The end points kept: slow (or roots) and inside their
-    gap (projecting onto the segment's middle 80%, nearer to it than half its length).
-    Repeated while gaps remain, at most ``rounds`` times and ``max_seeds`` candidates in all.
-    Deterministic: no random numbers.
+    arc's ends or are not slow at all. A gap's new points (slow or roots, not within
+    ``tol_unique`` of a point already there, projecting inside the segment and nearer to it
+    than half its length, some onto its middle 80%) are kept when they fill it: the path from
+    one end through them (in order along the segment) to the other has no step longer than
+    ``min_gap`` x the cycle's length (the size `ring_gaps` calls a gap). Repeated while gaps
+    remain, at most ``rounds`` times and ``max_seeds`` candidates in all. Deterministic: no
+    random numbers.
 
     Args:
         model: the network.
@@ -189,6 +195,8 @@ def fill_ring_gaps(
         max_seeds: candidates in all (default 256).
         spacing: seed spacing as a fraction of the cycle's length (default 0.02).
         rounds: most searches (default 3).
+        min_gap: a step longer than this fraction of the cycle's length is a gap (0.05).
+        tol_unique: new points closer than this to a point already there are not new (1e-3).
 
     Returns: a `GapFill` (``points``: the new points only).
     """
@@ -198,6 +206,8 @@ def fill_ring_gaps(
 
     slow_tol = positive_number("slow_tol", slow_tol)
     spacing = positive_number("spacing", spacing)
+    min_gap = positive_number("min_gap", min_gap)
+    tol_unique = positive_number("tol_unique", tol_unique)
     if isinstance(max_seeds, bool) or not isinstance(max_seeds, (int, np.integer)) \
             or max_seeds < 0:
         raise ValueError(f"max_seeds must be a non-negative integer, got {max_seeds!r}")
@@ -208,7 +218,8 @@ def fill_ring_gaps(
     n_gaps = n_seeds = n_rounds = 0
     for _ in range(rounds):
         budget = max_seeds - n_seeds
-        gaps = ring_gaps(current) if budget > 0 and len(current) >= 6 else []
+        gaps = (ring_gaps(current, min_gap=min_gap) if budget > 0 and len(current) >= 6
+                else [])
         if not gaps:
             break
         counts = [max(1, int(np.ceil(np.linalg.norm(b - a) / (spacing * length))) - 1)
@@ -231,13 +242,22 @@ def fill_ring_gaps(
         n_seeds += seeds.shape[0]
         n_rounds += 1
         xs = np.asarray(found.states, np.float64)
+        old = np.asarray(current.states, np.float64)
+        fresh = cdist(xs, old).min(axis=1) > tol_unique if old.size else np.ones(len(xs), bool)
         inside = np.zeros(xs.shape[0], bool)
-        for a, b, _ in gaps:
+        for a, b, length in gaps:
             ab = b - a
             w = float(ab @ ab)
             lam = (xs - a) @ ab / w
             off = np.linalg.norm(xs - a - lam[:, None] * ab, axis=1)
-            inside |= (lam > 0.1) & (lam < 0.9) & (off < 0.5 * np.sqrt(w))
+            sel = np.flatnonzero(fresh & (lam > 0) & (lam < 1) & (off < 0.5 * np.sqrt(w)))
+            if not np.any((lam[sel] > 0.1) & (lam[sel] < 0.9)):
+                continue
+            # filled: from one end through the points, in order, to the other, no step is
+            # still a gap (a few stray slow points in a fast gap, near a saddle, are not)
+            chain = np.concatenate([a[None], xs[sel[np.argsort(lam[sel])]], b[None]])
+            if np.linalg.norm(np.diff(chain, axis=0), axis=1).max() <= min_gap * length:
+                inside[sel] = True
         if not np.any(inside):
             break
         kept = found[np.flatnonzero(inside)]

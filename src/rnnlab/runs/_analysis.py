@@ -415,7 +415,9 @@ def analyze_run(
     For each constant input the network receives (the task's ``fixed_point_inputs()``, or
     ``inputs``), roots are searched from ``n_initial`` candidate states sampled from
     ``n_trials`` task trials (plus Gaussian ``noise``), and slow points from the first
-    ``n_slow_initial`` of them. The slow-point tolerance is the rule of
+    ``n_slow_initial`` of them, and (`rnnlab.analysis._slow.fill_ring_gaps`) from at most
+    256 more placed in the gaps of a candidate ring, kept where they are slow inside a gap
+    (``summary["inputs"][i]["ring_gaps"]`` says how many). The slow-point tolerance is the rule of
     `rnnlab.analysis.slow_point_tolerance` (points that move less than ``slow_fraction`` of
     the task trajectories' extent over a trial), or the speed ``slow_tol``; ``slow=False``
     searches roots only. Then PCA of the trajectories, the topology among the roots
@@ -431,6 +433,7 @@ def analyze_run(
     from ..analysis import (
         FixedPoints, find_fixed_points, pca, sample_states, slow_point_tolerance,
     )
+    from ..analysis._slow import fill_ring_gaps
     from ..analysis._slow import DEFAULT_FRACTION
     from ..analysis._structure import root_topology
 
@@ -494,17 +497,25 @@ def analyze_run(
     # it first becomes slow, so it gives one point (and its eigendecomposition) per
     # candidate, and a few hundred cover a line or ring.
     slow_candidates = candidates[:min(n_slow_initial, n_initial)]
-    parts = []
+    parts, gap_info = [], {}
     for name, vec in named:
         part = find_fixed_points(model, np.asarray(vec), candidates, tol=tol)
         if used_slow is not None:
             found = find_fixed_points(model, np.asarray(vec), slow_candidates, tol=tol,
                                       slow_tol=used_slow)
             part = FixedPoints.concatenate([part, found[~np.asarray(found.converged)]])
+            # a candidate ring broken only by gaps: its gaps searched for slow points too
+            # (they close it where the network is slow there, not across an arc's opening)
+            fill = fill_ring_gaps(model, np.asarray(vec), part, slow_tol=used_slow, tol=tol)
+            if len(fill.points):
+                part = FixedPoints.concatenate([part, fill.points])
+            gap_info[name] = fill.as_dict()
         parts.append(part)
         conv = np.asarray(part.converged, bool)
         phase(f"input {len(parts)}/{len(named)} ({name}): {int(conv.sum())} roots, "
-              f"{int((~conv).sum())} slow points")
+              f"{int((~conv).sum())} slow points"
+              + (f" ({gap_info[name]['landed']} in the gaps of a candidate ring)"
+                 if gap_info.get(name, {}).get("seeds") else ""))
     fps = FixedPoints.concatenate(parts)
     proj = pca(traj.states, min(n_components, model.state_size))
     phase(f"topology among the roots ({topology_starts} perturbed runs each)")
@@ -524,6 +535,7 @@ def analyze_run(
     ]
     per_input = [
         {"name": name, "input": vec, **p.summary(),
+         **({"ring_gaps": gap_info[name]} if name in gap_info else {}),
          "manifolds": sum(1 for r in man_rows if r["input"] == name),
          "manifold_list": [r for r in man_rows if r["input"] == name]}
         for (name, vec), p in zip(named, parts)
