@@ -168,3 +168,59 @@ def test_bad_arguments():
         fill_ring_gaps(model, np.zeros(1), fps, slow_tol=SLOW, max_seeds=-1)
     with pytest.raises(ValueError, match="max_closing"):
         ring_gaps(np.zeros((10, 3)), max_closing=0.0)
+
+
+# ---------------------- a trained network (fixture: tests/fixtures/ring_gaps/make_fixture.py)
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "ring_gaps"
+
+
+def _cueva():
+    model = rl.load(FIXTURE / "cueva_s0.safetensors")
+    z = np.load(FIXTURE / "cueva_s0_points.npz")
+    return model, z["states"].astype(np.float64), float(z["slow_tol"]), z["input"]
+
+
+def test_trained_ring_shaped_set_with_fast_gaps_stays_open():
+    """The angular integrator trained on Cueva & Wei's trials (seed 0): its slow points lie
+    around one loop in clumps, the widest gap of the candidate cycle wider than the ring rule
+    allows. Simulating the network (its Euler map) from each gap's midpoint for 25 steps
+    (0.5 s, five time constants: onto the attracting loop) leaves it moving faster than the
+    run's slow-point tolerance: the gaps are not slow, so the seeds placed in them find no
+    slow point there and the set stays open, as attractor_manifolds alone says."""
+    import jax
+
+    model, states, slow_tol, u = _cueva()
+    fps = find_fixed_points(model, u, states, slow_tol=slow_tol)
+    assert len(fps) >= 0.9 * len(states)
+    assert all(m.kind != "ring" for m in attractor_manifolds(fps))
+    gaps = ring_gaps(fps)
+    assert gaps and np.linalg.norm(gaps[0][1] - gaps[0][0]) > 0.15 * gaps[0][2]
+    mid = np.stack([(a + b) / 2 for a, b, _ in gaps])
+    step = jax.jit(jax.vmap(lambda h: model.step(h, jnp.asarray(u, jnp.float32))))
+    h = jnp.asarray(mid, jnp.float32)
+    for _ in range(25):
+        h = step(h)
+    speed = np.linalg.norm(np.asarray(jax.vmap(
+        lambda s: model.vector_field(s, jnp.asarray(u, jnp.float32)))(h)), axis=1)
+    assert np.all(speed > 3 * slow_tol)
+
+    fill = fill_ring_gaps(model, u, fps, slow_tol=slow_tol)
+    assert fill.n_seeds > 0 and fill.n_landed == 0 and len(fill.points) == 0
+
+
+@pytest.mark.slow
+def test_trained_run_default_analysis_reports_the_gap_search(tmp_path):
+    """`analyze_run` with defaults on the same trained run: the gaps are searched (seeds
+    placed, recorded per input in the summary), none fills, and no ring is reported."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURE / "cueva_s0.safetensors", run / "model.safetensors")
+    shutil.copy(FIXTURE / "cueva_s0.config.json", run / "config.json")
+    result = rl.analyze_run(run, save=False)
+    (row,) = result.summary["inputs"]
+    assert row["ring_gaps"]["seeds"] > 0 and row["ring_gaps"]["landed"] == 0
+    kinds = [m["kind"] for m in result.summary["manifolds"]]
+    assert kinds and "ring" not in kinds
