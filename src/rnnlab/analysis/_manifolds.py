@@ -813,13 +813,24 @@ def ring_gaps(
     free = np.flatnonzero(roots & ~taken)
     trials = [lines] if len(lines) > 1 else []
     trials += [[m] for m in lines]
+    # last: every point outside a surface (slow points the manifold search left in groups
+    # too small to report can be most of a sparsely sampled ring)
+    rest = np.ones(x.shape[0], bool)
+    for m in found:
+        if m.kind == "surface":
+            rest[m.indices] = False
+    trials += [[None]] if lines and np.sum(rest) > sum(m.indices.size for m in lines) else []
     for group in trials:
-        members = np.concatenate([m.indices for m in group])
-        if free.size:
-            dist = cdist(x[free], x[members]).min(axis=1)
-            members = np.concatenate(
-                [members, free[dist <= ring_step * sum(m.length for m in group)]])
-        cycle = _mst_cycle(x[members], max_closing)
+        if group == [None]:
+            cycle = _mst_cycle(x[rest], max_closing)
+            members = np.flatnonzero(rest)
+        else:
+            members = np.concatenate([m.indices for m in group])
+            if free.size:
+                dist = cdist(x[free], x[members]).min(axis=1)
+                members = np.concatenate(
+                    [members, free[dist <= ring_step * sum(m.length for m in group)]])
+            cycle = _mst_cycle(x[members], max_closing)
         if cycle is None:
             continue
         xc = x[members[cycle]]
