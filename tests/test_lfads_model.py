@@ -10,7 +10,7 @@ import scipy.stats as ss
 import rnnlab as rl
 from rnnlab.lfads._loss import Scales, cd_masks, elbo_loss, recon_nll
 from rnnlab.lfads._model import lagged_inputs
-from rnnlab.lfads._modules import ClippedGRUCell
+from rnnlab.lfads._modules import ClippedGRUCell, run_gru_group
 from rnnlab.lfads._priors import ar1_kl_sample, ar1_log_prob, gaussian_kl
 
 SMALL = dict(ic_enc_dim=6, ci_enc_dim=5, con_dim=4, co_dim=2, ic_dim=3, gen_dim=7, fac_dim=3)
@@ -103,6 +103,58 @@ def test_gru_cell_matches_numpy_equations():
     want = np.clip(z * h + (1 - z) * n, -0.5, 0.5)
     np.testing.assert_allclose(cell(jnp.asarray(x, jnp.float32), jnp.asarray(h, jnp.float32)),
                                want, rtol=1e-5, atol=1e-6)
+
+
+def test_gru_loop_gradients_equal_autodiff_of_the_cell():
+    """The encoders' loop has a hand-written backward pass (with its own batching rule):
+    its gradients equal automatic differentiation through the cell step by step, for one
+    trial, for trials under vmap, and for an ensemble of cells under vmap; clipping is
+    active (states reach the clip value)."""
+    ks = jax.random.split(jax.random.PRNGKey(0), 6)
+    cells = [ClippedGRUCell(5, 6, key=ks[0], clip_value=0.7, is_encoder=True),
+             ClippedGRUCell(5, 4, key=ks[1])]
+    xs = [3.0 * jax.random.normal(ks[2], (3, 9, 5)), jax.random.normal(ks[3], (3, 9, 5))]
+    h0s = [0.3 * jax.random.normal(ks[4], (6,)), jnp.zeros(4)]
+
+    def by_steps(cells, xs, h0s):
+        out = []
+        for c, x, h in zip(cells, xs, h0s):
+            states = []
+            for t in range(x.shape[0]):
+                h = c(x[t], h)
+                states.append(h)
+            out.append(jnp.stack(states))
+        return out
+
+    def looped(cells, xs, h0s):
+        return [s for s, _ in run_gru_group(cells, xs, h0s)]
+
+    def loss(run, batched):
+        def f(cells, xs, h0s):
+            if batched:
+                outs = jax.vmap(lambda x0, x1: run(cells, [x0, x1], h0s))(*xs)
+            else:
+                outs = run(cells, [x[0] for x in xs], h0s)
+            return sum(jnp.sum(jnp.sin((i + 1.3) * o)) for i, o in enumerate(outs))
+        return f
+
+    assert float(jnp.max(jnp.abs(looped(cells, [x[0] for x in xs], h0s)[0]))) == \
+        pytest.approx(0.7)
+    for batched in (False, True):
+        want = jax.grad(loss(by_steps, batched), argnums=(0, 1, 2))(cells, xs, h0s)
+        got = jax.grad(loss(looped, batched), argnums=(0, 1, 2))(cells, xs, h0s)
+        for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+    # an ensemble: the cells' weights batched
+    two = jax.tree.map(lambda a: jnp.stack([a, 1.5 * a]), cells[0])
+
+    def ens(run):
+        return lambda c: jnp.sum(jnp.sin(jax.vmap(
+            lambda ci: run([ci], [xs[0][0]], [h0s[0]])[0])(c)))
+    want, got = jax.grad(ens(by_steps))(two), jax.grad(ens(looped))(two)
+    for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
 def test_model_shapes_and_options():
