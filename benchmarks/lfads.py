@@ -12,6 +12,7 @@ is reported apart. Ratios = median steps/s over median steps/s of PyTorch.
 """
 
 import argparse
+import inspect
 import math
 import os
 import statistics
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 # ------------------------------------------------------------------------------ PyTorch
 
 
-def torch_lfads(cfg, n_neurons):
+def torch_lfads(cfg, n_neurons, scales):
     import torch
     from torch import nn
 
@@ -133,7 +134,7 @@ def torch_lfads(cfg, n_neurons):
 
     model = Model()
 
-    def loss_fn(data, cd_rate, kl_ramp, l2_scale):
+    def loss_fn(data, cd_rate, kl_ramp, l2_ramp, scales):
         keep = (torch.rand_like(data) > cd_rate).float()
         grad_mask = 1.0 - keep
         lograte, ic_mean, ic_std, co_m, co_s, u = model(data * keep / (1 - cd_rate))
@@ -153,15 +154,17 @@ def torch_lfads(cfg, n_neurons):
                            torch.exp(0.5 * model.lognvars).expand_as(u[:, 1:])], 1)
         log_p = torch.distributions.Normal(mean_p, std_p).log_prob(u).sum((1, 2))
         kl_co = (log_q - log_p).mean()
-        w = model.gen.w_hh
-        l2 = l2_scale * 0.5 * (w**2).sum() / w.numel()
-        return recon + kl_ramp * (kl_ic + kl_co) + kl_ramp * l2
+        loss = recon + kl_ramp * (scales.kl_ic_scale * kl_ic + scales.kl_co_scale * kl_co)
+        if scales.l2_gen_scale > 0:  # lfads-torch's L2 (the other kernels' scales are 0)
+            w = model.gen.w_hh
+            loss = loss + l2_ramp * scales.l2_gen_scale * 0.5 * (w**2).sum() / w.numel()
+        return loss
 
     opt = torch.optim.Adam(model.parameters(), lr=4e-3, eps=1e-8)
 
     def step(data):
         opt.zero_grad()
-        loss = loss_fn(data, 0.3, 0.5, 2000.0)
+        loss = loss_fn(data, 0.3, 0.5, 0.5, scales)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 200.0)
         opt.step()
@@ -202,8 +205,12 @@ def main():
     # rnnlab: the training step and the epoch program of rl.lfads.fit
     model = rl.lfads.LFADS(args.neurons, key=jax.random.PRNGKey(0), **cfg)
     params, static = eqx.partition(model, eqx.is_array)
-    settings = _fit.Settings(
-        _fit.Scales(l2_gen_scale=2000.0), 0, 80, 0, 80, 0.3, 0.0, 200.0, 1e-8, B, S)
+    # the loss terms' weights: rl.lfads.fit's defaults, on both sides
+    defaults = {k: p.default for k, p in inspect.signature(rl.lfads.fit).parameters.items()}
+    scales = _fit.Scales(**{f: defaults[f] for f in _fit.Scales._fields})
+    if any(getattr(scales, f) for f in ("l2_ic_enc_scale", "l2_ci_enc_scale", "l2_con_scale")):
+        raise SystemExit("the PyTorch side implements the generator's L2 only")
+    settings = _fit.Settings(scales, 0, 80, 0, 80, 0.3, 0.0, 200.0, 1e-8, B, S)
     opt = _fit.optimizer_for(200.0, 1e-8)
     opt_state = opt.init(params)
     step_jit = eqx.filter_jit(_fit.train_step)
@@ -235,7 +242,7 @@ def main():
     compile_epoch = time.perf_counter() - t
 
     torch.manual_seed(0)
-    _, torch_step = torch_lfads(cfg, args.neurons)
+    _, torch_step = torch_lfads(cfg, args.neurons, scales)
     tdata = torch.from_numpy(counts)
     default_threads = torch.get_num_threads()
 
@@ -283,7 +290,10 @@ def main():
         f"Training steps per second of LFADS, batch {B} trials x {args.time} bins x "
         f"{args.neurons} neurons (Poisson), encoders 64+64, controller 64, inferred input 1, "
         f"IC 64, generator 100, factors 40; coordinated dropout 0.3, dropout 0.05, Adam, "
-        f"gradient clipping at 200. {args.repeats} alternating blocks of {S} steps per side, "
+        f"gradient clipping at 200; the loss terms weighted as `rl.lfads.fit`'s defaults on "
+        f"both sides (KL of the initial condition {scales.kl_ic_scale:g}, of the inputs "
+        f"{scales.kl_co_scale:g}, generator L2 {scales.l2_gen_scale:g}). "
+        f"{args.repeats} alternating blocks of {S} steps per side, "
         f"after a warm-up; torch {torch.__version__}. "
         f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on a shared "
         f"{os.cpu_count()}-core machine: compare ratios.\n\n" + "\n".join(lines))

@@ -79,11 +79,11 @@ def recon_means(kind: str, params: Array, zig_scale: Array | None = None,
 
 
 class Scales(NamedTuple):
-    """The weights of the loss terms (lfads-torch's names). The ramps multiply the KL and L2
-    terms (0 -> 1 over their warm-up, see `ramp`)."""
+    """The weights of the loss terms (lfads-torch's names); the defaults are `fit`'s. The
+    ramps multiply the KL and L2 terms (0 -> 1 over their warm-up, see `ramp`)."""
 
     kl_ic_scale: float = 1.0
-    kl_co_scale: float = 1.0
+    kl_co_scale: float = 0.05
     l2_ic_enc_scale: float = 0.0
     l2_ci_enc_scale: float = 0.0
     l2_gen_scale: float = 0.0
