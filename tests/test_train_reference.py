@@ -12,6 +12,9 @@ import pytest
 import rnnlab as rl
 from rnnlab.io import read_safetensors
 
+# bits saved under XLA's default optimisation: run with XLA's default flags (tests/conftest.py)
+pytestmark = pytest.mark.default_xla
+
 REF = Path(__file__).parent / "fixtures" / "train_reference"
 SETTINGS = dict(steps=30, batch_size=8, eval_every=10, eval_batch_size=32, learning_rate=1e-2,
                 progress=False)
