@@ -1,6 +1,7 @@
-"""The angular integrator's trials: the default layout needs several turns, and explicit old
-values reproduce the earlier trials exactly (values recorded from the previous defaults:
-n_steps=100, velocity_std=0.05, unscaled velocity input)."""
+"""The angular integrator's trials: the default layout (Cueva & Wei's statistics with
+zero-velocity holds) holds headings anywhere, the previous defaults need several turns, and
+explicit old values reproduce the earlier trials exactly (values recorded from the layout
+before those: n_steps=100, velocity_std=0.05, unscaled velocity input)."""
 
 import jax
 import numpy as np
@@ -8,7 +9,9 @@ import pytest
 
 from rnnlab import tasks as T
 
-OLD = {"n_steps": 100, "velocity_std": 0.05, "velocity_gain": 1.0}
+# the defaults before 2026-12-07 (helix-trained networks), and the layout before those
+PREVIOUS = {"velocity_std": 0.1, "velocity_tau": 200.0, "cue": 100.0, "still_probability": 0.0}
+OLD = {**PREVIOUS, "n_steps": 100, "velocity_std": 0.05, "velocity_gain": 1.0}
 
 
 def test_old_layout_reproduces_the_earlier_trials():
@@ -33,8 +36,8 @@ def test_old_layout_reproduces_the_earlier_trials():
 
 def test_velocity_gain_scales_only_the_velocity_input():
     key = jax.random.PRNGKey(0)
-    one = T.AngularIntegrator(velocity_gain=1.0).sample_batch(key, 2)
-    five = T.AngularIntegrator().sample_batch(key, 2)
+    one = T.AngularIntegrator(velocity_gain=1.0).sample_batch(key, 8)
+    five = T.AngularIntegrator().sample_batch(key, 8)
     np.testing.assert_allclose(np.asarray(five.inputs[..., 0]),
                                5.0 * np.asarray(one.inputs[..., 0]), rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(five.inputs[..., 1:]),
@@ -44,8 +47,39 @@ def test_velocity_gain_scales_only_the_velocity_input():
         T.AngularIntegrator(velocity_gain=0.0)
 
 
-def test_default_trials_need_several_turns():
+def test_default_trials_hold_the_heading_anywhere():
+    """Cueva & Wei's statistics: half the trials hold the velocity at exactly zero over one
+    window (up to 2/3 of the trial); a trial travels about a turn (its heading sweeping about
+    a third of one), and the initial headings cover the circle. Trials without a hold are
+    those of ``still_probability=0`` exactly."""
     task = T.AngularIntegrator()
+    assert (task.velocity_std, task.velocity_tau, task.cue) == (0.05, 90.0, 200.0)
+    tr = task.sample_batch(jax.random.PRNGKey(1), 1024)
+    omega = np.asarray(tr.inputs[..., 0]) / task.velocity_gain
+    held = omega == 0
+    n_held = held.sum(axis=1)
+    assert 0.45 < np.mean(n_held > 0) < 0.55
+    assert n_held.max() <= 2 / 3 * task.n_steps
+    for i in np.flatnonzero(n_held > 1)[:50]:  # one contiguous window
+        idx = np.flatnonzero(held[i])
+        assert idx[-1] - idx[0] + 1 == idx.size
+    travelled = np.abs(omega).sum(axis=1) / (2 * np.pi)
+    assert 0.9 < np.median(travelled) < 1.4
+    theta0 = np.asarray(tr.conditions["initial_heading"])
+    assert np.histogram(theta0, 8, (-np.pi, np.pi))[0].min() > 80
+    free = T.AngularIntegrator(still_probability=0.0).sample_batch(jax.random.PRNGKey(1), 1024)
+    np.testing.assert_array_equal(np.asarray(free.inputs)[n_held == 0],
+                                  np.asarray(tr.inputs)[n_held == 0])
+    assert task.recommended_training() == {"learning_rate": 1e-3, "steps": 5000,
+                                           "target_accuracy": 1.0}
+    with pytest.raises(ValueError, match="still_probability"):
+        T.AngularIntegrator(still_probability=1.5)
+    with pytest.raises(ValueError, match="still_max"):
+        T.AngularIntegrator(still_max=0.0)
+
+
+def test_previous_default_trials_need_several_turns():
+    task = T.AngularIntegrator(**PREVIOUS)
     assert task.n_steps * task.dt == 4000.0
     tr = task.sample_batch(jax.random.PRNGKey(1), 256)
     omega = np.asarray(tr.inputs[..., 0]) / task.velocity_gain
@@ -56,4 +90,3 @@ def test_default_trials_need_several_turns():
     assert np.mean(swept > 1.0) > 0.6  # most trials sweep the whole circle
     old = T.AngularIntegrator(**OLD).sample_batch(jax.random.PRNGKey(1), 256)
     assert np.mean(np.ptp(np.cumsum(np.asarray(old.inputs[..., 0]), 1), 1) > 2 * np.pi) < 0.05
-    assert task.recommended_training() == {"learning_rate": 1e-3, "steps": 10000}

@@ -180,7 +180,7 @@ def test_cli_uses_the_tasks_recommended_learning_rate(tmp_path, capsys):
     assert T.make("memory_anti_angle").recommended_learning_rate == 1e-3
     assert T.make("integrator").recommended_learning_rate is None
     args = ["--steps", "1", "--hidden", "4", "--eval-every", "1", "--no-progress",
-            "-p", "n_steps=10"]
+            "-p", "n_steps=10", "-p", "cue=100"]
     for extra, want in (([], 1e-3), (["--lr", "0.02"], 0.02)):
         out = tmp_path / f"run{len(extra)}"
         assert main(["train", "angular_integrator", "--out", str(out), *args, *extra]) == 0
