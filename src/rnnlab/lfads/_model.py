@@ -15,6 +15,7 @@ from .._validate import integer, nonnegative_number, positive_int, positive_numb
 from ..io._model_io import tensors_to_tree, tree_to_tensors
 from ..io._safe import read_safetensors, write_safetensors
 from ._loss import ALIASES, N_PARAMS, recon_means
+from ._loops import decoder, gru_group
 from ._modules import BidirectionalGRU, ClippedGRUCell, Linear, run_gru_group
 
 
@@ -348,48 +349,32 @@ class LFADS(eqx.Module):
             con_keep = jnp.ones((T, 2 * self.ci_enc_dim + self.fac_dim if self.use_con else 0))
             gen_keep = jnp.ones((T, self.gen_dim))
 
-        co = self.co_dim if self.use_con else 0
         w_fac = self.fac_linear.effective_weight()  # normalised once, not every step
         gen_hh = self.gen_cell.split_hh()
-        con_hh = self.con_cell.split_hh() if self.use_con else None
         if self.use_con:
-            # the controller's input part from the encodings, for all steps at once; the
-            # factors' part depends on the previous step and stays in the loop
-            n_ci = 2 * self.ci_enc_dim
+            # the input parts from the encodings (controller) and the external inputs
+            # (generator), for all steps at once; the factors' and the inferred inputs'
+            # parts depend on the previous step and stay in the loop
+            n_ci, co = 2 * self.ci_enc_dim, self.co_dim
             w_ci = self.con_cell.weight_ih[:, :n_ci]
-            w_cf = self.con_cell.weight_ih[:, n_ci:]
             ci_pre = (ci * con_keep[:, :n_ci]) @ w_ci.T + self.con_cell.bias_ih
-            f_keep = con_keep[:, n_ci:]
+            gx_pre = ext @ self.gen_cell.weight_ih[:, co:].T + self.gen_cell.bias_ih
+            weights = (self.con_cell.weight_ih[:, n_ci:], self.con_cell.split_hh(),
+                       self.co_linear.weight, self.co_linear.bias,
+                       self.gen_cell.weight_ih[:, :co], gen_hh, w_fac)
+            static = (self.con_cell.clip_value, self.gen_cell.clip_value, co,
+                      bool(sample_posteriors))
+            gen_states, con_states, co_means, co_stds, inputs, factors = decoder(
+                static, weights, (ci_pre, con_keep[:, n_ci:], co_noise, gx_pre, gen_keep),
+                (gen_init, self.con_h0, factor0))
+            gen_inputs = jnp.concatenate([inputs, ext], axis=1)
         else:
-            ci_pre = jnp.zeros((T, 0))
-            f_keep = jnp.zeros((T, 0))
-
-        def step(carry, inp):
-            gen_state, con_state, factor = carry
-            ci_t, ext_t, noise_t, fkeep_t, gkeep_t = inp
-            if self.use_con:
-                xa = ci_t + w_cf @ (factor * fkeep_t)
-                con_state = self.con_cell.step_pre(xa, con_state, con_hh)
-                co_params = self.co_linear(con_state)
-                co_mean, co_logvar = co_params[:co], co_params[co:]
-                co_std = jnp.exp(0.5 * co_logvar)
-                con_out = co_mean + co_std * noise_t if sample_posteriors else co_mean
-                gen_in = jnp.concatenate([con_out, ext_t])
-            else:
-                co_mean = co_std = jnp.zeros(0)
-                gen_in = ext_t
-            gen_state = self.gen_cell.step_pre(self.gen_cell.input_part(gen_in), gen_state,
-                                               gen_hh)
-            factor = (gen_state * gkeep_t) @ w_fac.T
-            out = (gen_state, con_state, co_mean, co_std, gen_in, factor)
-            return (gen_state, con_state, factor), out
-
-        con0 = self.con_h0 if self.use_con else jnp.zeros(0)
-        # the step is recomputed in the backward pass rather than its intermediates stored
-        # (fewer, cheaper buffers: faster on CPU; the same values)
-        _, (gen_states, con_states, co_means, co_stds, gen_inputs, factors) = jax.lax.scan(
-            jax.checkpoint(step), (gen_init, con0, factor0),
-            (ci_pre, ext, co_noise, f_keep, gen_keep))
+            # without a controller the generator's inputs are known before its loop
+            gen_states = gru_group((self.gen_cell.clip_value,), [gen_hh],
+                                   [self.gen_cell.input_part(ext)], [gen_init])[0]
+            factors = (gen_states * gen_keep) @ w_fac.T
+            con_states = co_means = co_stds = jnp.zeros((T, 0))
+            gen_inputs = ext
         params = self.readout(factors).reshape(T, self.n_params, self.n_recon)
         output_params = jnp.swapaxes(params, 1, 2)  # [T, neurons, n_params]
         return LFADSOutput(output_params, factors, gen_states, gen_init, con_states, co_means,

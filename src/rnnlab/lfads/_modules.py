@@ -1,15 +1,14 @@
 """The building blocks of LFADS: lfads-torch's clipped GRU cell, a bidirectional GRU over a
 sequence, and the variance-scaled linear maps (unbatched; the model vmaps over trials)."""
 
-import functools
 import math
-from typing import Any
 
 import equinox as eqx
 import jax
-import jax.custom_batching
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._loops import gru_group, gru_step
 
 
 def variance_scaled(key: PRNGKeyArray, shape: tuple[int, int], scale_dim: int) -> Array:
@@ -89,16 +88,8 @@ class ClippedGRUCell(eqx.Module):
                  hh: tuple[Array, Array] | None = None) -> Float[Array, " H"]:
         """One step from the precomputed input part ``xa`` [3H] (see `input_part`) and the
         split recurrent weights ``hh`` (see `split_hh`; default: split here)."""
-        H = self.hidden_size
         w_zr, w_n = self.split_hh() if hh is None else hh
-        hzr = w_zr @ h
-        z = jax.nn.sigmoid(xa[:H] + hzr[:H])
-        r = jax.nn.sigmoid(xa[H : 2 * H] + hzr[H:])
-        n = jnp.tanh(xa[2 * H :] + w_n @ (r * h))
-        h = z * h + (1.0 - z) * n
-        if math.isfinite(self.clip_value):
-            h = jnp.clip(h, -self.clip_value, self.clip_value)
-        return h
+        return gru_step(xa, h, w_zr, w_n, self.clip_value)[0]
 
     def __call__(self, x: Float[Array, " n_in"], h: Float[Array, " H"]) -> Float[Array, " H"]:
         return self.step_pre(self.input_part(x), h)
@@ -121,159 +112,10 @@ def run_gru_group(cells: list, inputs: list, h0s: list) -> list:
     of one per cell: shorter compilation, larger fused steps), their input parts computed
     for all steps before the loop; returns each cell's (states [T, H], last state [H]).
 
-    Differentiable through a hand-written backward pass (`_gru_scan`): the loop back in time
-    carries only the states' cotangents, and the recurrent weights' gradients are computed
-    after it, for all steps (and, under `jax.vmap`, all trials) in one product each."""
-    pre = [c.input_part(x) for c, x in zip(cells, inputs)]
-    hhs = [c.split_hh() for c in cells]
-    clips = tuple(c.clip_value for c in cells)
-    states = _gru_scan(clips, [w[0] for w in hhs], [w[1] for w in hhs], pre, list(h0s))
+    Differentiable through a hand-written backward pass (`rnnlab.lfads._loops`)."""
+    states = gru_group(tuple(c.clip_value for c in cells), [c.split_hh() for c in cells],
+                       [c.input_part(x) for c, x in zip(cells, inputs)], list(h0s))
     return [(s, s[-1]) for s in states]
-
-
-def _gru_forward(clips, w_zrs, w_ns, xas, h0s):
-    """The clipped GRUs' loop over the leading (time) axis of ``xas`` [T, *batch, 3H] from
-    ``h0s`` [*batch, H]: (the states, and the gates z, r and candidates n, per step)."""
-
-    def body(hs, xa_t):
-        out_h, out_g = [], []
-        for clip, w_zr, w_n, xa, h in zip(clips, w_zrs, w_ns, xa_t, hs):
-            H = h.shape[-1]
-            hzr = h @ w_zr.T
-            z = jax.nn.sigmoid(xa[..., :H] + hzr[..., :H])
-            r = jax.nn.sigmoid(xa[..., H : 2 * H] + hzr[..., H:])
-            n = jnp.tanh(xa[..., 2 * H :] + (r * h) @ w_n.T)
-            h = z * h + (1.0 - z) * n
-            if math.isfinite(clip):
-                h = jnp.clip(h, -clip, clip)
-            out_h.append(h)
-            out_g.append((z, r, n))
-        return out_h, (out_h, out_g)
-
-    _, (states, gates) = jax.lax.scan(body, h0s, xas)
-    return states, gates
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gru_scan(clips, w_zrs, w_ns, xas, h0s):
-    """The states [T, *batch, H] of the cells (see `_gru_forward`)."""
-    return _gru_forward(clips, w_zrs, w_ns, xas, h0s)[0]
-
-
-def _gru_backward(clips, res, g_states):
-    """The cotangents of (w_zrs, w_ns, xas, h0s) from those of the states ``g_states``, for
-    residuals ``res`` (the weights, h0s, states and gates) with any batch axes after time:
-    the loop back in time carries the states' cotangents only; the recurrent weights'
-    gradients are then one product each over all steps and trials."""
-    w_zrs, w_ns, h0s, states, gates = res
-    # the state each step started from
-    prevs = [jnp.concatenate([h0[None], s[:-1]]) for h0, s in zip(h0s, states)]
-
-    def body(dhs, inp):
-        g_t, prev_t, gate_t = inp
-        new_dh, d_pre = [], []
-        for clip, w_zr, w_n, dh, g, h, (z, r, n) in zip(clips, w_zrs, w_ns, dhs, g_t, prev_t,
-                                                          gate_t):
-            dh = dh + g
-            if math.isfinite(clip):  # no gradient where the state was clipped
-                hu = z * h + (1.0 - z) * n
-                dh = jnp.where((hu >= -clip) & (hu <= clip), dh, 0.0)
-            dn = dh * (1.0 - z) * (1.0 - n * n)
-            d_rh = dn @ w_n
-            dzr = jnp.concatenate([dh * (h - n) * z * (1.0 - z), d_rh * h * r * (1.0 - r)],
-                                  axis=-1)
-            new_dh.append(dh * z + d_rh * r + dzr @ w_zr)
-            d_pre.append(jnp.concatenate([dzr, dn], axis=-1))
-        return new_dh, d_pre
-
-    d_h0s, d_xas = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
-                                (g_states, prevs, gates), reverse=True)
-    d_wzr, d_wn = [], []
-    for d_xa, prev, (_, r, _) in zip(d_xas, prevs, gates):
-        H = prev.shape[-1]
-        d_xa2, prev2 = d_xa.reshape(-1, 3 * H), prev.reshape(-1, H)
-        d_wzr.append(d_xa2[:, : 2 * H].T @ prev2)
-        d_wn.append(d_xa2[:, 2 * H :].T @ (r.reshape(-1, H) * prev2))
-    return d_wzr, d_wn, d_xas, d_h0s
-
-
-# Under `jax.vmap` over trials (how the model is batched), the forward and backward passes
-# run the batch inside their loops, time first, through the batching rules below: the
-# weights' gradients are then single products over steps and trials, not one per trial
-# summed afterwards. The residuals of a batched forward pass are handed to the backward one
-# as they are (time first, marked unbatched); the backward rule recognises them by their
-# rank. Batched weights (an ensemble of models) go trial by trial.
-
-
-def _batch_axes(flags):
-    return jax.tree.map(lambda b: 0 if b else None, flags)
-
-
-@functools.lru_cache(maxsize=None)
-def _gru_fwd_rule(clips: tuple) -> Any:
-    @jax.custom_batching.custom_vmap
-    def fwd(w_zrs, w_ns, xas, h0s):
-        states, gates = _gru_forward(clips, w_zrs, w_ns, xas, h0s)
-        return states, (w_zrs, w_ns, h0s, states, gates)
-
-    @fwd.def_vmap
-    def rule(axis_size, in_batched, w_zrs, w_ns, xas, h0s):
-        if any(jax.tree.leaves(in_batched[:2])):
-            def plain(*args):
-                states, gates = _gru_forward(clips, *args)
-                return states, (args[0], args[1], args[3], states, gates)
-
-            out = jax.vmap(plain, in_axes=tuple(_batch_axes(list(in_batched))))(
-                w_zrs, w_ns, xas, h0s)
-            return out, jax.tree.map(lambda _: True, out)
-        xas = [jnp.swapaxes(x, 0, 1) if b else jnp.broadcast_to(
-            x[:, None], (x.shape[0], axis_size, *x.shape[1:]))
-            for x, b in zip(xas, in_batched[2])]
-        h0s = [h if b else jnp.broadcast_to(h, (axis_size, *h.shape))
-               for h, b in zip(h0s, in_batched[3])]
-        states, gates = _gru_forward(clips, w_zrs, w_ns, xas, h0s)
-        res = (w_zrs, w_ns, h0s, states, gates)
-        out = ([jnp.swapaxes(s, 0, 1) for s in states], res)
-        return out, ([True] * len(states), jax.tree.map(lambda _: False, res))
-
-    return fwd
-
-
-@functools.lru_cache(maxsize=None)
-def _gru_bwd_rule(clips: tuple) -> Any:
-    @jax.custom_batching.custom_vmap
-    def bwd(res, g_states):
-        return _gru_backward(clips, res, g_states)
-
-    @bwd.def_vmap
-    def rule(axis_size, in_batched, res, g_states):
-        res_b, g_b = in_batched
-        states = res[3]
-        g_ref = next(g for g, b in zip(g_states, g_b) if b) if any(g_b) else None
-        if any(jax.tree.leaves(res_b)) or g_ref is None or states[0].ndim != g_ref.ndim:
-            out = jax.vmap(functools.partial(_gru_backward, clips),
-                           in_axes=(_batch_axes(res_b), _batch_axes(g_b)))(res, g_states)
-            return out, jax.tree.map(lambda _: True, out)
-        # residuals of a batched forward pass: time first, then the trials
-        g_states = [jnp.swapaxes(g, 0, 1) if b else jnp.broadcast_to(g[:, None], s.shape)
-                    for g, b, s in zip(g_states, g_b, states)]
-        d_wzr, d_wn, d_xas, d_h0s = _gru_backward(clips, res, g_states)
-        out = (d_wzr, d_wn, [jnp.swapaxes(d, 0, 1) for d in d_xas], d_h0s)
-        return out, ([False] * len(d_wzr), [False] * len(d_wn), [True] * len(d_xas),
-                     [True] * len(d_h0s))
-
-    return bwd
-
-
-def _gru_scan_fwd(clips, w_zrs, w_ns, xas, h0s):
-    return _gru_fwd_rule(clips)(w_zrs, w_ns, xas, h0s)
-
-
-def _gru_scan_bwd(clips, res, g_states):
-    return _gru_bwd_rule(clips)(res, g_states)
-
-
-_gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)
 
 
 class BidirectionalGRU(eqx.Module):
