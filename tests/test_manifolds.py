@@ -317,7 +317,8 @@ def test_clumped_hairpin_stays_open():
 
 
 def test_trained_angular_integrator_heading_helix_is_not_closed():
-    """Slow points of a CLI-trained angular integrator (default task, seed 0; recipe in
+    """Slow points of a CLI-trained angular integrator (the task's defaults before 2026-12-07:
+    velocity_std 0.1, velocity_tau 200, cue 100, no holds; seed 0; recipe in
     tests/fixtures/manifolds/make_fixtures.py) at slow_tol 1e-5 and 3e-5 /ms. Their decoded
     headings cover the circle (no gap over 0.6 rad), but in state space they lie on open curves:
     at 3e-5, each curve of 100 points or more runs through a full turn of heading and its ends
@@ -368,3 +369,22 @@ def test_analysis_runs_with_one_blas_thread_and_restores_the_setting():
         assert blas_threads() == before
     assert seen[0] and all(n == 1 for n in seen[0])
     assert before and all(n == 2 for n in before)
+
+
+def test_trained_angular_integrator_with_holds_is_a_ring():
+    """Slow points of a CLI-trained angular integrator on the task's defaults since 2026-12-07
+    (Cueva & Wei's trials with zero-velocity holds; seed 1; recipe in
+    tests/fixtures/ring_gaps/make_fixture.py), at the analysis' own tolerance: one ring holding
+    every point, around which the decoded heading turns exactly once (the wrapped steps of
+    the heading along the closed ring sum to +-2 pi), nearly monotonically."""
+    from pathlib import Path
+
+    z = np.load(Path(__file__).parent / "fixtures/ring_gaps/holds_s1_points.npz")
+    x = z["states"].astype(np.float64)
+    (ring,) = rl.analysis.attractor_manifolds(x)
+    assert ring.kind == "ring" and len(ring.indices) == len(x)
+    y = z["outputs"][ring.indices]
+    heading = np.arctan2(y[:, 0], y[:, 1])
+    steps = np.angle(np.exp(1j * np.diff(np.append(heading, heading[0]))))
+    assert abs(steps.sum()) == pytest.approx(2 * np.pi, abs=1e-6)
+    assert np.mean(np.sign(steps) == np.sign(steps.sum())) > 0.8
