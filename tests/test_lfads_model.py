@@ -278,6 +278,21 @@ def test_coordinated_dropout_masks_what_it_claims():
     assert np.all(g1 != 0)
 
 
+def test_dropout_masks_drop_at_the_rate_and_keep_the_mean():
+    from rnnlab.lfads._model import keep_masks
+
+    a, b = keep_masks(jax.random.PRNGKey(0), 0.3, [(400, 500), (3, 7)])
+    assert a.shape == (400, 500) and b.shape == (3, 7)
+    a = np.asarray(a)
+    assert set(np.unique(a)) == {0.0, np.float32(1 / 0.7)}
+    # 200,000 draws: the dropped fraction within 4 standard errors of 0.3, the mean of 1
+    assert abs(np.mean(a == 0) - 0.3) < 4 * np.sqrt(0.3 * 0.7 / a.size)
+    assert abs(a.mean() - 1.0) < 4 * np.sqrt(0.3 / 0.7 / a.size)
+    # the masks of one draw come from different bits
+    c, d = keep_masks(jax.random.PRNGKey(1), 0.05, [(1000,), (1000,)])
+    assert not np.array_equal(np.asarray(c), np.asarray(d))
+
+
 def test_save_load_round_trip(tmp_path):
     m = rl.lfads.LFADS(5, key=jax.random.PRNGKey(2), reconstruction="zig", n_heldout=1,
                        cell_clip=None, **SMALL)

@@ -115,6 +115,8 @@ def cd_masks(key: Array, shape: tuple[int, ...], cd_rate: float, cd_pass_rate: f
     a ``cd_pass_rate`` fraction of the kept ones])."""
     k1, k2 = jax.random.split(key)
     keep = jax.random.bernoulli(k1, 1.0 - cd_rate, shape)
+    if cd_pass_rate == 0.0:  # (no draw for nothing)
+        return keep, ~keep
     passed = jax.random.bernoulli(k2, cd_pass_rate, shape)
     return keep, jnp.logical_or(~keep, passed)
 

@@ -42,11 +42,20 @@ class LFADSOutput(NamedTuple):
     ic_std: Array
 
 
-def _dropout(x: Array, rate: float, key: PRNGKeyArray | None) -> Array:
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0)
+def keep_masks(key: PRNGKeyArray, rate: float, shapes: list, dtype: Any = jnp.float32
+               ) -> list:
+    """Dropout's masks for arrays of ``shapes``: 0 (dropped, probability ``rate``) or
+    1 / (1 - rate), all from one draw of random bits, 16 an entry (the keep probability is
+    1 - rate to within 2^-17; one draw instead of one per mask, half the bits of a float
+    uniform: the random numbers are a noticeable part of a training step on a CPU)."""
+    sizes = [math.prod(s) for s in shapes]
+    total = sum(sizes)
+    bits = jax.random.bits(key, ((total + 1) // 2,), jnp.uint32)
+    u16 = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:total]
+    keep = u16 < jnp.uint32(round((1.0 - rate) * 65536))
+    scaled = keep.astype(dtype) / (1.0 - rate)
+    ends = np.cumsum(sizes)
+    return [scaled[e - n : e].reshape(s) for s, n, e in zip(shapes, sizes, ends)]
 
 
 def lagged_inputs(fwd: Array, bwd: Array, lag: int, n_time: int) -> Array:
@@ -302,26 +311,36 @@ class LFADS(eqx.Module):
         T = t_enc if n_time is None else n_time
         if (sample_posteriors or dropout) and key is None:
             raise ValueError("a key is needed to sample the posteriors or apply dropout")
-        keys = jax.random.split(key, 8) if key is not None else [None] * 8
+        k_drop, k_noise = jax.random.split(key) if key is not None else (None, None)
         drop = self.dropout_rate if dropout else 0.0
-        dk = keys if dropout else [None] * 8
+        n_con = 2 * self.ci_enc_dim + self.fac_dim if self.use_con else 0
+        co = self.co_dim if self.use_con else 0
+        shapes = [encod_data.shape, (2 * self.ic_enc_dim,), (self.gen_dim,),
+                  (T, self.ext_input_dim), (T, n_con), (T, self.gen_dim)]
+        if drop:  # every dropout mask drawn up front, at once
+            masks = keep_masks(k_drop, drop, shapes, encod_data.dtype)
+        else:
+            masks = [jnp.ones(s, encod_data.dtype) for s in shapes]
+        m_data, m_h_n, m_g0, m_ext, con_keep, gen_keep = masks
+        if sample_posteriors:  # the posteriors' noise (initial condition, inferred inputs)
+            noise = jax.random.normal(k_noise, (self.ic_dim + T * co,), encod_data.dtype)
+            ic_noise, co_noise = noise[: self.ic_dim], noise[self.ic_dim:].reshape(T, co)
+        else:
+            co_noise = jnp.zeros((T, co), encod_data.dtype)
 
-        data_drop = _dropout(encod_data, drop, dk[0])
+        data_drop = encod_data * m_data
         # the encoders: every direction of both bidirectional GRUs in one scan
         rev = data_drop[::-1]
         encs = [self.ic_enc] + ([self.ci_enc] if self.use_con else [])
         runs = run_gru_group([c for e in encs for c in (e.fwd, e.bwd)],
                              [data_drop, rev] * len(encs), [h for e in encs for h in e.h0])
         h_n = jnp.concatenate([runs[0][1], runs[1][1]])
-        ic_params = self.ic_linear(_dropout(h_n, drop, dk[1]))
+        ic_params = self.ic_linear(h_n * m_h_n)
         ic_mean, ic_logvar = ic_params[: self.ic_dim], ic_params[self.ic_dim:]
         ic_std = jnp.sqrt(jnp.exp(ic_logvar) + self.ic_post_var_min)
-        if sample_posteriors:
-            ic_samp = ic_mean + ic_std * jax.random.normal(keys[2], ic_mean.shape)
-        else:
-            ic_samp = ic_mean
+        ic_samp = ic_mean + ic_std * ic_noise if sample_posteriors else ic_mean
         gen_init = self.ic_to_g0(ic_samp)
-        factor0 = self.fac_linear(_dropout(gen_init, drop, dk[3]))
+        factor0 = self.fac_linear(gen_init * m_g0)
 
         # controller inputs: lagged bidirectional encodings, zero past the encoder's steps
         if self.use_con:
@@ -332,22 +351,9 @@ class LFADS(eqx.Module):
             if ext_input is None:
                 raise ValueError(f"the model takes {self.ext_input_dim} external inputs: "
                                  "pass ext_input [n_time, ext_input_dim]")
-            ext = _dropout(ext_input, drop, dk[4])
+            ext = ext_input * m_ext
         else:
             ext = jnp.zeros((T, 0))
-
-        # per-step randomness drawn up front (the scan body stays free of key handling)
-        co_noise = (jax.random.normal(keys[5], (T, self.co_dim)) if sample_posteriors
-                    and self.use_con else jnp.zeros((T, self.co_dim if self.use_con else 0)))
-        if drop:
-            con_keep = jax.random.bernoulli(
-                dk[6], 1.0 - drop, (T, 2 * self.ci_enc_dim + self.fac_dim if self.use_con
-                                     else 0)).astype(encod_data.dtype) / (1.0 - drop)
-            gen_keep = jax.random.bernoulli(dk[7], 1.0 - drop, (T, self.gen_dim)).astype(
-                encod_data.dtype) / (1.0 - drop)
-        else:
-            con_keep = jnp.ones((T, 2 * self.ci_enc_dim + self.fac_dim if self.use_con else 0))
-            gen_keep = jnp.ones((T, self.gen_dim))
 
         w_fac = self.fac_linear.effective_weight()  # normalised once, not every step
         gen_hh = self.gen_cell.split_hh()
