@@ -61,6 +61,20 @@ class ContextDecisionMaking(DecisionTask):
     fixation, delay and response epochs (not the stimulus, where the network integrates).
     Gaussian noise of std ``input_noise`` on every input at every step.
 
+    Evidence gaps (not in Mante et al.'s task; an option of this library): with probability
+    ``gap_probability`` (default 0: no gap) the stimulus is interrupted for ``gap`` ms (a
+    duration spec, default ``("uniform", 200, 1000)``) after a uniformly drawn number of its
+    steps (at least one before and one after), then resumes with the same coherences; the
+    trial is that much longer (the stimulus keeps its duration of evidence). The gap's inputs
+    are exactly those of the epochs without a stimulus (context cue, and the input noise that
+    every epoch has), and the gap is unmasked like the rest of the stimulus epoch, so the
+    choice depends on evidence before and after a period without any, which a network that
+    holds a graded partial integral (a line attractor) answers and a leaky integrator or an
+    early commitment does not. The gap is drawn from its own keys: trials with
+    ``gap_probability=0`` are bit for bit those of the task without the option, and the
+    trials' length is unchanged. With the gap on, the conditions also hold ``gap_start``
+    (stimulus steps before the gap) and ``gap_steps`` (0 in trials without a gap).
+
     Choice 1 = right. Accuracy: sign of (right - left) averaged over the response epoch equals
     the sign of the relevant coherence; trials with relevant coherence 0 do not count.
     Psychometric: P(right) against ``motion_coherence`` per ``context`` (pass
@@ -80,6 +94,8 @@ class ContextDecisionMaking(DecisionTask):
     input_noise: float = 0.1
     stimulus_until_end: bool = False
     dt: float = 20.0
+    gap_probability: float = 0.0
+    gap: float | tuple = eqx.field(default=("uniform", 200.0, 1000.0), converter=duration)
 
     description = "context-dependent decision (Mante 2013): integrate motion or colour by cue"
     target_accuracy = 0.85
@@ -113,6 +129,18 @@ class ContextDecisionMaking(DecisionTask):
                              f"got {self.stimulus!r}")
         if max_steps(self.response, self.dt) < 1:
             raise ValueError(f"response must last at least one step of dt={self.dt} ms")
+        p = self.gap_probability
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"gap_probability must be a number in [0, 1], got {p!r}")
+        check_duration("gap", self.gap)
+        if p > 0 and min_steps(self.stimulus, self.dt) < 2:
+            raise ValueError(f"with gap_probability > 0 the stimulus must always last at least "
+                             f"two steps of dt={self.dt} ms (evidence before and after the "
+                             f"gap), got stimulus={self.stimulus!r}")
+
+    @property
+    def _has_gap(self) -> bool:
+        return self.gap_probability > 0
 
     @property
     def n_in(self) -> int:
@@ -124,18 +152,25 @@ class ContextDecisionMaking(DecisionTask):
 
     @property
     def n_steps(self) -> int:
-        return sum(max_steps(getattr(self, n), self.dt) for n in _CDDM_EPOCHS)
+        gap = max_steps(self.gap, self.dt) if self._has_gap else 0
+        return sum(max_steps(getattr(self, n), self.dt) for n in _CDDM_EPOCHS) + gap
 
     def trial_for(self, context, motion, colour, fix_steps, stim_steps, resp_steps,
-                  noise: Array | None = None, delay_steps=0) -> Trial:
-        """The trial with the given context (0/1), coherences and epoch lengths (steps)."""
+                  noise: Array | None = None, delay_steps=0, gap_start=0, gap_steps=0) -> Trial:
+        """The trial with the given context (0/1), coherences and epoch lengths (steps).
+
+        ``stim_steps`` counts the steps with evidence; a gap of ``gap_steps`` steps after the
+        first ``gap_start`` of them (inputs as without a stimulus) lengthens the stimulus epoch.
+        """
         t = jnp.arange(self.n_steps)
         s_on = fix_steps
-        d_on = fix_steps + stim_steps
+        d_on = fix_steps + stim_steps + gap_steps
         r_on = d_on + delay_steps
         end = r_on + resp_steps
         in_trial = t < end
         stim = window(t, s_on, end if self.stimulus_until_end else d_on)
+        if self._has_gap:
+            stim = stim & ~window(t, s_on + gap_start, s_on + gap_start + gap_steps)
         ctx = jax.nn.one_hot(context, 2)
         motion = jnp.asarray(motion, jnp.float32)
         colour = jnp.asarray(colour, jnp.float32)
@@ -161,6 +196,9 @@ class ContextDecisionMaking(DecisionTask):
             "response_start": jnp.asarray(r_on, jnp.int32),
             "trial_end": jnp.asarray(end, jnp.int32),
         }
+        if self._has_gap:
+            cond["gap_start"] = jnp.asarray(gap_start, jnp.int32)
+            cond["gap_steps"] = jnp.asarray(gap_steps, jnp.int32)
         return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
                      mask.astype(jnp.float32), cond)
 
@@ -176,7 +214,15 @@ class ContextDecisionMaking(DecisionTask):
         # quantity exactly as before the delay existed
         delay = sample_steps(self.delay, jax.random.fold_in(ks[4], 1), self.dt)
         noise = jax.random.normal(ks[6], (self.n_steps, 6)) if self.input_noise > 0 else None
-        return self.trial_for(context, motion, colour, *steps, noise=noise, delay_steps=delay)
+        gap_start = gap_steps = 0
+        if self._has_gap:  # own keys: every other quantity is drawn as without the gap
+            k_p, k_d, k_s = jax.random.split(jax.random.fold_in(key, 2), 3)
+            drawn = sample_steps(self.gap, k_d, self.dt)
+            gap_steps = jnp.where(jax.random.uniform(k_p) < self.gap_probability, drawn, 0)
+            # 1 .. stim_steps - 1 steps of evidence before the gap
+            gap_start = jax.random.randint(k_s, (), 1, jnp.maximum(steps[1], 2))
+        return self.trial_for(context, motion, colour, *steps, noise=noise, delay_steps=delay,
+                              gap_start=gap_start, gap_steps=gap_steps)
 
     def fixed_point_inputs(self) -> dict[str, np.ndarray]:
         """Each context cue with both modalities at zero coherence (0.5 on every stimulus
