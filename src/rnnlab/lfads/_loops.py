@@ -14,7 +14,7 @@ batch inside the loop, time first; the residuals of such a batched forward pass 
 to the backward pass as they are (time first, marked unbatched), and the backward rule
 recognises them by their rank. Batched weights (an ensemble of models) go trial by trial.
 
-- `gru_group`: several clipped GRUs (the encoders) over precomputed input parts.
+- `gru_group`: several clipped GRUs (the encoders) side by side.
 - `decoder`: the controller GRU, the inferred inputs, the generator GRU and the factors,
   step by step (each step's controller sees the previous step's factors).
 """
@@ -156,41 +156,47 @@ def _axes(flags: Any) -> Any:
 # ------------------------------------------------------------------------------ encoders
 
 
-def _group_forward(clips, weights, xas, h0s):
+def _group_forward(clips, weights, xs, h0s):
+    # the input parts of every step at once (time first already: no transposes of them)
+    xas = [x @ w_ih.T + b_ih for (w_ih, b_ih, _), x in zip(weights, xs)]
+
     def body(hs, xa_t):
-        new, gates = zip(*(gru_step(xa, h, w_zr, w_n, clip) for clip, (w_zr, w_n), xa, h
+        new, gates = zip(*(gru_step(xa, h, w_zr, w_n, clip) for clip, (_, _, (w_zr, w_n)), xa, h
                            in zip(clips, weights, xa_t, hs)))
         return list(new), (list(new), list(gates))
 
     _, (states, gates) = jax.lax.scan(body, list(h0s), xas)
-    return states, (states, weights, h0s, gates)
+    return states, (states, weights, xs, h0s, gates)
 
 
 def _group_backward(clips, res, g_states):
-    states, weights, h0s, gates = res
+    states, weights, xs, h0s, gates = res
     prevs = [_shift(h0, s) for h0, s in zip(h0s, states)]
 
     def body(dhs, inp):
         g_t, prev_t, gate_t = inp
         d_xa, d_prev = zip(*(gru_step_backward(dh + g, h, gt, w_zr, w_n, clip)
-                             for clip, (w_zr, w_n), dh, g, h, gt
+                             for clip, (_, _, (w_zr, w_n)), dh, g, h, gt
                              in zip(clips, weights, dhs, g_t, prev_t, gate_t)))
         return list(d_prev), list(d_xa)
 
     d_h0s, d_xas = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
                                 (g_states, prevs, gates), reverse=True)
-    d_w = [_gru_weight_grads(d, p, g[1]) for d, p, g in zip(d_xas, prevs, gates)]
-    return d_w, d_xas, d_h0s
+    d_w = [(_outer(d, x), jnp.sum(d.reshape(-1, d.shape[-1]), axis=0),
+            _gru_weight_grads(d, p, g[1]))
+           for d, x, p, g in zip(d_xas, xs, prevs, gates)]
+    d_xs = [d @ w_ih for d, (w_ih, _, _) in zip(d_xas, weights)]
+    return d_w, d_xs, d_h0s
 
 
 _gru_group = looped(_group_forward, _group_backward)
 
 
-def gru_group(clips: tuple, weights: list, xas: list, h0s: list) -> list:
-    """The states [T, H] of clipped GRUs run side by side in one loop, each from its input
-    parts ``xas`` [T, 3H] (computed before the loop), recurrent weights ``weights`` (w_zr
-    [2H, H], w_n [H, H]) and initial state ``h0s`` [H]."""
-    return _gru_group(tuple(clips), list(weights), list(xas), list(h0s))
+def gru_group(clips: tuple, weights: list, xs: list, h0s: list) -> list:
+    """The states [T, H] of clipped GRUs run side by side in one loop, each from its inputs
+    ``xs`` [T, n_in], weights ``weights`` (w_ih [3H, n_in], b_ih [3H], (w_zr [2H, H], w_n
+    [H, H])) and initial state ``h0s`` [H]."""
+    return _gru_group(tuple(clips), list(weights), list(xs), list(h0s))
 
 
 # ------------------------------------------------------------------------------ decoder

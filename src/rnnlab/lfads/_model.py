@@ -376,8 +376,8 @@ class LFADS(eqx.Module):
             gen_inputs = jnp.concatenate([inputs, ext], axis=1)
         else:
             # without a controller the generator's inputs are known before its loop
-            gen_states = gru_group((self.gen_cell.clip_value,), [gen_hh],
-                                   [self.gen_cell.input_part(ext)], [gen_init])[0]
+            gen_states = gru_group((self.gen_cell.clip_value,), [(
+                self.gen_cell.weight_ih, self.gen_cell.bias_ih, gen_hh)], [ext], [gen_init])[0]
             factors = (gen_states * gen_keep) @ w_fac.T
             con_states = co_means = co_stds = jnp.zeros((T, 0))
             gen_inputs = ext

@@ -113,8 +113,9 @@ def run_gru_group(cells: list, inputs: list, h0s: list) -> list:
     for all steps before the loop; returns each cell's (states [T, H], last state [H]).
 
     Differentiable through a hand-written backward pass (`rnnlab.lfads._loops`)."""
-    states = gru_group(tuple(c.clip_value for c in cells), [c.split_hh() for c in cells],
-                       [c.input_part(x) for c, x in zip(cells, inputs)], list(h0s))
+    states = gru_group(tuple(c.clip_value for c in cells),
+                       [(c.weight_ih, c.bias_ih, c.split_hh()) for c in cells], list(inputs),
+                       list(h0s))
     return [(s, s[-1]) for s in states]
 
 
