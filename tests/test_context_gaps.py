@@ -8,7 +8,7 @@ import pytest
 from rnnlab.tasks import ContextDecisionMaking
 from rnnlab.tasks._common import sample_steps
 
-KEYS = jax.random.split(jax.random.PRNGKey(3), 256)
+KEYS = jax.random.split(jax.random.PRNGKey(3), 64)
 
 
 def _batch(task, keys=KEYS):
@@ -60,10 +60,13 @@ def test_gap_inputs_are_the_no_stimulus_inputs_and_evidence_is_unchanged():
     trials = _batch(task)
     off = _batch(ContextDecisionMaking(input_noise=0.0))
     fix, stim = 38, 38  # 750 ms at dt 20
+    inputs, masks, targets = map(np.asarray, (trials.inputs, trials.mask, trials.targets))
+    conds = {k: np.asarray(v) for k, v in trials.conditions.items()}
+    ends_off = np.asarray(off.conditions["trial_end"])
+    inputs_off = np.asarray(off.inputs)
     for i in range(len(KEYS)):
-        x = np.asarray(trials.inputs[i])
-        c = {k: int(v[i]) if v.dtype != jnp.float32 else float(v[i])
-             for k, v in trials.conditions.items()}
+        x = inputs[i]
+        c = {k: v[i].item() for k, v in conds.items()}
         g0, g = fix + c["gap_start"], c["gap_steps"]
         assert 10 <= g <= 50 and 1 <= c["gap_start"] <= stim - 1
         cue = np.eye(2)[c["context"]]
@@ -80,16 +83,16 @@ def test_gap_inputs_are_the_no_stimulus_inputs_and_evidence_is_unchanged():
             on, np.r_[fix:g0, g0 + g:fix + stim + g])
         np.testing.assert_allclose(x[on], np.broadcast_to(levels, (len(on), 6)))
         # the trial is the gap longer; the stimulus steps are those without a gap, shifted
-        assert c["trial_end"] == int(off.conditions["trial_end"][i]) + g
-        x_off = np.asarray(off.inputs[i])
+        assert c["trial_end"] == ends_off[i] + g
+        x_off = inputs_off[i]
         np.testing.assert_array_equal(x[on], x_off[fix:fix + stim])
         # mask: fixation, delay and response; the gap is unmasked like the stimulus epoch
-        mask = np.asarray(trials.mask[i, :, 0])
+        mask = masks[i, :, 0]
         expected = np.zeros(task.n_steps)
         expected[:fix] = 1
         expected[fix + stim + g:c["trial_end"]] = 1
         np.testing.assert_array_equal(mask, expected)
-        assert np.all(np.asarray(trials.targets[i, :c["response_start"]]) == 0)
+        assert np.all(targets[i, :c["response_start"]] == 0)
 
 
 def test_gap_input_noise_is_that_of_the_epochs_without_stimulus():
@@ -110,12 +113,12 @@ def test_gap_input_noise_is_that_of_the_epochs_without_stimulus():
 
 
 def test_gap_probability_is_the_fraction_of_trials_with_a_gap():
-    keys = jax.random.split(jax.random.PRNGKey(0), 4000)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2000)
     for p in (0.3, 1.0):
         task = ContextDecisionMaking(gap_probability=p, input_noise=0.0)
         g = np.asarray(_batch(task, keys).conditions["gap_steps"])
-        # binomial std at p = 0.3: 0.007
-        assert abs(np.mean(g > 0) - p) < 0.03
+        # binomial std at p = 0.3: 0.010
+        assert abs(np.mean(g > 0) - p) < 0.04
         assert np.all((g == 0) | ((g >= 10) & (g <= 50)))
 
 
