@@ -62,7 +62,8 @@ def gru_step_backward(dh: jax.Array, h: jax.Array, gates: tuple, w_zr: jax.Array
 
 def _outer(a: jax.Array, b: jax.Array) -> jax.Array:
     """sum over all leading axes of a[..., i] b[..., j]: [I, J]."""
-    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+    n = math.prod(a.shape[:-1])  # (not -1: zero-size inputs)
+    return a.reshape(n, a.shape[-1]).T @ b.reshape(n, b.shape[-1])
 
 
 def _gru_weight_grads(d_xa: jax.Array, prev: jax.Array, r: jax.Array
@@ -182,7 +183,7 @@ def _group_backward(clips, res, g_states):
 
     d_h0s, d_xas = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
                                 (g_states, prevs, gates), reverse=True)
-    d_w = [(_outer(d, x), jnp.sum(d.reshape(-1, d.shape[-1]), axis=0),
+    d_w = [(_outer(d, x), jnp.sum(d, axis=tuple(range(d.ndim - 1))),
             _gru_weight_grads(d, p, g[1]))
            for d, x, p, g in zip(d_xas, xs, prevs, gates)]
     d_xs = [d @ w_ih for d, (w_ih, _, _) in zip(d_xas, weights)]
@@ -249,7 +250,7 @@ def _decoder_backward(static, res, g_outs):
     d_init, (d_xc, d_xg, dp, df, d_fkeep, d_noise, d_gkeep) = jax.lax.scan(
         body, tuple(jnp.zeros_like(h) for h in init), inp, reverse=True)
     d_w = (_outer(d_xc, f_prev * fkeep), _gru_weight_grads(d_xc, c_prev, c_gates[1]),
-           _outer(dp, c_states), jnp.sum(dp.reshape(-1, dp.shape[-1]), axis=0),
+           _outer(dp, c_states), jnp.sum(dp, axis=tuple(range(dp.ndim - 1))),
            _outer(d_xg, u_all), _gru_weight_grads(d_xg, g_prev, g_gates[1]),
            _outer(df, g_states * gkeep))
     return d_w, (d_xc, d_fkeep, d_noise, d_xg, d_gkeep), d_init
