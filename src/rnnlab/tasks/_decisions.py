@@ -68,9 +68,10 @@ class ContextDecisionMaking(DecisionTask):
     trial is that much longer (the stimulus keeps its duration of evidence). The gap's inputs
     are exactly those of the epochs without a stimulus (context cue, and the input noise that
     every epoch has), and the gap is unmasked like the rest of the stimulus epoch, so the
-    choice depends on evidence before and after a period without any, which a network that
-    holds a graded partial integral (a line attractor) answers and a leaky integrator or an
-    early commitment does not. The gap is drawn from its own keys: trials with
+    choice depends on evidence before and after a period without any. It is meant to favour a
+    network that holds a graded partial integral (a line attractor) over a leaky integrator
+    or an early commitment; but with the coherences constant through a trial a leak keeps the
+    sign, and trained networks stay leaky (``docs/known_answers.md``). The gap is drawn from its own keys: trials with
     ``gap_probability=0`` are bit for bit those of the task without the option, and the
     trials' length is unchanged. With the gap on, the conditions also hold ``gap_start``
     (stimulus steps before the gap) and ``gap_steps`` (0 in trials without a gap).
