@@ -161,7 +161,9 @@ class ContextDecisionMaking(DecisionTask):
         """The trial with the given context (0/1), coherences and epoch lengths (steps).
 
         ``stim_steps`` counts the steps with evidence; a gap of ``gap_steps`` steps after the
-        first ``gap_start`` of them (inputs as without a stimulus) lengthens the stimulus epoch.
+        first ``gap_start`` of them (inputs as without a stimulus) lengthens the stimulus epoch
+        (the trial must still fit ``n_steps``, which leaves room for a gap only when
+        ``gap_probability > 0``).
         """
         t = jnp.arange(self.n_steps)
         s_on = fix_steps
@@ -170,8 +172,7 @@ class ContextDecisionMaking(DecisionTask):
         end = r_on + resp_steps
         in_trial = t < end
         stim = window(t, s_on, end if self.stimulus_until_end else d_on)
-        if self._has_gap:
-            stim = stim & ~window(t, s_on + gap_start, s_on + gap_start + gap_steps)
+        stim = stim & ~window(t, s_on + gap_start, s_on + gap_start + gap_steps)
         ctx = jax.nn.one_hot(context, 2)
         motion = jnp.asarray(motion, jnp.float32)
         colour = jnp.asarray(colour, jnp.float32)
