@@ -52,10 +52,6 @@ def enable_compile_cache() -> Path | None:
         # programs were compiled afresh by every warm `rnnlab analyze`, 2 of its 4.4 s)
         "jax_persistent_cache_min_compile_time_secs": 0.0,
         "jax_persistent_cache_min_entry_size_bytes": 0,
-        # bounded (least recently used programs evicted past 1 GiB), and with a size JAX takes
-        # a file lock around each read and write, so that commands run side by side (a sweep
-        # on one node) never read a program another one is still writing
-        "jax_compilation_cache_max_size": 1 << 30,
     }
     if "jax" in sys.modules:  # in-process use (tests, notebooks): JAX already read its config
         import jax
