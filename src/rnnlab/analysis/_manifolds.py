@@ -440,6 +440,20 @@ def _straight_curve(x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, float,
     return order, length, tangent[order] * np.where(sign == 0, 1.0, sign)[order]
 
 
+def _tree_paths(x: np.ndarray) -> tuple | None:
+    """For points ``x`` [M, N] (at least 6, not all equal): their distances [M, M], their
+    Euclidean minimum spanning tree (sparse), the path lengths between them along it [M, M],
+    and the largest distance; otherwise None."""
+    if x.shape[0] < 6:
+        return None
+    d = cdist(x, x)
+    scale = float(d.max())
+    if not scale > 0:
+        return None
+    tree = minimum_spanning_tree(csr_matrix(d + 1e-12 * scale * (d > 0)))
+    return d, tree, shortest_path(tree, directed=False), scale
+
+
 def _cycle(
     x: np.ndarray, *, ring_step: float, spread: float, min_cos: float = 0.7,
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
@@ -457,15 +471,10 @@ def _cycle(
 
     Returns (cycle [C] indices of the points on the cycle, in order; position [M] of every
     point along it (the position of its nearest cycle point); closing step length), or None."""
-    m = x.shape[0]
-    if m < 6:
+    tree_paths = _tree_paths(x)
+    if tree_paths is None:
         return None
-    d = cdist(x, x)
-    scale = float(d.max())
-    if not scale > 0:
-        return None
-    tree = minimum_spanning_tree(csr_matrix(d + 1e-12 * scale * (d > 0)))
-    t = shortest_path(tree, directed=False)
+    d, tree, t, _ = tree_paths
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(t > 0, d / (t + d), np.inf)
     frac[~np.isfinite(t)] = np.inf
@@ -747,14 +756,10 @@ def _mst_cycle(x: np.ndarray, max_fraction: float) -> np.ndarray | None:
     spanning tree with the smallest closing step for its length (as `_cycle`), if that step
     is at most ``max_fraction`` of the cycle's length: the indices around it, the first
     repeated at the end; otherwise None. Pairs joined by a tree edge close no cycle."""
-    if x.shape[0] < 6:
+    tree_paths = _tree_paths(x)
+    if tree_paths is None:
         return None
-    d = cdist(x, x)
-    scale = float(d.max())
-    if not scale > 0:
-        return None
-    tree = minimum_spanning_tree(csr_matrix(d + 1e-12 * scale * (d > 0)))
-    t = shortest_path(tree, directed=False)
+    d, tree, t, scale = tree_paths
     with np.errstate(invalid="ignore", divide="ignore"):
         # a pair joined through the tree by a path no longer than its own step (a tree
         # edge, or points on one straight run) closes no cycle
