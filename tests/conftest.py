@@ -11,7 +11,7 @@ import pytest
 
 # The CLI turns on JAX's persistent compilation cache in a user folder; tests that call the
 # CLI in-process or start it as a child must not use that folder (test_cli_start.py tests it
-# in a child process with its own folder). The test processes share their own cache (below).
+# in a child process with its own folder).
 os.environ.setdefault("RNNLAB_COMPILE_CACHE", "0")
 
 # XLA's compile of the programs the tests build (hundreds per file, most of them tiny) is most
@@ -40,7 +40,6 @@ _FAST_COMPILE = os.environ.get("RNNLAB_TEST_XLA_OPT") != "1" and (
 # can read a program the other is still writing) or, with a size limit, locks the folder and
 # scans every entry on each write: on the whole suite that stalled both workers (60% busy,
 # 12,938 entries), so the tests run without one.
-
 
 # Tests that compare with bits saved by an earlier release under XLA's default flags (marker
 # `default_xla`) run in a child pytest with those flags, one child per test file, and report
