@@ -99,18 +99,24 @@ def _arc_model(gap: float, fast: float = 0.05, n: int = 6):
     return rl.FunctionModel(vector_field=field, state_size=n, n_in=1, dt=1.0)
 
 
+def _clumped_arc_points(model, gap):
+    """Slow points of the planar system ``model`` from candidates in 6 clumps along the 3/4 of
+    the unit circle outside the opening of width ``gap`` (plus small off-plane parts)."""
+    rng = np.random.default_rng(1)
+    th = _clumps(np.linspace(-np.pi + gap / 2 + 0.2, np.pi - gap / 2 - 0.2, 6), 0.3, 20, rng)
+    x0 = np.zeros((th.size, 6))
+    x0[:, 0], x0[:, 1] = np.cos(th), np.sin(th)
+    x0[:, 2:] = 0.01 * rng.normal(size=(th.size, 4))
+    return find_fixed_points(model, np.zeros(1), x0, slow_tol=SLOW)
+
+
 def test_open_arc_with_clumped_slow_points_stays_open():
     """The open arc (3/4 of the circle slow, the rest fast) given as slow points in clumps
     along it: the candidate cycle's closing gap is the fast opening; its seeds are not slow
     there, or run on to the arc's ends, so nothing lands and no ring is made."""
     gap = np.pi / 2
     model = _arc_model(gap)
-    rng = np.random.default_rng(1)
-    th = _clumps(np.linspace(-np.pi + gap / 2 + 0.2, np.pi - gap / 2 - 0.2, 6), 0.3, 20, rng)
-    x0 = np.zeros((th.size, 6))
-    x0[:, 0], x0[:, 1] = np.cos(th), np.sin(th)
-    x0[:, 2:] = 0.01 * rng.normal(size=(th.size, 4))
-    fps = find_fixed_points(model, np.zeros(1), x0, slow_tol=SLOW)
+    fps = _clumped_arc_points(model, gap)
     assert len(fps) > 60
     before = attractor_manifolds(fps)
     assert before and all(m.kind != "ring" for m in before)
@@ -131,12 +137,7 @@ def test_ring_of_the_same_planar_system_closes():
     points), the same clumps on 3/4 of it: the opening is slow, its seeds stay, a ring."""
     gap = np.pi / 2
     model = _arc_model(gap, fast=0.0)
-    rng = np.random.default_rng(1)
-    th = _clumps(np.linspace(-np.pi + gap / 2 + 0.2, np.pi - gap / 2 - 0.2, 6), 0.3, 20, rng)
-    x0 = np.zeros((th.size, 6))
-    x0[:, 0], x0[:, 1] = np.cos(th), np.sin(th)
-    x0[:, 2:] = 0.01 * rng.normal(size=(th.size, 4))
-    fps = find_fixed_points(model, np.zeros(1), x0, slow_tol=SLOW)
+    fps = _clumped_arc_points(model, gap)
     assert all(m.kind != "ring" for m in attractor_manifolds(fps))
     fill = fill_ring_gaps(model, np.zeros(1), fps, slow_tol=SLOW)
     assert fill.n_landed > 0
