@@ -54,7 +54,45 @@ def _kinds(summary: dict, name: str | None = None) -> list[dict]:
     return [m for m in summary.get("manifolds", []) if name is None or m.get("input") == name]
 
 
-def _verdict(task: str, summary: dict, fps) -> tuple[bool, str]:
+# A line attractor holds a value along its tangent, so the simulated map's multiplier there must
+# be marginal or stable: a value held along the line may grow at most e-fold over the longest
+# trial the network is trained on, |mu|^n_steps <= e, i.e. ln|mu| <= 1 / n_steps (n_steps: the
+# task's padded trial length in steps; 1/161 for the context task's 3.2 s trials at dt 20 ms).
+# Marginal lines of trained networks pass (|mu| 0.96-1.003 on the kept rows), while a short
+# segment along a saddle's unstable direction (|mu| 1.012-1.019 on context networks: 7-20-fold
+# over such a trial) does not. A continuous model without a step size reports the ODE's
+# lambda: there Re(lambda) * trial length (ms) <= 1.
+
+
+def _tangent(m: dict) -> tuple[complex, bool] | None:
+    """The manifold's median tangent eigenvalue in the system that runs, and whether it is the
+    ODE's lambda (True) or a multiplier mu (False); None where none is reported."""
+    v = m.get("tangent_eigenvalue")
+    if v is None:
+        return None
+    ev = complex(v[0], v[1]) if isinstance(v, (list, tuple)) else complex(v)
+    return ev, str(m.get("tangent_view", "")).startswith("ODE")
+
+
+def _holds(m: dict, n_steps: int, dt: float) -> bool:
+    """Whether ``m`` is a line whose tangent direction is marginal or stable over a trial of
+    ``n_steps`` steps of ``dt`` ms (see the comment above); a line without a reported
+    tangent eigenvalue does not count."""
+    t = _tangent(m)
+    if m["kind"] != "line" or t is None:
+        return False
+    ev, ode = t
+    if ode:
+        return ev.real * n_steps * dt <= 1.0
+    return abs(ev) > 0 and np.log(abs(ev)) * n_steps <= 1.0
+
+
+def _verdict(task: str, summary: dict, fps, n_steps: int, dt: float) -> tuple[bool, str]:
+    """Whether the known answer came out, and what came out in words. ``n_steps`` and ``dt``:
+    the task's longest trial (steps) and step (ms), for the line rule (`_holds`)."""
+    def holds(m):
+        return _holds(m, n_steps, dt)
+
     inputs = summary.get("inputs", [])
     if task == "flipflop":
         ok = [r for r in inputs if r.get("stable") == 8 and r.get("saddle", 0) >= 1]
@@ -62,15 +100,15 @@ def _verdict(task: str, summary: dict, fps) -> tuple[bool, str]:
             f"{r['name']}: {r.get('stable')} stable, {r.get('saddle')} saddles "
             f"{r.get('saddles_by_index')}" for r in inputs)
     if task in ("integrator", "perceptual_decision_making"):
-        lines = [m for m in _kinds(summary) if m["kind"] == "line"]
-        return bool(lines), _manifold_text(summary)
+        lines = [m for m in _kinds(summary) if holds(m)]
+        return bool(lines), _manifold_text(summary, n_steps, dt)
     if task == "context_decision_making":
         ctx = [r["name"] for r in inputs if "context" in r["name"]]
-        per = {c: [m for m in _kinds(summary, c) if m["kind"] == "line"] for c in ctx}
-        return bool(ctx) and all(per.values()), _manifold_text(summary)
+        per = {c: [m for m in _kinds(summary, c) if holds(m)] for c in ctx}
+        return bool(ctx) and all(per.values()), _manifold_text(summary, n_steps, dt)
     if task in ("memory_anti_angle", "angular_integrator"):
         rings = [m for m in _kinds(summary) if m["kind"] == "ring"]
-        return bool(rings), _manifold_text(summary)
+        return bool(rings), _manifold_text(summary, n_steps, dt)
     if task == "sine_wave":
         names = [r["name"] for r in inputs]
         found = {}
@@ -91,24 +129,35 @@ def _verdict(task: str, summary: dict, fps) -> tuple[bool, str]:
     raise KeyError(task)
 
 
-def _manifold_text(summary: dict) -> str:
+def _manifold_text(summary: dict, n_steps: int, dt: float) -> str:
     parts = []
     for m in summary.get("manifolds", []):
         tang = m.get("tangent_eigenvalue", m.get("median_tangent_eigenvalue"))
-        tang = "" if tang is None else f", tangent eig {_fmt(tang)}"
+        tang = "" if tang is None else f", tangent eig {_fmt(tang, 4)}"
+        if m["kind"] == "line" and not _holds(m, n_steps, dt):
+            tang += ", grows along it: not counted" if _tangent(m) is not None else \
+                ", no tangent eigenvalue: not counted"
         parts.append(f"{m.get('input')}: {m['kind']} ({m['n_points']} pts, length "
                      f"{m['length']:.3g}{tang})")
     return "; ".join(parts) or "no manifold"
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 3) -> str:
     if isinstance(v, dict):  # {"re":..., "im":...}
         v = complex(v.get("re", 0.0), v.get("im", 0.0))
     if isinstance(v, (list, tuple)) and len(v) == 2:
         v = complex(v[0], v[1])
     if isinstance(v, complex):
-        return f"{v.real:.3g}{v.imag:+.2g}i" if abs(v.imag) > 0 else f"{v.real:.3g}"
-    return f"{float(v):.3g}"
+        return f"{v.real:.{digits}g}{v.imag:+.2g}i" if abs(v.imag) > 0 else f"{v.real:.{digits}g}"
+    return f"{float(v):.{digits}g}"
+
+
+def _trial_length(run: Path) -> tuple[int, float]:
+    """The run's task's longest (padded) trial in steps, and its step in ms."""
+    from rnnlab.runs import Run
+
+    task = Run.open(run).require_task()
+    return int(task.n_steps), float(task.dt)
 
 
 def label_check(run: Path, fps, *, n_perturb: int = 8, size: float = 1e-4, seed: int = 0):
@@ -209,7 +258,8 @@ def main(argv=None):
                 continue
             summary = json.loads((run / "analysis" / "summary.json").read_text())
             fps = rl.FixedPoints.load(run / "analysis" / "fixed_points.safetensors")
-            ok, text = _verdict(task, summary, fps)
+            n_steps, dt = _trial_length(run)
+            ok, text = _verdict(task, summary, fps, n_steps, dt)
             acc = None
             hist = run / "history.jsonl"
             if hist.is_file():
@@ -224,6 +274,11 @@ def main(argv=None):
                 n_slow=int(np.sum(~np.asarray(fps.converged))),
                 labels=(agree, disagree, slow), bad=bad,
                 differ=summary.get("total", {}).get("views_differ"),
+                trial_steps=n_steps, dt=dt,
+                manifolds=[dict(input=m.get("input"), kind=m["kind"], n_points=m["n_points"],
+                                length=m["length"], tangent_eigenvalue=m.get("tangent_eigenvalue"),
+                                tangent_view=m.get("tangent_view"))
+                           for m in summary.get("manifolds", [])],
             ))
             rows[-1]["measured"] = time.strftime("%Y-%m-%d %H:%M")
             rows[-1]["load"] = round(os.getloadavg()[0], 1)
@@ -256,6 +311,17 @@ def main(argv=None):
         "network from 8 perturbations of size 1e-4 (stable: closer than it started after 10 x "
         "the time its slowest mode takes to shrink 4-fold; saddle: 100-fold away): agree / "
         "disagree / too slow to tell in 20000 steps (|mu| within ~1e-4 of 1) or marginal.",
+        "",
+        "Lines (integrator, perceptual_decision_making, context_decision_making): a manifold "
+        "the analysis calls a line counts only if its tangent direction is marginal or stable "
+        "in the system that runs: its median tangent multiplier mu (Euler map) must satisfy "
+        "|mu|^n <= e, n the task's longest trial in steps, i.e. a value held along the line "
+        "grows at most e-fold over a trial (|mu| <= 1.0062 for the context task's 161 steps, "
+        "1.0096 for the perceptual task's 105, 1.041 for the integrator's 25). A short segment "
+        "along a saddle's unstable direction (|mu| 1.012-1.019 on context networks, 7-20-fold "
+        "over a trial) is no line attractor; such lines say \"grows along it: not counted\". "
+        "Rule added 2026-12-07: no kept row changed verdict (their lines have |mu| 0.963-1.005; "
+        "the json keeps 3 digits, `manifolds` and `trial_steps` are kept from now on).",
         "",
         "| task | seed | expected | found | best acc | roots | slow pts | slow tol | "
         "ODE/map differ | labels vs simulation | train s | analyze s | what came out |",
