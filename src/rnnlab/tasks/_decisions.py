@@ -18,6 +18,7 @@ from ._common import (
     max_steps,
     min_steps,
     sample_steps,
+    to_steps,
     window,
 )
 
@@ -32,6 +33,7 @@ def _mean_over(outputs: Array, on: Array) -> Array:
 
 
 _CDDM_EPOCHS = ("fixation", "stimulus", "delay", "response")
+_CDDM_TARGETS = ("response", "stimulus_end", "integral")
 
 
 @register("context_decision_making")
@@ -76,6 +78,28 @@ class ContextDecisionMaking(DecisionTask):
     trials' length is unchanged. With the gap on, the conditions also hold ``gap_start``
     (stimulus steps before the gap) and ``gap_steps`` (0 in trials without a gap).
 
+    Mante et al.'s protocol (options; the defaults keep the task above, bit for bit):
+
+    - ``stimulus_coding="signed"`` (default ``"pair"``): one input per modality whose mean is
+      the signed coherence (0 at coherence 0) plus the input noise, as the network of Mante
+      et al. 2013 (and the Mante lab's published network, 1 ms steps, noise std 1 per step,
+      coherences +-0.009, 0.036, 0.15). Inputs (4): context cues (motion, colour), motion,
+      colour. ``input_noise=0.2236`` at ``dt=20`` is that noise's variance per ms.
+    - ``target="stimulus_end"`` (default ``"response"``): the trial ends with the stimulus
+      (``delay`` and ``response`` are not used); the choice (right, left) = (1, 0) or (0, 1),
+      (0, 0) at relevant coherence 0, is the target on the last ``target_window`` ms of the
+      stimulus only, and the mask is on there only, so the network must integrate to the end.
+    - ``target="integral"``: the trial ends with the stimulus; the target of right - left is the
+      relevant evidence integrated as the network receives it (the relevant signed channel,
+      or right minus left channel of the pair, noise included, zero outside the stimulus),
+      times ``integral_gain`` (1/ms) and dt, absorbed at +-1 (a drift-diffusion to bound):
+      right = max(I, 0), left = max(-I, 0), at every step of the trial (mask on throughout).
+      This is the target of the Mante lab's published teaching network (gain 0.02 /ms at
+      1 ms steps), not a protocol stated in the 2013 paper's text.
+
+    With either new target, the choice is read from the last ``target_window`` ms of the
+    stimulus (``response_start``, ``trial_end`` mark that window) and ``delay_steps`` is 0.
+
     Choice 1 = right. Accuracy: sign of (right - left) averaged over the response epoch equals
     the sign of the relevant coherence; trials with relevant coherence 0 do not count.
     Psychometric: P(right) against ``motion_coherence`` per ``context`` (pass
@@ -97,6 +121,10 @@ class ContextDecisionMaking(DecisionTask):
     dt: float = 20.0
     gap_probability: float = 0.0
     gap: float | tuple = eqx.field(default=("uniform", 200.0, 1000.0), converter=duration)
+    stimulus_coding: str = "pair"
+    target: str = "response"
+    target_window: float = 20.0
+    integral_gain: float = 0.02
 
     description = "context-dependent decision (Mante 2013): integrate motion or colour by cue"
     target_accuracy = 0.85
@@ -134,6 +162,24 @@ class ContextDecisionMaking(DecisionTask):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"gap_probability must be a number in [0, 1], got {p!r}")
         check_duration("gap", self.gap)
+        if self.stimulus_coding not in ("pair", "signed"):
+            raise ValueError(f"stimulus_coding must be 'pair' (two channels (1 +- c) / 2 per "
+                             f"modality) or 'signed' (one channel of mean c per modality), got "
+                             f"{self.stimulus_coding!r}")
+        if self.target not in _CDDM_TARGETS:
+            raise ValueError(f"target must be one of {_CDDM_TARGETS}, got {self.target!r}")
+        positive_number("target_window", self.target_window)
+        positive_number("integral_gain", self.integral_gain)
+        if self.target != "response":
+            if self.stimulus_until_end:
+                raise ValueError(f"stimulus_until_end=True needs target='response' (the trial "
+                                 f"ends with the stimulus for target={self.target!r})")
+            if to_steps(self.target_window, self.dt) < 1:
+                raise ValueError(f"target_window must last at least one step of dt={self.dt} "
+                                 f"ms, got {self.target_window!r}")
+            if to_steps(self.target_window, self.dt) > min_steps(self.stimulus, self.dt):
+                raise ValueError(f"target_window ({self.target_window} ms) must not be longer "
+                                 f"than the shortest stimulus ({self.stimulus!r})")
         if p > 0 and min_steps(self.stimulus, self.dt) < 2:
             raise ValueError(f"with gap_probability > 0 the stimulus must always last at least "
                              f"two steps of dt={self.dt} ms (evidence before and after the "
@@ -144,8 +190,12 @@ class ContextDecisionMaking(DecisionTask):
         return self.gap_probability > 0
 
     @property
+    def _signed(self) -> bool:
+        return self.stimulus_coding == "signed"
+
+    @property
     def n_in(self) -> int:
-        return 6
+        return 4 if self._signed else 6
 
     @property
     def n_out(self) -> int:
@@ -154,7 +204,8 @@ class ContextDecisionMaking(DecisionTask):
     @property
     def n_steps(self) -> int:
         gap = max_steps(self.gap, self.dt) if self._has_gap else 0
-        return sum(max_steps(getattr(self, n), self.dt) for n in _CDDM_EPOCHS) + gap
+        epochs = _CDDM_EPOCHS if self.target == "response" else ("fixation", "stimulus")
+        return sum(max_steps(getattr(self, n), self.dt) for n in epochs) + gap
 
     def trial_for(self, context, motion, colour, fix_steps, stim_steps, resp_steps,
                   noise: Array | None = None, delay_steps=0, gap_start=0, gap_steps=0) -> Trial:
@@ -168,16 +219,24 @@ class ContextDecisionMaking(DecisionTask):
         t = jnp.arange(self.n_steps)
         s_on = fix_steps
         d_on = fix_steps + stim_steps + gap_steps
-        r_on = d_on + delay_steps
-        end = r_on + resp_steps
+        if self.target != "response":  # the trial ends with the stimulus
+            delay_steps = 0
+            end = d_on
+            r_on = end - to_steps(self.target_window, self.dt)
+        else:
+            r_on = d_on + delay_steps
+            end = r_on + resp_steps
         in_trial = t < end
         stim = window(t, s_on, end if self.stimulus_until_end else d_on)
         stim = stim & ~window(t, s_on + gap_start, s_on + gap_start + gap_steps)
         ctx = jax.nn.one_hot(context, 2)
         motion = jnp.asarray(motion, jnp.float32)
         colour = jnp.asarray(colour, jnp.float32)
-        levels = jnp.stack([(1 + motion) / 2, (1 - motion) / 2, (1 + colour) / 2,
-                            (1 - colour) / 2])
+        if self._signed:
+            levels = jnp.stack([motion, colour])
+        else:
+            levels = jnp.stack([(1 + motion) / 2, (1 - motion) / 2, (1 + colour) / 2,
+                                (1 - colour) / 2])
         inputs = jnp.concatenate([
             jnp.where(in_trial[:, None], ctx[None, :], 0.0),
             jnp.where(stim[:, None], levels[None, :], 0.0),
@@ -186,9 +245,21 @@ class ContextDecisionMaking(DecisionTask):
             inputs = inputs + jnp.where(in_trial[:, None], self.input_noise * noise, 0.0)
         relevant = jnp.where(context == 0, motion, colour)
         side = jnp.stack([relevant > 0, relevant < 0]).astype(jnp.float32)  # (right, left)
-        resp = window(t, r_on, end)
-        targets = jnp.where(resp[:, None], side[None, :], 0.0)
-        m = (t < s_on) | window(t, d_on, end)
+        if self.target == "response":
+            resp = window(t, r_on, end)
+            targets = jnp.where(resp[:, None], side[None, :], 0.0)
+            m = (t < s_on) | window(t, d_on, end)
+        else:  # the choice is read from the stimulus' last target_window
+            resp = window(t, r_on, end)
+            if self.target == "stimulus_end":
+                targets = jnp.where(resp[:, None], side[None, :], 0.0)
+                m = resp
+            else:
+                bounded = self._bounded_integral(inputs, context, stim)
+                targets = jnp.stack([jnp.maximum(bounded, 0.0), jnp.maximum(-bounded, 0.0)],
+                                    axis=1)
+                targets = jnp.where(in_trial[:, None], targets, 0.0)
+                m = in_trial
         mask = jnp.broadcast_to(m[:, None], targets.shape)
         cond = {
             "context": jnp.asarray(context, jnp.int32), "motion_coherence": motion,
@@ -204,6 +275,21 @@ class ContextDecisionMaking(DecisionTask):
         return Trial(inputs.astype(jnp.float32), targets.astype(jnp.float32),
                      mask.astype(jnp.float32), cond)
 
+    def _bounded_integral(self, inputs: Array, context, stim: Array) -> Array:
+        """The relevant evidence as the network receives it (noise included, 0 outside the
+        stimulus), integrated (``integral_gain`` /ms x ``dt`` per step) and absorbed at +-1:
+        [T]."""
+        if self._signed:
+            channels = inputs[:, 2:4]
+        else:
+            channels = jnp.stack([inputs[:, 2] - inputs[:, 3], inputs[:, 4] - inputs[:, 5]], 1)
+        evidence = jnp.where(stim, jnp.where(context == 0, channels[:, 0], channels[:, 1]), 0.0)
+        total = jnp.cumsum(evidence) * (self.integral_gain * self.dt)
+        hit = jnp.abs(total) >= 1.0
+        first = jnp.argmax(hit)  # the first step at the bound (0 when never: then unused)
+        after = hit.any() & (jnp.arange(total.shape[0]) >= first)
+        return jnp.where(after, jnp.sign(total[first]), total)
+
     def sample(self, key: PRNGKeyArray) -> Trial:
         ks = jax.random.split(key, 7)
         cohs = jnp.asarray(self.coherences)
@@ -215,7 +301,8 @@ class ContextDecisionMaking(DecisionTask):
         # the delay's key is folded from the stimulus' so that delay=0 draws every other
         # quantity exactly as before the delay existed
         delay = sample_steps(self.delay, jax.random.fold_in(ks[4], 1), self.dt)
-        noise = jax.random.normal(ks[6], (self.n_steps, 6)) if self.input_noise > 0 else None
+        noise = (jax.random.normal(ks[6], (self.n_steps, self.n_in)) if self.input_noise > 0
+                 else None)
         gap_start = gap_steps = 0
         if self._has_gap:  # own keys: every other quantity is drawn as without the gap
             k_p, k_d, k_s = jax.random.split(jax.random.fold_in(key, 2), 3)
@@ -228,8 +315,12 @@ class ContextDecisionMaking(DecisionTask):
 
     def fixed_point_inputs(self) -> dict[str, np.ndarray]:
         """Each context cue with both modalities at zero coherence (0.5 on every stimulus
-        channel): ``"motion context coh=0"``, ``"colour context coh=0"`` (Mante et al. 2013
-        analyse the dynamics per context at this input)."""
+        channel; 0 with ``stimulus_coding="signed"``): ``"motion context coh=0"``,
+        ``"colour context coh=0"`` (Mante et al. 2013 analyse the dynamics per context at
+        this input)."""
+        if self._signed:  # coherence 0: the signed channels' mean is 0
+            return {"motion context coh=0": np.array([1.0, 0.0, 0.0, 0.0]),
+                    "colour context coh=0": np.array([0.0, 1.0, 0.0, 0.0])}
         return {"motion context coh=0": np.array([1.0, 0.0, 0.5, 0.5, 0.5, 0.5]),
                 "colour context coh=0": np.array([0.0, 1.0, 0.5, 0.5, 0.5, 0.5])}
 
