@@ -7,6 +7,15 @@ import pytest
 
 from rnnlab.tasks import ContextDecisionMaking
 from rnnlab.tasks._common import sample_steps
+from rnnlab.tasks._decisions import _CDDM_COHERENCES
+
+# the gaps were built on NeuroGym's epochs (the task's default until the Mante lab's protocol)
+NEUROGYM = dict(stimulus_coding="pair", target="response", input_noise=0.1,
+                coherences=_CDDM_COHERENCES)
+
+
+def CDM(**params):
+    return ContextDecisionMaking(**{**NEUROGYM, **params})
 
 KEYS = jax.random.split(jax.random.PRNGKey(3), 64)
 
@@ -41,9 +50,9 @@ def _old_sample(task, key):
 @pytest.mark.parametrize("params", [{}, {"stimulus": ("choice", 400.0, 800.0, 1600.0)},
                                     {"stimulus_until_end": True, "delay": 0.0}])
 def test_gap_off_reproduces_todays_trials(params):
-    task = ContextDecisionMaking(**params)
+    task = CDM(**params)
     assert task.gap_probability == 0
-    assert task.n_steps == ContextDecisionMaking(**params, gap=("uniform", 20.0, 2000.0)).n_steps
+    assert task.n_steps == CDM(**params, gap=("uniform", 20.0, 2000.0)).n_steps
     new = _batch(task)
     old = jax.jit(jax.vmap(lambda k: _old_sample(task, k)))(KEYS)
     for name in ("inputs", "targets", "mask"):
@@ -54,7 +63,7 @@ def test_gap_off_reproduces_todays_trials(params):
 
 
 def test_gap_does_not_change_the_other_draws():
-    off, on = _batch(ContextDecisionMaking()), _batch(ContextDecisionMaking(gap_probability=0.5))
+    off, on = _batch(CDM()), _batch(CDM(gap_probability=0.5))
     for name in ("context", "motion_coherence", "colour_coherence", "delay_steps"):
         np.testing.assert_array_equal(off.conditions[name], on.conditions[name])
     # the response starts later by exactly the gap
@@ -63,9 +72,9 @@ def test_gap_does_not_change_the_other_draws():
 
 
 def test_gap_inputs_are_the_no_stimulus_inputs_and_evidence_is_unchanged():
-    task = ContextDecisionMaking(gap_probability=1.0, input_noise=0.0)
+    task = CDM(gap_probability=1.0, input_noise=0.0)
     trials = _batch(task)
-    off = _batch(ContextDecisionMaking(input_noise=0.0))
+    off = _batch(CDM(input_noise=0.0))
     fix, stim = 38, 38  # 750 ms at dt 20
     inputs, masks, targets = map(np.asarray, (trials.inputs, trials.mask, trials.targets))
     conds = {k: np.asarray(v) for k, v in trials.conditions.items()}
@@ -103,8 +112,8 @@ def test_gap_inputs_are_the_no_stimulus_inputs_and_evidence_is_unchanged():
 
 
 def test_gap_input_noise_is_that_of_the_epochs_without_stimulus():
-    task = ContextDecisionMaking(gap_probability=1.0, input_noise=0.3)
-    quiet = ContextDecisionMaking(gap_probability=1.0, input_noise=0.0)
+    task = CDM(gap_probability=1.0, input_noise=0.3)
+    quiet = CDM(gap_probability=1.0, input_noise=0.0)
     noisy, clean = _batch(task), _batch(quiet)
     noise = (np.asarray(noisy.inputs) - np.asarray(clean.inputs)) / 0.3
     end = np.asarray(noisy.conditions["trial_end"])
@@ -121,18 +130,18 @@ def test_gap_input_noise_is_that_of_the_epochs_without_stimulus():
 
 def test_gap_probability_is_the_fraction_of_trials_with_a_gap():
     keys = jax.random.split(jax.random.PRNGKey(0), 2000)
-    g = np.asarray(_batch(ContextDecisionMaking(gap_probability=0.3, input_noise=0.0),
+    g = np.asarray(_batch(CDM(gap_probability=0.3, input_noise=0.0),
                           keys).conditions["gap_steps"])
     # binomial std at p = 0.3: 0.010
     assert abs(np.mean(g > 0) - 0.3) < 0.04
     assert np.all((g == 0) | ((g >= 10) & (g <= 50)))
-    every = _batch(ContextDecisionMaking(gap_probability=1.0, input_noise=0.0))
+    every = _batch(CDM(gap_probability=1.0, input_noise=0.0))
     assert np.all(np.asarray(every.conditions["gap_steps"]) >= 10)
 
 
 def test_trial_length_and_fixed_point_inputs():
-    base = ContextDecisionMaking()
-    task = ContextDecisionMaking(gap_probability=0.5, gap=("uniform", 100.0, 600.0))
+    base = CDM()
+    task = CDM(gap_probability=0.5, gap=("uniform", 100.0, 600.0))
     assert task.n_steps == base.n_steps + 30
     assert task.fixed_point_inputs().keys() == base.fixed_point_inputs().keys()
     for name, u in base.fixed_point_inputs().items():
@@ -150,4 +159,4 @@ def test_trial_length_and_fixed_point_inputs():
 ])
 def test_bad_gap_settings_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        ContextDecisionMaking(**kwargs)
+        CDM(**kwargs)

@@ -8,6 +8,7 @@ import pytest
 
 from rnnlab.tasks import ContextDecisionMaking
 from rnnlab.tasks._common import to_steps
+from rnnlab.tasks._decisions import _CDDM_COHERENCES
 
 KEYS = jax.random.split(jax.random.PRNGKey(11), 48)
 MANTE_COHS = (-0.15, -0.036, -0.009, 0.009, 0.036, 0.15)
@@ -23,7 +24,7 @@ def _batch(task, keys=KEYS):
 
 
 def _todays_trial(task, key, cond):
-    """Today's default trial written out in numpy from its conditions and its noise draw
+    """The previous default (NeuroGym's epochs) trial written out in numpy from its conditions and its noise draw
     (fixation and stimulus are fixed durations by default)."""
     noise = np.asarray(jax.random.normal(jax.random.split(key, 7)[6], (task.n_steps, 6)))
     t = np.arange(task.n_steps)
@@ -42,10 +43,10 @@ def _todays_trial(task, key, cond):
     return inputs, targets, mask
 
 
-def test_defaults_are_todays_trials():
-    task = ContextDecisionMaking()
-    assert (task.stimulus_coding, task.target, task.n_in, task.n_steps) == ("pair", "response",
-                                                                             6, 161)
+def test_neurogym_protocol_is_the_previous_default_trials():
+    task = ContextDecisionMaking(stimulus_coding="pair", target="response", input_noise=0.1,
+                                 coherences=_CDDM_COHERENCES)
+    assert (task.n_in, task.n_steps) == (6, 161)
     b = _batch(task)
     for i in range(len(KEYS)):
         cond = {k: np.asarray(v[i]) for k, v in b.conditions.items()}
@@ -53,6 +54,19 @@ def test_defaults_are_todays_trials():
         np.testing.assert_allclose(b.inputs[i], inputs, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(b.targets[i], targets)
         np.testing.assert_array_equal(b.mask[i], mask)
+
+
+def test_default_is_the_mante_lab_protocol():
+    task = ContextDecisionMaking()
+    assert (task.stimulus_coding, task.target, task.n_in, task.n_out) == ("signed", "integral",
+                                                                           4, 2)
+    assert task.coherences == MANTE_COHS and task.input_noise == 0.2236
+    # 750 ms of context, then 750 ms of stimulus; the trial ends with the stimulus
+    assert task.n_steps == 2 * to_steps(750.0, 20.0)
+    b = _batch(task)
+    np.testing.assert_array_equal(b.conditions["trial_end"], task.n_steps)
+    # the lab's noise: std 1 per 1 ms step, the same variance per ms at 20 ms steps
+    assert abs(task.input_noise**2 * task.dt - 1.0) < 1e-3
 
 
 def test_signed_channels_equal_the_coherences():

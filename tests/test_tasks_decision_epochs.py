@@ -13,7 +13,8 @@ KEY = jax.random.PRNGKey(0)
 
 
 def test_default_epochs_follow_mante_with_a_variable_delay():
-    task = rl.tasks.make("context_decision_making", input_noise=0.0)
+    task = rl.tasks.make("context_decision_making", input_noise=0.0, stimulus_coding="pair",
+                         target="response")  # NeuroGym's epochs (the default until 2026-12-07)
     assert task.delay == ("truncexp", 300.0, 83.0, 1200.0) and not task.stimulus_until_end
     # 750 ms fixation = 38 steps of 20 ms (37.5 rounded to even), 750 stimulus, delay up to
     # 1200 = 60 steps, 500 response = 25 steps
@@ -46,7 +47,8 @@ def test_trainrnnbrain_layout_by_parameters():
     # the earlier default, with dt=10 trainRNNbrain's 300 steps: stimulus from step 100 to the
     # end, response from 200, mask [0, 100) and [200, 300)
     task = rl.tasks.make("context_decision_making", fixation=1000, stimulus=1000, delay=0,
-                         response=1000, stimulus_until_end=True, input_noise=0.0, dt=10.0)
+                         response=1000, stimulus_until_end=True, input_noise=0.0, dt=10.0,
+                         stimulus_coding="pair", target="response")
     assert task.n_steps == 300
     tr = task.trial_for(1, 0.25, -0.5, 100, 100, 100)
     x = np.asarray(tr.inputs)

@@ -57,9 +57,11 @@ def test_known_inputs_by_hand():
                           [0.0, 0.0])
     pdm = T.make("perceptual_decision_making").fixed_point_inputs()
     assert np.array_equal(pdm["fixation+stimulus coh=0"], [1.0, 0.5, 0.5])
-    ctx = T.make("context_decision_making").fixed_point_inputs()
+    ctx = T.make("context_decision_making", stimulus_coding="pair").fixed_point_inputs()
     assert np.array_equal(ctx["motion context coh=0"], [1, 0, 0.5, 0.5, 0.5, 0.5])
     assert np.array_equal(ctx["colour context coh=0"], [0, 1, 0.5, 0.5, 0.5, 0.5])
+    ctx = T.make("context_decision_making").fixed_point_inputs()  # signed channels: mean 0
+    assert np.array_equal(ctx["motion context coh=0"], [1, 0, 0, 0])
     sine = T.make("sine_wave").fixed_point_inputs()  # w = 0.10, 0.29 (index 19), 0.49
     assert list(sine) == ["frequency w=0.1", "frequency w=0.29", "frequency w=0.49"]
     np.testing.assert_allclose([v[0] for v in sine.values()],

@@ -16,6 +16,7 @@ from rnnlab.tasks._common import (
     min_steps,
     sample_steps,
 )
+from rnnlab.tasks._decisions import _CDDM_COHERENCES
 
 KEY = jax.random.PRNGKey(0)
 
@@ -180,7 +181,7 @@ def test_duration_specs_sample_their_distributions():
 def test_variable_timing_pads_with_mask_off():
     task = T.ContextDecisionMaking(fixation=("uniform", 200.0, 600.0),
                                    stimulus=("choice", 200.0, 800.0), delay=0.0,
-                                   response=400.0, input_noise=0.0)
+                                   response=400.0, input_noise=0.0, target="response")
     trial = batch(task, KEY, 64)
     assert task.n_steps == (600 + 800 + 400) // 20
     ends = np.asarray(trial.conditions["trial_end"])
@@ -255,7 +256,8 @@ def test_binary_decision_sign_of_integral():
 def test_context_decision_making_layout():
     # trainRNNbrain's layout at dt = 1 step = 10 ms (the default follows Mante's epochs)
     task = T.ContextDecisionMaking(dt=10.0, input_noise=0.0, fixation=1000, stimulus=1000,
-                                   delay=0, response=1000, stimulus_until_end=True)
+                                   delay=0, response=1000, stimulus_until_end=True,
+                                   stimulus_coding="pair", target="response")
     assert task.n_steps == 300
     tr = task.trial_for(1, 0.5, -0.25, 100, 100, 100)
     x = np.asarray(tr.inputs)
@@ -272,9 +274,8 @@ def test_context_decision_making_layout():
     zero = task.trial_for(0, 0.0, 1.0, 100, 100, 100)
     assert np.all(np.asarray(zero.targets) == 0)
     assert float(task.trial_weights(zero)) == 0.0
-    default = T.ContextDecisionMaking()
     want = sorted([0.0] + [s * 2.0**-k for k in range(7) for s in (1, -1)])
-    assert list(default.coherences) == want
+    assert list(_CDDM_COHERENCES) == want  # NeuroGym's protocol's grid (no longer the default)
 
 
 def test_delayed_discrimination_codes():
@@ -379,7 +380,7 @@ def test_memory_anti_angle_reports_opposite():
 def test_psychometric_of_a_motion_only_network():
     """A hand-built linear network that always integrates motion and holds the sum through the
     delay: P(right) is a step in motion coherence in both contexts."""
-    task = T.ContextDecisionMaking(input_noise=0.0)
+    task = T.ContextDecisionMaking(input_noise=0.0, stimulus_coding="pair", target="response")
     w_in = np.zeros((2, 6))
     w_in[0, 2], w_in[0, 3] = 1.0, -1.0  # h0 += motion right - left = c_m at every step
     w_out = np.array([[1.0, 0.0], [-1.0, 0.0]])
