@@ -293,6 +293,25 @@ def test_dropout_masks_drop_at_the_rate_and_keep_the_mean():
     assert not np.array_equal(np.asarray(c), np.asarray(d))
 
 
+def test_step_random_numbers_are_jax_randoms_bit_for_bit():
+    """The training step's fused threefry gives jax.random's bits and Bernoulli draws (JAX's
+    default counter layout), for one key, typed keys and keys under vmap."""
+    from rnnlab.lfads._random import bernoulli, random_bits
+
+    with jax.threefry_partitionable(True):
+        for key in (jax.random.PRNGKey(0), jax.random.PRNGKey(2**31 + 5), jax.random.key(7)):
+            for shape in ((1,), (7,), (4089,), (3, 5, 2)):
+                np.testing.assert_array_equal(random_bits(key, shape),
+                                              jax.random.bits(key, shape, jnp.uint32))
+                for p in (0.7, 0.05):
+                    np.testing.assert_array_equal(bernoulli(key, p, shape),
+                                                  jax.random.bernoulli(key, p, shape))
+        keys = jax.random.split(jax.random.PRNGKey(3), 4)
+        np.testing.assert_array_equal(
+            jax.vmap(lambda k: random_bits(k, (100,)))(keys),
+            jax.vmap(lambda k: jax.random.bits(k, (100,), jnp.uint32))(keys))
+
+
 def test_save_load_round_trip(tmp_path):
     m = rl.lfads.LFADS(5, key=jax.random.PRNGKey(2), reconstruction="zig", n_heldout=1,
                        cell_clip=None, **SMALL)

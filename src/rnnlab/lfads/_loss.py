@@ -19,6 +19,7 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, Float
 
 from ._priors import LOG_2PI, ar1_kl_sample, gaussian_kl
+from ._random import bernoulli
 
 N_PARAMS = {"poisson": 1, "gaussian": 2, "gamma": 2, "zero_inflated_gamma": 3}
 ALIASES = {"zig": "zero_inflated_gamma", "normal": "gaussian"}
@@ -114,10 +115,10 @@ def cd_masks(key: Array, shape: tuple[int, ...], cd_rate: float, cd_pass_rate: f
     encoder sees], grad [entries whose reconstruction gets a gradient: the dropped ones, and
     a ``cd_pass_rate`` fraction of the kept ones])."""
     k1, k2 = jax.random.split(key)
-    keep = jax.random.bernoulli(k1, 1.0 - cd_rate, shape)
+    keep = bernoulli(k1, 1.0 - cd_rate, shape)
     if cd_pass_rate == 0.0:  # (no draw for nothing)
         return keep, ~keep
-    passed = jax.random.bernoulli(k2, cd_pass_rate, shape)
+    passed = bernoulli(k2, cd_pass_rate, shape)
     return keep, jnp.logical_or(~keep, passed)
 
 

@@ -17,6 +17,7 @@ from ..io._safe import read_safetensors, write_safetensors
 from ._loss import ALIASES, N_PARAMS, recon_means
 from ._loops import decoder, gru_group
 from ._modules import BidirectionalGRU, ClippedGRUCell, Linear, run_gru_group
+from ._random import random_bits
 
 
 class LFADSOutput(NamedTuple):
@@ -50,7 +51,7 @@ def keep_masks(key: PRNGKeyArray, rate: float, shapes: list, dtype: Any = jnp.fl
     uniform: the random numbers are a noticeable part of a training step on a CPU)."""
     sizes = [math.prod(s) for s in shapes]
     total = sum(sizes)
-    bits = jax.random.bits(key, ((total + 1) // 2,), jnp.uint32)
+    bits = random_bits(key, ((total + 1) // 2,))
     u16 = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:total]
     keep = u16 < jnp.uint32(round((1.0 - rate) * 65536))
     scaled = keep.astype(dtype) / (1.0 - rate)
