@@ -83,3 +83,29 @@ def test_version_and_project_files_agree():
     assert f"## {rnnlab.__version__}" in (root / "CHANGELOG.md").read_text()
     assert (root / "LICENSE").read_text().startswith("MIT License")
     assert 'license = "MIT"' in (root / "pyproject.toml").read_text()
+
+
+def test_the_program_ends_with_its_exit_code_and_all_its_output(tmp_path, capsys):
+    """Run as the program (`python -m rnnlab`, as the `rnnlab` script runs it), the CLI
+    ends with os._exit once the command is done: its output, piped, is the whole output of
+    the same command run in-process, and its exit code is the command's, with and without
+    JAX imported."""
+    assert main(["tasks"]) == 0
+    want = capsys.readouterr().out
+    prog = [sys.executable, "-m", "rnnlab"]
+    got = subprocess.run([*prog, "tasks"], capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0 and got.stdout == want
+    bad = subprocess.run([*prog, "train", "no_such_task", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "rnnlab: error" in bad.stderr and "no_such_task" in bad.stderr
+    run = tmp_path / "run"
+    assert main(["train", "flipflop", "--out", str(run), "--hidden", "8", "--steps", "2",
+                 "--eval-every", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0
+    want = capsys.readouterr().out
+    env = {**os.environ, "RNNLAB_COMPILE_CACHE": "0"}
+    got = subprocess.run([*prog, "evaluate", str(run), "--json"], capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == want

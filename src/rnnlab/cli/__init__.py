@@ -128,7 +128,7 @@ def current_argv() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user mistakes print one line, not a traceback.
 
-    Run as the program (``argv`` None: the `rnnlab` command, ``python -m rnnlab.cli``), the
+    Run as the program (``argv`` None: the `rnnlab` command, ``python -m rnnlab``), the
     process ends as soon as the command has finished, without Python's and XLA's teardown
     (`_leave`); called from Python with ``argv``, it returns the exit code."""
     if argv is None:
