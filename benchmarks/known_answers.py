@@ -57,10 +57,10 @@ def _kinds(summary: dict, name: str | None = None) -> list[dict]:
 # A line attractor holds a value along its tangent, so the simulated map's multiplier there must
 # be marginal or stable: a value held along the line may grow at most e-fold over the longest
 # trial the network is trained on, |mu|^n_steps <= e, i.e. ln|mu| <= 1 / n_steps (n_steps: the
-# task's padded trial length in steps; 1/161 for the context task's 3.2 s trials at dt 20 ms).
-# Marginal lines of trained networks pass (|mu| 0.96-1.003 on the kept rows), while a short
-# segment along a saddle's unstable direction (|mu| 1.012-1.019 on context networks: 7-20-fold
-# over such a trial) does not. A continuous model without a step size reports the ODE's
+# task's padded trial length in steps; 1/76 for the context task's 1.5 s trials at dt 20 ms).
+# Marginal lines of trained networks pass (|mu| 0.96-1.004 on the kept rows), while a segment
+# along a saddle's unstable direction (|mu| 1.012-1.019 on context networks of NeuroGym's
+# 161-step trials, 7-20-fold over one; 1.017 on a 76-step one, 3.6-fold) does not. A continuous model without a step size reports the ODE's
 # lambda: there Re(lambda) * trial length (ms) <= 1.
 
 
@@ -316,12 +316,14 @@ def main(argv=None):
         "the analysis calls a line counts only if its tangent direction is marginal or stable "
         "in the system that runs: its median tangent multiplier mu (Euler map) must satisfy "
         "|mu|^n <= e, n the task's longest trial in steps, i.e. a value held along the line "
-        "grows at most e-fold over a trial (|mu| <= 1.0062 for the context task's 161 steps, "
-        "1.0096 for the perceptual task's 105, 1.041 for the integrator's 25). A short segment "
-        "along a saddle's unstable direction (|mu| 1.012-1.019 on context networks, 7-20-fold "
-        "over a trial) is no line attractor; such lines say \"grows along it: not counted\". "
-        "Rule added 2026-12-07: no kept row changed verdict (their lines have |mu| 0.963-1.005; "
-        "the json keeps 3 digits, `manifolds` and `trial_steps` are kept from now on).",
+        "grows at most e-fold over a trial (|mu| <= 1.0133 for the context task's 76 steps, "
+        "1.0062 for the 161 of its NeuroGym epochs, 1.0096 for the perceptual task's 105, "
+        "1.041 for the integrator's 25). A segment along a saddle's unstable direction (|mu| "
+        "1.012-1.019 on context networks of 161-step trials, 7-20-fold over one; 1.017 on one "
+        "of 76 steps, 3.6-fold) is no line attractor; such lines say \"grows along it: not "
+        "counted\". Rule added 2026-12-07: no row kept before it changed verdict (their lines "
+        "have |mu| 0.963-1.005 to the json's 3 digits); rows keep `manifolds` and "
+        "`trial_steps` from now on.",
         "",
         "| task | seed | expected | found | best acc | roots | slow pts | slow tol | "
         "ODE/map differ | labels vs simulation | train s | analyze s | what came out |",
