@@ -20,6 +20,7 @@ recognises them by their rank. Batched weights (an ensemble of models) go trial 
 """
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,11 @@ def _gru_weight_grads(d_xa: jax.Array, prev: jax.Array, r: jax.Array
     [T, ..., 3H], the states the steps started from ``prev`` and the reset gates ``r``."""
     H = prev.shape[-1]
     return _outer(d_xa[..., : 2 * H], prev), _outer(d_xa[..., 2 * H :], r * prev)
+
+
+def _with_ones(x: jax.Array) -> jax.Array:
+    """``x`` [..., n] with a column of ones appended: [..., n + 1]."""
+    return jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
 
 
 def _shift(first: jax.Array, seq: jax.Array) -> jax.Array:
@@ -157,47 +163,73 @@ def _axes(flags: Any) -> Any:
 # ------------------------------------------------------------------------------ encoders
 
 
-def _group_forward(clips, weights, xs, h0s):
-    # the input parts of every step at once (time first already: no transposes of them)
-    xas = [x @ w_ih.T + b_ih for (w_ih, b_ih, _), x in zip(weights, xs)]
+def _group_forward(static, weights, x, h0s):
+    clips, reverse = static
+    T = x.shape[0]
+    # every direction's input part (W_ih x + b) in one product, the bias as a weight on a
+    # column of ones; the reversed directions read it back to front
+    x1 = _with_ones(x)
+    w1 = jnp.concatenate([jnp.concatenate([w_ih, b_ih[:, None]], axis=1)
+                          for w_ih, b_ih, _ in weights])
+    xa = x1 @ w1.T
+    ends = list(itertools.accumulate(w[0].shape[0] for w in weights))
 
-    def body(hs, xa_t):
-        new, gates = zip(*(gru_step(xa, h, w_zr, w_n, clip) for clip, (_, _, (w_zr, w_n)), xa, h
-                           in zip(clips, weights, xa_t, hs)))
+    def body(hs, t):
+        rows = {False: xa[t], True: xa[T - 1 - t]}
+        new, gates = zip(*(gru_step(rows[rev][..., e - 3 * h.shape[-1] : e], h, w_zr, w_n, clip)
+                           for clip, rev, (_, _, (w_zr, w_n)), e, h
+                           in zip(clips, reverse, weights, ends, hs)))
         return list(new), (list(new), list(gates))
 
-    _, (states, gates) = jax.lax.scan(body, list(h0s), xas)
-    return states, (states, weights, xs, h0s, gates)
+    _, (states, gates) = jax.lax.scan(body, list(h0s), jnp.arange(T))
+    return states, (states, weights, x, h0s, gates)
 
 
-def _group_backward(clips, res, g_states):
-    states, weights, xs, h0s, gates = res
+def _group_backward(static, res, g_states):
+    clips, reverse = static
+    states, weights, x, h0s, gates = res
     prevs = [_shift(h0, s) for h0, s in zip(h0s, states)]
+    groups = [[i for i, r in enumerate(reverse) if r == rev] for rev in (False, True)]
 
     def body(dhs, inp):
         g_t, prev_t, gate_t = inp
         d_xa, d_prev = zip(*(gru_step_backward(dh + g, h, gt, w_zr, w_n, clip)
                              for clip, (_, _, (w_zr, w_n)), dh, g, h, gt
                              in zip(clips, weights, dhs, g_t, prev_t, gate_t)))
-        return list(d_prev), list(d_xa)
+        # each time direction's input-part cotangents side by side (one product each below)
+        return list(d_prev), [jnp.concatenate([d_xa[i] for i in idx], axis=-1)
+                              for idx in groups if idx]
 
-    d_h0s, d_xas = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
-                                (g_states, prevs, gates), reverse=True)
-    d_w = [(_outer(d, x), jnp.sum(d, axis=tuple(range(d.ndim - 1))),
-            _gru_weight_grads(d, p, g[1]))
-           for d, x, p, g in zip(d_xas, xs, prevs, gates)]
-    d_xs = [d @ w_ih for d, (w_ih, _, _) in zip(d_xas, weights)]
-    return d_w, d_xs, d_h0s
+    d_h0s, d_groups = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
+                                   (g_states, prevs, gates), reverse=True)
+    x1 = _with_ones(x)
+    d_w, d_x = [None] * len(h0s), jnp.zeros_like(x)
+    for idx, rev, d in zip([g for g in groups if g], [r for r, g in zip((False, True), groups)
+                                                      if g], d_groups):
+        # the input weights and biases of a time direction's cells: one product (the
+        # bias's gradient a column of it, not a separate reduction)
+        d_ih = _outer(d, x1[::-1] if rev else x1)
+        start = 0
+        for i in idx:
+            w_ih = weights[i][0]
+            di = d[..., start : start + w_ih.shape[0]]
+            dw = d_ih[start : start + w_ih.shape[0]]
+            d_w[i] = (dw[:, :-1], dw[:, -1], _gru_weight_grads(di, prevs[i], gates[i][1]))
+            d_x = d_x + (di @ w_ih)[::-1] if rev else d_x + di @ w_ih
+            start += w_ih.shape[0]
+    return d_w, d_x, d_h0s
 
 
 _gru_group = looped(_group_forward, _group_backward)
 
 
-def gru_group(clips: tuple, weights: list, xs: list, h0s: list) -> list:
-    """The states [T, H] of clipped GRUs run side by side in one loop, each from its inputs
-    ``xs`` [T, n_in], weights ``weights`` (w_ih [3H, n_in], b_ih [3H], (w_zr [2H, H], w_n
-    [H, H])) and initial state ``h0s`` [H]."""
-    return _gru_group(tuple(clips), list(weights), list(xs), list(h0s))
+def gru_group(clips: tuple, reverse: tuple, weights: list, x: jax.Array, h0s: list) -> list:
+    """The states [T, H] of clipped GRUs run side by side in one loop over the same inputs
+    ``x`` [T, n_in], each forward in time or (``reverse``) backward, from its weights
+    ``weights`` (w_ih [3H, n_in], b_ih [3H], (w_zr [2H, H], w_n [H, H])) and initial state
+    ``h0s`` [H]; a reversed cell's states in its own order (the first after x[-1])."""
+    return _gru_group((tuple(clips), tuple(bool(r) for r in reverse)), list(weights), x,
+                      list(h0s))
 
 
 # ------------------------------------------------------------------------------ decoder
@@ -249,9 +281,16 @@ def _decoder_backward(static, res, g_outs):
            (c_gates, g_gates))
     d_init, (d_xc, d_xg, dp, df, d_fkeep, d_noise, d_gkeep) = jax.lax.scan(
         body, tuple(jnp.zeros_like(h) for h in init), inp, reverse=True)
+    # products over all steps and trials; the few-column ones (the inferred inputs' weights,
+    # co_linear's bias) as extra columns of larger ones (a lone matrix-vector product or
+    # reduction is slower than the columns it adds)
+    C, G = c_prev.shape[-1], g_prev.shape[-1]
+    d_co = _outer(dp, _with_ones(c_states))
+    d_gzr = _outer(d_xg[..., : 2 * G], jnp.concatenate([g_prev, u_all], axis=-1))
+    d_gn = _outer(d_xg[..., 2 * G :], jnp.concatenate([g_gates[1] * g_prev, u_all], axis=-1))
     d_w = (_outer(d_xc, f_prev * fkeep), _gru_weight_grads(d_xc, c_prev, c_gates[1]),
-           _outer(dp, c_states), jnp.sum(dp, axis=tuple(range(dp.ndim - 1))),
-           _outer(d_xg, u_all), _gru_weight_grads(d_xg, g_prev, g_gates[1]),
+           d_co[:, :C], d_co[:, C],
+           jnp.concatenate([d_gzr[:, G:], d_gn[:, G:]]), (d_gzr[:, :G], d_gn[:, :G]),
            _outer(df, g_states * gkeep))
     return d_w, (d_xc, d_fkeep, d_noise, d_xg, d_gkeep), d_init
 

@@ -17,7 +17,7 @@ from ..io._safe import read_safetensors, write_safetensors
 from ._loss import ALIASES, N_PARAMS, recon_means
 from ._loops import decoder, gru_group
 from ._modules import BidirectionalGRU, ClippedGRUCell, Linear, run_gru_group
-from ._random import random_bits
+from ._random import normal, random_bits
 
 
 class LFADSOutput(NamedTuple):
@@ -324,17 +324,18 @@ class LFADS(eqx.Module):
             masks = [jnp.ones(s, encod_data.dtype) for s in shapes]
         m_data, m_h_n, m_g0, m_ext, con_keep, gen_keep = masks
         if sample_posteriors:  # the posteriors' noise (initial condition, inferred inputs)
-            noise = jax.random.normal(k_noise, (self.ic_dim + T * co,), encod_data.dtype)
+            n_noise = self.ic_dim + T * co
+            noise = (normal(k_noise, (n_noise,)) if encod_data.dtype == jnp.float32
+                     else jax.random.normal(k_noise, (n_noise,), encod_data.dtype))
             ic_noise, co_noise = noise[: self.ic_dim], noise[self.ic_dim:].reshape(T, co)
         else:
             co_noise = jnp.zeros((T, co), encod_data.dtype)
 
         data_drop = encod_data * m_data
         # the encoders: every direction of both bidirectional GRUs in one scan
-        rev = data_drop[::-1]
         encs = [self.ic_enc] + ([self.ci_enc] if self.use_con else [])
-        runs = run_gru_group([c for e in encs for c in (e.fwd, e.bwd)],
-                             [data_drop, rev] * len(encs), [h for e in encs for h in e.h0])
+        runs = run_gru_group([c for e in encs for c in (e.fwd, e.bwd)], data_drop,
+                             [h for e in encs for h in e.h0], (False, True) * len(encs))
         h_n = jnp.concatenate([runs[0][1], runs[1][1]])
         ic_params = self.ic_linear(h_n * m_h_n)
         ic_mean, ic_logvar = ic_params[: self.ic_dim], ic_params[self.ic_dim:]
@@ -377,8 +378,8 @@ class LFADS(eqx.Module):
             gen_inputs = jnp.concatenate([inputs, ext], axis=1)
         else:
             # without a controller the generator's inputs are known before its loop
-            gen_states = gru_group((self.gen_cell.clip_value,), [(
-                self.gen_cell.weight_ih, self.gen_cell.bias_ih, gen_hh)], [ext], [gen_init])[0]
+            gen_states = gru_group((self.gen_cell.clip_value,), (False,), [(
+                self.gen_cell.weight_ih, self.gen_cell.bias_ih, gen_hh)], ext, [gen_init])[0]
             factors = (gen_states * gen_keep) @ w_fac.T
             con_states = co_means = co_stds = jnp.zeros((T, 0))
             gen_inputs = ext

@@ -107,15 +107,18 @@ def run_gru(cell: ClippedGRUCell, inputs: Float[Array, "T n_in"],
     return states, last
 
 
-def run_gru_group(cells: list, inputs: list, h0s: list) -> list:
-    """Unroll several cells over sequences of the same length in one loop (one loop instead
-    of one per cell: shorter compilation, larger fused steps), their input parts computed
-    for all steps before the loop; returns each cell's (states [T, H], last state [H]).
+def run_gru_group(cells: list, x: Float[Array, "T n_in"], h0s: list,
+                  reverse: tuple | None = None) -> list:
+    """Unroll several cells over the same inputs ``x`` in one loop (one loop instead of one
+    per cell: shorter compilation, larger fused steps), each forward in time or, where
+    ``reverse`` says so, backward (default: all forward), their input parts computed for all
+    steps before the loop; returns each cell's (states [T, H] in its own order, last state
+    [H]).
 
     Differentiable through a hand-written backward pass (`rnnlab.lfads._loops`)."""
-    states = gru_group(tuple(c.clip_value for c in cells),
-                       [(c.weight_ih, c.bias_ih, c.split_hh()) for c in cells], list(inputs),
-                       list(h0s))
+    reverse = (False,) * len(cells) if reverse is None else tuple(reverse)
+    states = gru_group(tuple(c.clip_value for c in cells), reverse,
+                       [(c.weight_ih, c.bias_ih, c.split_hh()) for c in cells], x, list(h0s))
     return [(s, s[-1]) for s in states]
 
 

@@ -50,7 +50,19 @@ def random_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 def bernoulli(key: jax.Array, p: float, shape: tuple[int, ...]) -> jax.Array:
     """``jax.random.bernoulli(key, p, shape)`` (float32 uniforms, the default), bit for
     bit under JAX's default ``jax_threefry_partitionable=True``."""
-    # jax.random.uniform: the top 23 bits as the mantissa of a float in [1, 2), minus 1
+    return _uniform(key, shape) < np.float32(p)
+
+
+def _uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """float32 in [0, 1): the top 23 bits as the mantissa of a float in [1, 2), minus 1
+    (`jax.random.uniform`'s construction)."""
     mantissa = (random_bits(key, shape) >> np.uint32(9)) | np.uint32(0x3F800000)
-    u = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
-    return u < np.float32(p)
+    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
+
+
+def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``jax.random.normal(key, shape)`` (float32), bit for bit under JAX's default
+    ``jax_threefry_partitionable=True``: an inverse error function of uniforms."""
+    lo, hi = np.nextafter(np.float32(-1.0), np.float32(0.0)), np.float32(1.0)
+    u = jnp.maximum(lo, _uniform(key, shape) * (hi - lo) + lo)
+    return np.float32(np.sqrt(2)) * jax.lax.erf_inv(u)
