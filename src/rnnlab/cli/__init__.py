@@ -142,7 +142,10 @@ def _leave(code: int) -> None:
     streams are flushed, then ``os._exit``. Python's teardown of a process that has imported
     JAX (its modules, the XLA client and thread pools) took 0.7-0.9 s after
     `rnnlab analyze` had finished (load average 5; 0.03-0.1 s this way), and tearing XLA
-    down mid-work is where interrupted runs used to crash."""
+    down mid-work is where interrupted runs used to crash. Under a profiler or a tracer
+    (cProfile, coverage), which write their results at exit, the process exits normally."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     try:
         if "jax" in sys.modules:
             import jax
