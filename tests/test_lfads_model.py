@@ -148,8 +148,8 @@ def test_gru_loop_gradients_equal_autodiff_of_the_cell():
     assert float(jnp.max(jnp.abs(states[0]))) == pytest.approx(0.7)
     np.testing.assert_allclose(states[1], by_steps(cells, xs[0], h0s)[1], rtol=1e-5, atol=1e-6)
     for batched in (False, True):
-        want = jax.grad(loss(by_steps, batched), argnums=(0, 1, 2))(cells, xs, h0s)
-        got = jax.grad(loss(looped, batched), argnums=(0, 1, 2))(cells, xs, h0s)
+        want, got = (eqx.filter_jit(jax.grad(loss(run, batched), argnums=(0, 1, 2)))(
+            cells, xs, h0s) for run in (by_steps, looped))
         for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
@@ -159,7 +159,7 @@ def test_gru_loop_gradients_equal_autodiff_of_the_cell():
     def ens(run):
         return lambda c: jnp.sum(jnp.sin(jax.vmap(
             lambda ci: run([ci], xs[0], [h0s[0]], (True,))[0])(c)))
-    want, got = jax.grad(ens(by_steps))(two), jax.grad(ens(looped))(two)
+    want, got = (eqx.filter_jit(jax.grad(ens(run)))(two) for run in (by_steps, looped))
     for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
@@ -299,6 +299,26 @@ def test_dropout_masks_drop_at_the_rate_and_keep_the_mean():
     # the masks of one draw come from different bits
     c, d = keep_masks(jax.random.PRNGKey(1), 0.05, [(1000,), (1000,)])
     assert not np.array_equal(np.asarray(c), np.asarray(d))
+
+
+def test_step_random_numbers_are_jax_randoms_bit_for_bit():
+    """The training step's fused threefry gives jax.random's bits, Bernoulli and normal draws
+    (JAX's default counter layout), for one key, typed keys and keys under vmap."""
+    from rnnlab.lfads._random import bernoulli, normal, random_bits
+
+    with jax.threefry_partitionable(True):
+        for key in (jax.random.PRNGKey(0), jax.random.PRNGKey(2**31 + 5), jax.random.key(7)):
+            for shape in ((1,), (7,), (4089,), (3, 5, 2)):
+                np.testing.assert_array_equal(random_bits(key, shape),
+                                              jax.random.bits(key, shape, jnp.uint32))
+                for p in (0.7, 0.05):
+                    np.testing.assert_array_equal(bernoulli(key, p, shape),
+                                                  jax.random.bernoulli(key, p, shape))
+                np.testing.assert_array_equal(normal(key, shape), jax.random.normal(key, shape))
+        keys = jax.random.split(jax.random.PRNGKey(3), 4)
+        np.testing.assert_array_equal(
+            jax.vmap(lambda k: random_bits(k, (100,)))(keys),
+            jax.vmap(lambda k: jax.random.bits(k, (100,), jnp.uint32))(keys))
 
 
 def test_save_load_round_trip(tmp_path):
