@@ -159,8 +159,9 @@ class ContextDecisionMaking(DecisionTask):
     recommended_learning_rate = 3e-3
     # Train all the steps and keep the best: after 3000 steps on the default protocol the
     # networks still integrate with a leak (slowest mode 440-620 ms, seed 0); after 10000 the
-    # lab's 100 units hold a line per context on the best model of seeds 0 and 1 and on the
-    # final model of seeds 0-2, 64 units in only half of such models (docs/known_answers.md).
+    # lab's 100 units hold a line per context on the best model of seeds 0 and 1 of 0-4 and
+    # on the final model of seeds 0, 1, 2, 4; 64 units on half the models of seeds 0-2
+    # (docs/known_answers.md).
     # (On NeuroGym's epochs the network stopped at the first evaluation past 0.925 is half
     # trained; all 3000 steps give 0.95-0.96, leaky.)
     recommended_hidden = 100
