@@ -51,8 +51,8 @@ class ContextDecisionMaking(DecisionTask):
     the 750 ms ``stimulus`` after a 750 ms ``fixation`` (context only), with white noise of
     std ``input_noise`` = 0.2236 per 20 ms step on every input (the lab's std 1 per 1 ms
     step: the same variance per ms). ``c_m`` and ``c_c`` are drawn independently from
-    ``coherences`` = +-0.009, 0.036, 0.15 (the lab's), mostly near threshold, so the best
-    possible accuracy is about 0.81 (perfect integration of the relevant channel).
+    ``coherences`` = +-0.009, 0.036, 0.15 (the lab's), mostly near threshold: perfect
+    integration of the relevant channel chooses the coherence's sign in about 0.81 of trials.
     Outputs (2): (right, left). The target (``target="integral"``) is the relevant evidence as
     the network receives it, integrated with gain ``integral_gain`` = 0.02 /ms and absorbed at
     +-1 (the lab's drift-diffusion to bound): right - left follows it at every step, so the
