@@ -23,7 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-CODE = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
+# as the `rnnlab` script runs it (main() without arguments reads sys.argv)
+CODE = "import sys; from rnnlab.cli import main; sys.exit(main())"
 
 
 def one(src: Path, run: Path, cache: Path | None) -> tuple[float, str]:

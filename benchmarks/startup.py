@@ -22,7 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-CLI = "import sys; from rnnlab.cli import main; sys.exit(main(sys.argv[1:]))"
+# as the `rnnlab` script runs it (main() without arguments reads sys.argv)
+CLI = "import sys; from rnnlab.cli import main; sys.exit(main())"
 LOAD = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_counter(); "
         "rl.load(sys.argv[1]); print(time.perf_counter() - t0)")
 LOAD_TWICE = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_counter(); "
