@@ -256,20 +256,25 @@ def main():
 
     # PyTorch with its default threads and with one (on a loaded machine its thread pool
     # can spin against other processes); the faster of the two is the baseline
+    # CPU time (all threads of the process) per step beside the wall-clock rate: on a shared
+    # machine the rate follows the load, the CPU time much less
     rates = {"jax_step": [], "jax_epoch": [], "torch": [], "torch1": []}
+    cpu = {k: [] for k in rates}
+
+    def timed(name, run):
+        t, c = time.perf_counter(), time.process_time()
+        out = run()
+        rates[name].append(S / (time.perf_counter() - t))
+        cpu[name].append((time.process_time() - c) / S * 1e3)
+        return out
+
     p, o = params, opt_state
     for _ in range(args.repeats):
-        t = time.perf_counter()
-        p, o = jax_steps(p, o)
-        rates["jax_step"].append(S / (time.perf_counter() - t))
-        t = time.perf_counter()
-        p, o = jax_epoch(p, o)
-        rates["jax_epoch"].append(S / (time.perf_counter() - t))
+        p, o = timed("jax_step", lambda: jax_steps(p, o))
+        p, o = timed("jax_epoch", lambda: jax_epoch(p, o))
         for name, threads in (("torch", default_threads), ("torch1", 1)):
             torch.set_num_threads(threads)
-            t = time.perf_counter()
-            torch_steps()
-            rates[name].append(S / (time.perf_counter() - t))
+            timed(name, torch_steps)
         torch.set_num_threads(default_threads)
     load_after = os.getloadavg()[0]
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -281,11 +286,11 @@ def main():
         ("rnnlab: epoch program of fit (lax.scan)", f"{compile_epoch:.1f}", "jax_epoch"),
     ]
     lines = ["| implementation | compile (s) | steps/s median | blocks (steps/s) | ratio to "
-             "faster PyTorch |", "|---|---|---|---|---|"]
+             "faster PyTorch | CPU ms/step median |", "|---|---|---|---|---|---|"]
     for name, comp, k in rows:
         blocks = ", ".join(f"{r:.2f}" for r in rates[k])
         lines.append(f"| {name} | {comp} | {med[k]:.2f} | {blocks} | "
-                     f"{med[k] / base:.2f} |")
+                     f"{med[k] / base:.2f} | {statistics.median(cpu[k]):.0f} |")
     body = (
         f"Training steps per second of LFADS, batch {B} trials x {args.time} bins x "
         f"{args.neurons} neurons (Poisson), encoders 64+64, controller 64, inferred input 1, "
@@ -294,7 +299,8 @@ def main():
         f"both sides (KL of the initial condition {scales.kl_ic_scale:g}, of the inputs "
         f"{scales.kl_co_scale:g}, generator L2 {scales.l2_gen_scale:g}). "
         f"{args.repeats} alternating blocks of {S} steps per side, "
-        f"after a warm-up; torch {torch.__version__}. "
+        f"after a warm-up; torch {torch.__version__}. CPU time: the process's, all threads, "
+        f"per step. "
         f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on a shared "
         f"{os.cpu_count()}-core machine: compare ratios.\n\n" + "\n".join(lines))
     print(body)

@@ -171,16 +171,17 @@ def test_decoder_gradients_equal_autodiff_of_its_loop(sample):
     GRUs' clipping active; every input gets its cotangent (masks and noise included)."""
     from rnnlab.lfads._loops import _decoder_forward, decoder
 
-    C, G, F, co, T = 4, 6, 3, 2, 7
+    C, G, F, co, E, T = 4, 6, 3, 2, 2, 7
     ks = iter(jax.random.split(jax.random.PRNGKey(1), 20))
 
     def rnd(*shape, scale=1.0):
         return scale * jax.random.normal(next(ks), shape)
 
     weights = (rnd(3 * C, F), (rnd(2 * C, C), rnd(C, C)), rnd(2 * co, C), rnd(2 * co),
-               rnd(3 * G, co), (rnd(2 * G, G, scale=2.0), rnd(G, G, scale=2.0)), rnd(F, G))
+               rnd(3 * G, co + E), rnd(3 * G, scale=2.0),
+               (rnd(2 * G, G, scale=2.0), rnd(G, G, scale=2.0)), rnd(F, G))
     xs = (rnd(3, T, 3 * C, scale=2.0), 1.0 + 0.2 * rnd(3, T, F), rnd(3, T, co),
-          rnd(3, T, 3 * G, scale=2.0), 1.0 + 0.2 * rnd(3, T, G))
+          rnd(3, T, E), 1.0 + 0.2 * rnd(3, T, G))
     init = (0.3 * rnd(G), 0.3 * rnd(C), rnd(F))
     static = (0.6, 0.8, co, sample)
 

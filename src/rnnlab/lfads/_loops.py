@@ -237,16 +237,17 @@ def gru_group(clips: tuple, reverse: tuple, weights: list, x: jax.Array, h0s: li
 
 def _decoder_forward(static, weights, xs, init):
     con_clip, gen_clip, co, sample = static
-    w_cf, (w_czr, w_cn), w_co, b_co, w_gu, (w_gzr, w_gn), w_fac = weights
+    w_cf, (w_czr, w_cn), w_co, b_co, w_gx, b_g, (w_gzr, w_gn), w_fac = weights
 
     def body(carry, x):
         g, c, f = carry
-        ci, fkeep, noise, gx, gkeep = x
+        ci, fkeep, noise, ext, gkeep = x
         c, c_gates = gru_step(ci + (f * fkeep) @ w_cf.T, c, w_czr, w_cn, con_clip)
         p = c @ w_co.T + b_co
         m, s = p[..., :co], jnp.exp(0.5 * p[..., co:])
         u = m + s * noise if sample else m
-        g, g_gates = gru_step(gx + u @ w_gu.T, g, w_gzr, w_gn, gen_clip)
+        g, g_gates = gru_step(jnp.concatenate([u, ext], axis=-1) @ w_gx.T + b_g, g, w_gzr,
+                              w_gn, gen_clip)
         f = (g * gkeep) @ w_fac.T
         return (g, c, f), ((g, c, m, s, u, f), (c_gates, g_gates))
 
@@ -257,9 +258,9 @@ def _decoder_forward(static, weights, xs, init):
 def _decoder_backward(static, res, g_outs):
     con_clip, gen_clip, co, sample = static
     outs, weights, xs, init, (c_gates, g_gates) = res
-    w_cf, (w_czr, w_cn), w_co, b_co, w_gu, (w_gzr, w_gn), w_fac = weights
+    w_cf, (w_czr, w_cn), w_co, b_co, w_gx, _, (w_gzr, w_gn), w_fac = weights
     g_states, c_states, _, s_all, u_all, f_all = outs
-    _, fkeep, noise, _, gkeep = xs
+    _, fkeep, noise, ext, gkeep = xs
     g_prev, c_prev, f_prev = (_shift(h0, h) for h0, h in zip(init, (g_states, c_states, f_all)))
 
     def body(carry, x):
@@ -268,31 +269,33 @@ def _decoder_backward(static, res, g_outs):
         df = df + Gf
         d_gk = df @ w_fac  # the cotangent of the dropped-out state
         d_xg, dg_prev = gru_step_backward(dg + Gg + d_gk * gk, gp, gg, w_gzr, w_gn, gen_clip)
-        du = Gu + d_xg @ w_gu
+        d_ue = d_xg @ w_gx
+        du = Gu + d_ue[..., :co]
         ds = Gs + du * nz if sample else Gs
         dp = jnp.concatenate([Gm + du, ds * 0.5 * s], axis=-1)
         d_xc, dc_prev = gru_step_backward(dc + Gc + dp @ w_co, cp, cg, w_czr, w_cn, con_clip)
         d_fk = d_xc @ w_cf
         out = (d_xc, d_xg, dp, df, d_fk * fp, du * s if sample else jnp.zeros_like(nz),
-               d_gk * g)
+               d_gk * g, d_ue[..., co:])
         return (dg_prev, dc_prev, d_fk * fk), out
 
     inp = (tuple(g_outs), (g_prev, c_prev, f_prev, g_states, s_all, fkeep, noise, gkeep),
            (c_gates, g_gates))
-    d_init, (d_xc, d_xg, dp, df, d_fkeep, d_noise, d_gkeep) = jax.lax.scan(
+    d_init, (d_xc, d_xg, dp, df, d_fkeep, d_noise, d_gkeep, d_ext) = jax.lax.scan(
         body, tuple(jnp.zeros_like(h) for h in init), inp, reverse=True)
-    # products over all steps and trials; the few-column ones (the inferred inputs' weights,
-    # co_linear's bias) as extra columns of larger ones (a lone matrix-vector product or
-    # reduction is slower than the columns it adds)
+    # products over all steps and trials; the few-column ones (the generator's input weights
+    # and bias, co_linear's bias) as extra columns of larger ones (a lone matrix-vector
+    # product or reduction is slower than the columns it adds)
     C, G = c_prev.shape[-1], g_prev.shape[-1]
     d_co = _outer(dp, _with_ones(c_states))
-    d_gzr = _outer(d_xg[..., : 2 * G], jnp.concatenate([g_prev, u_all], axis=-1))
-    d_gn = _outer(d_xg[..., 2 * G :], jnp.concatenate([g_gates[1] * g_prev, u_all], axis=-1))
+    ue1 = _with_ones(jnp.concatenate([u_all, ext], axis=-1))
+    d_gzr = _outer(d_xg[..., : 2 * G], jnp.concatenate([g_prev, ue1], axis=-1))
+    d_gn = _outer(d_xg[..., 2 * G :], jnp.concatenate([g_gates[1] * g_prev, ue1], axis=-1))
+    d_g = jnp.concatenate([d_gzr[:, G:], d_gn[:, G:]])
     d_w = (_outer(d_xc, f_prev * fkeep), _gru_weight_grads(d_xc, c_prev, c_gates[1]),
-           d_co[:, :C], d_co[:, C],
-           jnp.concatenate([d_gzr[:, G:], d_gn[:, G:]]), (d_gzr[:, :G], d_gn[:, :G]),
+           d_co[:, :C], d_co[:, C], d_g[:, :-1], d_g[:, -1], (d_gzr[:, :G], d_gn[:, :G]),
            _outer(df, g_states * gkeep))
-    return d_w, (d_xc, d_fkeep, d_noise, d_xg, d_gkeep), d_init
+    return d_w, (d_xc, d_fkeep, d_noise, d_ext, d_gkeep), d_init
 
 
 _decoder = looped(_decoder_forward, _decoder_backward)
@@ -303,12 +306,12 @@ def decoder(static: tuple, weights: tuple, xs: tuple, init: tuple) -> tuple:
 
     ``static`` (controller clip, generator clip, co_dim, sample the inferred inputs);
     ``weights`` (w_cf [3C, F]: the controller's input weights on the factors, (w_zr, w_n)
-    of the controller, co_linear's weight [2co, C] and bias [2co], w_gu [3G, co]: the
-    generator's input weights on the inferred inputs, (w_zr, w_n) of the generator, the
-    factor readout [F, G]); ``xs`` per step (the controller's input part from the encoders
-    [T, 3C], the factors' dropout mask [T, F], the inferred inputs' noise [T, co], the
-    generator's input part from the external inputs with its bias [T, 3G], the generator
-    state's dropout mask [T, G]); ``init`` (generator state, controller state, factors).
+    of the controller, co_linear's weight [2co, C] and bias [2co], the generator's input
+    weights [3G, co + E] (inferred inputs, then external inputs) and bias [3G], (w_zr, w_n)
+    of the generator, the factor readout [F, G]); ``xs`` per step (the controller's input
+    part from the encoders [T, 3C], the factors' dropout mask [T, F], the inferred inputs'
+    noise [T, co], the external inputs (dropped out) [T, E], the generator state's dropout
+    mask [T, G]); ``init`` (generator state, controller state, factors).
 
     Returns (generator states [T, G], controller states [T, C], inferred-input means and
     standard deviations [T, co], inferred inputs (sampled or the means) [T, co], factors
@@ -317,6 +320,6 @@ def decoder(static: tuple, weights: tuple, xs: tuple, init: tuple) -> tuple:
         c_t = GRU_con(ci_t + W_cf (f_{t-1} * fkeep_t), c_{t-1})
         mean_t, logvar_t = co_linear(c_t);  std_t = exp(logvar_t / 2)
         u_t = mean_t + std_t * noise_t  (or mean_t without sampling)
-        g_t = GRU_gen(gx_t + W_gu u_t, g_{t-1});  f_t = W_fac (g_t * gkeep_t)
+        g_t = GRU_gen(W_g [u_t, ext_t] + b_g, g_{t-1});  f_t = W_fac (g_t * gkeep_t)
     """
     return _decoder(tuple(static), tuple(weights), tuple(xs), tuple(init))

@@ -360,20 +360,19 @@ class LFADS(eqx.Module):
         w_fac = self.fac_linear.effective_weight()  # normalised once, not every step
         gen_hh = self.gen_cell.split_hh()
         if self.use_con:
-            # the input parts from the encodings (controller) and the external inputs
-            # (generator), for all steps at once; the factors' and the inferred inputs'
-            # parts depend on the previous step and stay in the loop
-            n_ci, co = 2 * self.ci_enc_dim, self.co_dim
+            # the controller's input part from the encodings for all steps at once; the
+            # factors' and the generator's (inferred and external inputs) parts depend on
+            # the previous step and stay in the loop
+            n_ci = 2 * self.ci_enc_dim
             w_ci = self.con_cell.weight_ih[:, :n_ci]
             ci_pre = (ci * con_keep[:, :n_ci]) @ w_ci.T + self.con_cell.bias_ih
-            gx_pre = ext @ self.gen_cell.weight_ih[:, co:].T + self.gen_cell.bias_ih
             weights = (self.con_cell.weight_ih[:, n_ci:], self.con_cell.split_hh(),
-                       self.co_linear.weight, self.co_linear.bias,
-                       self.gen_cell.weight_ih[:, :co], gen_hh, w_fac)
+                       self.co_linear.weight, self.co_linear.bias, self.gen_cell.weight_ih,
+                       self.gen_cell.bias_ih, gen_hh, w_fac)
             static = (self.con_cell.clip_value, self.gen_cell.clip_value, co,
                       bool(sample_posteriors))
             gen_states, con_states, co_means, co_stds, inputs, factors = decoder(
-                static, weights, (ci_pre, con_keep[:, n_ci:], co_noise, gx_pre, gen_keep),
+                static, weights, (ci_pre, con_keep[:, n_ci:], co_noise, ext, gen_keep),
                 (gen_init, self.con_h0, factor0))
             gen_inputs = jnp.concatenate([inputs, ext], axis=1)
         else:
