@@ -57,8 +57,28 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """(sum of RSS over the process tree under ``root``, largest single RSS)."""
+def _what(pid: int) -> str:
+    """A short name for a process of the suite: pytest's controller, an xdist worker, a
+    child pytest, a CLI subprocess (its rnnlab command), or its command line's start."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return "?"
+    line = " ".join(args)
+    if "sys.stdin.readline" in line or "execnet" in line or "xdist" in line:  # execnet's start
+        return "xdist worker"
+    if "pytest" in line:
+        return "pytest" if "--junitxml" not in line else "child pytest (default XLA flags)"
+    if "rnnlab" in line and "main" in line:
+        cmd = next((a for a in args[3:] if not a.startswith("-")), "")
+        return f"CLI subprocess ({cmd})" if cmd else "CLI subprocess"
+    return line[:60]
+
+
+def tree_rss(root: int, parts: list | None = None) -> tuple[int, int]:
+    """(sum of RSS over the process tree under ``root``, largest single RSS); with ``parts``
+    (a list), the (RSS, process) of each process is appended to it."""
     kids = _children()
     todo, total, largest = [root], 0, 0
     while todo:
@@ -66,6 +86,8 @@ def tree_rss(root: int) -> tuple[int, int]:
         r = _rss_bytes(pid)
         total += r
         largest = max(largest, r)
+        if parts is not None and r:
+            parts.append((r, pid))
         todo.extend(kids.get(pid, []))
     return total, largest
 
@@ -95,11 +117,15 @@ def main() -> None:
     proc = subprocess.Popen(cmd, cwd=args.checkout, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     peak = [0, 0]
+    at_peak: list[tuple[int, str]] = []  # the processes when the summed peak was sampled
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            total, largest = tree_rss(proc.pid)
+            parts: list = []
+            total, largest = tree_rss(proc.pid, parts)
+            if total > peak[0]:
+                at_peak[:] = sorted(((r, _what(pid)) for r, pid in parts), reverse=True)
             peak[0] = max(peak[0], total)
             peak[1] = max(peak[1], largest)
             done.wait(0.25)
@@ -121,6 +147,7 @@ def main() -> None:
         per_file[m.group(2)] += float(m.group(1))
     slow_files = sorted(per_file.items(), key=lambda kv: -kv[1])[:10]
     rows = "\n".join(f"| {f} | {s:.0f} |" for f, s in slow_files)
+    peak_rows = "\n".join(f"| {w} | {r / 2**30:.2f} |" for r, w in at_peak)
     gib = 1024 ** 3
     what = ("`bash .ci/run` (a fresh .venv, the install, then the README's test command "
             "`.venv/bin/python -m pytest -q`; the wall time includes the install)" if args.ci
@@ -137,6 +164,12 @@ machine.
 | wall time | {wall:.0f} s ({wall / 60:.1f} min) |
 | peak memory, summed over the process tree | {peak[0] / gib:.2f} GiB |
 | peak memory, largest single process | {peak[1] / gib:.2f} GiB |
+
+The processes at the summed peak:
+
+| process | GiB |
+|---|---|
+{peak_rows}
 
 Slowest files (seconds of setup, call and teardown summed over the tests pytest lists: all of
 them, or with `--ci` the 20 slowest):

@@ -8,6 +8,7 @@ import pytest
 from rnnlab.tasks import ContextDecisionMaking
 from rnnlab.tasks._common import sample_steps
 from rnnlab.tasks._decisions import _CDDM_COHERENCES
+from _task_batches import batch
 
 # the gaps were built on NeuroGym's epochs (the task's default until the Mante lab's protocol)
 NEUROGYM = dict(stimulus_coding="pair", target="response", input_noise=0.1,
@@ -20,15 +21,8 @@ def CDM(**params):
 KEYS = jax.random.split(jax.random.PRNGKey(3), 64)
 
 
-_BATCHES: dict = {}
-
-
 def _batch(task, keys=KEYS):
-    """Trials of ``task`` for ``keys``, each (task, number of keys) compiled once per module."""
-    cache = (task, len(keys), int(keys[0, 0]))
-    if cache not in _BATCHES:
-        _BATCHES[cache] = jax.jit(jax.vmap(task.sample))(keys)
-    return _BATCHES[cache]
+    return batch(task, keys)
 
 
 def _old_sample(task, key):

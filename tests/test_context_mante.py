@@ -9,18 +9,14 @@ import pytest
 from rnnlab.tasks import ContextDecisionMaking
 from rnnlab.tasks._common import to_steps
 from rnnlab.tasks._decisions import _CDDM_COHERENCES
+from _task_batches import batch
 
 KEYS = jax.random.split(jax.random.PRNGKey(11), 48)
 MANTE_COHS = (-0.15, -0.036, -0.009, 0.009, 0.036, 0.15)
 
-_BATCHES: dict = {}
-
 
 def _batch(task, keys=KEYS):
-    cache = (task, len(keys), int(keys[0, 0]))
-    if cache not in _BATCHES:
-        _BATCHES[cache] = jax.jit(jax.vmap(task.sample))(keys)
-    return _BATCHES[cache]
+    return batch(task, keys)
 
 
 def _todays_trial(task, key, cond):
