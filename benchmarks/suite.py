@@ -48,28 +48,26 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def _rss_bytes(pid: int) -> int:
+def _proc_bytes(pid: int, file: str, field: str) -> int:
+    """A size in kB from /proc/PID/FILE's line ``field:``, in bytes (0 if gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{file}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def _rss_bytes(pid: int) -> int:
+    return _proc_bytes(pid, "status", "VmRSS:")
 
 
 def _pss_bytes(pid: int) -> int:
     """Proportional set size: each shared page counted once in all, divided among the
     processes that map it (the sum over processes is what the machine holds)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_bytes(pid, "smaps_rollup", "Pss:")
 
 
 def _what(pid: int) -> str:
