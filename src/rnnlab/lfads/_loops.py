@@ -189,7 +189,9 @@ def _group_backward(static, res, g_states):
     clips, reverse = static
     states, weights, x, h0s, gates = res
     prevs = [_shift(h0, s) for h0, s in zip(h0s, states)]
-    groups = [[i for i, r in enumerate(reverse) if r == rev] for rev in (False, True)]
+    # the cells of each time direction present: (reversed?, their indices)
+    groups = [(rev, idx) for rev in (False, True)
+              if (idx := [i for i, r in enumerate(reverse) if r == rev])]
 
     def body(dhs, inp):
         g_t, prev_t, gate_t = inp
@@ -198,14 +200,13 @@ def _group_backward(static, res, g_states):
                              in zip(clips, weights, dhs, g_t, prev_t, gate_t)))
         # each time direction's input-part cotangents side by side (one product each below)
         return list(d_prev), [jnp.concatenate([d_xa[i] for i in idx], axis=-1)
-                              for idx in groups if idx]
+                              for _, idx in groups]
 
     d_h0s, d_groups = jax.lax.scan(body, [jnp.zeros_like(h) for h in h0s],
                                    (g_states, prevs, gates), reverse=True)
     x1 = _with_ones(x)
     d_w, d_x = [None] * len(h0s), jnp.zeros_like(x)
-    for idx, rev, d in zip([g for g in groups if g], [r for r, g in zip((False, True), groups)
-                                                      if g], d_groups):
+    for (rev, idx), d in zip(groups, d_groups):
         # the input weights and biases of a time direction's cells: one product (the
         # bias's gradient a column of it, not a separate reduction)
         d_ih = _outer(d, x1[::-1] if rev else x1)
@@ -215,7 +216,8 @@ def _group_backward(static, res, g_states):
             di = d[..., start : start + w_ih.shape[0]]
             dw = d_ih[start : start + w_ih.shape[0]]
             d_w[i] = (dw[:, :-1], dw[:, -1], _gru_weight_grads(di, prevs[i], gates[i][1]))
-            d_x = d_x + (di @ w_ih)[::-1] if rev else d_x + di @ w_ih
+            dx = di @ w_ih
+            d_x = d_x + (dx[::-1] if rev else dx)
             start += w_ih.shape[0]
     return d_w, d_x, d_h0s
 

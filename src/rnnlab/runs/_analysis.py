@@ -3,6 +3,7 @@ each of its task's inputs, PCA, topology among the roots, attractor manifolds pe
 `RunAnalysis`, its result, saved to and loaded from ``RUN/analysis/``."""
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -584,10 +585,18 @@ def _sample_trials(task, key, n_trials: int):
     once, in 0.02 s, and compiles in 1.0 s instead of 3.5 s (flip-flop, 256 trials). The
     inputs can differ from the eager draw's in their last bit (XLA's rounding of fused
     operations); only the starting states depend on them, and the analysed inputs come
-    from the task."""
-    draw = jax.jit(lambda k: task.sample_batch(k, n_trials),
-                   compiler_options={"xla_backend_optimization_level": 0})
+    from the task. The compiled draw is kept per (task, number of trials) in the process."""
+    try:
+        draw = _trial_draw(task, n_trials)
+    except TypeError:  # a task with unhashable fields: compiled for this call only
+        draw = _trial_draw.__wrapped__(task, n_trials)
     return draw(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _trial_draw(task, n_trials: int):
+    return jax.jit(lambda k: task.sample_batch(k, n_trials),
+                   compiler_options={"xla_backend_optimization_level": 0})
 
 
 def _refuse_other_settings(target: Path, settings: dict[str, Any]) -> None:

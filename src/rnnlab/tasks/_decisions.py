@@ -276,21 +276,15 @@ class ContextDecisionMaking(DecisionTask):
             inputs = inputs + jnp.where(in_trial[:, None], self.input_noise * noise, 0.0)
         relevant = jnp.where(context == 0, motion, colour)
         side = jnp.stack([relevant > 0, relevant < 0]).astype(jnp.float32)  # (right, left)
-        if self.target == "response":
-            resp = window(t, r_on, end)
+        resp = window(t, r_on, end)  # (not "response": the stimulus' last target_window)
+        if self.target == "integral":
+            bounded = self._bounded_integral(inputs, context, stim)
+            targets = jnp.stack([jnp.maximum(bounded, 0.0), jnp.maximum(-bounded, 0.0)], axis=1)
+            targets = jnp.where(in_trial[:, None], targets, 0.0)
+            m = in_trial
+        else:
             targets = jnp.where(resp[:, None], side[None, :], 0.0)
-            m = (t < s_on) | window(t, d_on, end)
-        else:  # the choice is read from the stimulus' last target_window
-            resp = window(t, r_on, end)
-            if self.target == "stimulus_end":
-                targets = jnp.where(resp[:, None], side[None, :], 0.0)
-                m = resp
-            else:
-                bounded = self._bounded_integral(inputs, context, stim)
-                targets = jnp.stack([jnp.maximum(bounded, 0.0), jnp.maximum(-bounded, 0.0)],
-                                    axis=1)
-                targets = jnp.where(in_trial[:, None], targets, 0.0)
-                m = in_trial
+            m = resp if self.target == "stimulus_end" else (t < s_on) | window(t, d_on, end)
         mask = jnp.broadcast_to(m[:, None], targets.shape)
         if self.target == "integral":  # the target's own choice: the sign of I at the end
             choice = targets[end - 1, 0] > targets[end - 1, 1]
