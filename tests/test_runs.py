@@ -160,6 +160,29 @@ def test_analyze_run_rejects_bad_settings_by_name(tmp_path):
         with pytest.raises(ValueError, match=match):
             analyze_run(path, **kwargs)
     assert not (path / "analysis").exists()  # nothing written by a refused call
+    for seed in (1.5, "0", True, None):
+        with pytest.raises(TypeError, match="seed"):  # (the type checker of the tests, or ours)
+            analyze_run(path, seed=seed)
+    assert not (path / "analysis").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 7, -3, 2**40 + 5])
+def test_analysis_random_draws_are_jax_randoms_bit_for_bit(seed):
+    """The analysis draws its keys and candidate indices as single programs (compiled without
+    LLVM's passes); they are the bits of the eager jax.random calls they replace."""
+    from rnnlab.analysis._states import _draw_indices
+    from rnnlab.runs._analysis import _analysis_keys
+
+    want = jax.random.split(jax.random.PRNGKey(seed), 3)
+    got = _analysis_keys(seed)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    for n, size in ((1024, 128 * 50), (7, 3), (300, 2**20 + 11)):
+        k_idx, k_noise = jax.random.split(got[1])
+        pick, noise_key = _draw_indices(got[1], n, size)
+        np.testing.assert_array_equal(np.asarray(pick),
+                                      np.asarray(jax.random.randint(k_idx, (n,), 0, size)))
+        np.testing.assert_array_equal(np.asarray(noise_key), np.asarray(k_noise))
 
 
 def test_a_trained_run_is_scored_on_a_fixed_fresh_evaluation_set(trained):

@@ -1,5 +1,7 @@
 """Candidate states and PCA (linearisation: `_linear`)."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -63,12 +65,22 @@ def sample_states(
             "trajectory contains NaN or inf states (did the simulation diverge?); pass a mask "
             "marking only finite states as valid"
         )
-    k_idx, k_noise = jax.random.split(key)
-    pick = np.asarray(jax.random.randint(k_idx, (n,), 0, valid.size))
-    out = jnp.asarray(flat[valid[pick]], jnp.float32)
+    pick, k_noise = _draw_indices(key, n, valid.size)
+    out = jnp.asarray(np.asarray(flat[valid[np.asarray(pick)]], np.float32))
     if noise_std > 0:
         out = out + noise_std * jax.random.normal(k_noise, out.shape, out.dtype)
     return out
+
+
+@functools.partial(jax.jit, static_argnums=1,
+                   compiler_options={"xla_backend_optimization_level": 0})
+def _draw_indices(key, n: int, size):
+    """``jax.random.randint(k_idx, (n,), 0, size)`` and ``k_noise`` for ``k_idx, k_noise =
+    jax.random.split(key)``, as one program: dispatched one by one, the split, its unstacking
+    and the draw were four programs (0.5 s to compile, a cold `rnnlab analyze`'s tenth). Integer
+    arithmetic only, so compiled without LLVM's passes (quick) it gives the same bits."""
+    k_idx, k_noise = jax.random.split(key)
+    return jax.random.randint(k_idx, (n,), 0, size), k_noise
 
 
 class PCA(eqx.Module):

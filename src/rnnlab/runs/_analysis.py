@@ -445,6 +445,9 @@ def analyze_run(
     n_slow_initial = v.positive_int("n_slow_initial", n_slow_initial)
     n_components = v.positive_int("n_components", n_components)
     topology_starts = v.positive_int("topology_starts", topology_starts)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    seed = int(seed)
     tol = v.positive_number("tol", tol)
     noise = v.nonnegative_number("noise", noise)
     if slow_tol is not None:
@@ -469,8 +472,7 @@ def analyze_run(
     if save and not force:
         _refuse_other_settings(target, settings)
 
-    key = jax.random.PRNGKey(seed)
-    k_trials, k_samp, k_topo = jax.random.split(key, 3)
+    k_trials, k_samp, k_topo = _analysis_keys(seed)
     t0 = time.perf_counter()
 
     def phase(msg: str) -> None:
@@ -481,7 +483,8 @@ def analyze_run(
     phase(f"simulating {n_trials} trials of {type(task).__name__}; {n_initial} candidates")
     trials = _sample_trials(task, k_trials, n_trials)
     traj = simulate(model, trials.inputs)
-    candidates = sample_states(traj, n_initial, key=k_samp, noise_std=noise)
+    # on the host: the slices below are then no programs of their own
+    candidates = np.asarray(sample_states(traj, n_initial, key=k_samp, noise_std=noise))
     # The slow-point tolerance: a speed that moves less than a small fraction of the task
     # trajectories' extent over one trial (or the user's own).
     if not slow:
@@ -591,6 +594,15 @@ def _sample_trials(task, key, n_trials: int):
     except TypeError:  # a task with unhashable fields: compiled for this call only
         draw = _trial_draw.__wrapped__(task, n_trials)
     return draw(key)
+
+
+@functools.partial(jax.jit, static_argnums=0,
+                   compiler_options={"xla_backend_optimization_level": 0})
+def _analysis_keys(seed: int):
+    """``jax.random.split(jax.random.PRNGKey(seed), 3)`` unstacked, as one program (eagerly
+    three, compiled in 0.25 s cold); integer arithmetic, the same bits at any optimisation."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    return keys[0], keys[1], keys[2]
 
 
 @functools.lru_cache(maxsize=8)
