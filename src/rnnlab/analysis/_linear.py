@@ -24,9 +24,10 @@ def to_float64(model: AbstractRNN) -> AbstractRNN:
 
     Call it inside ``jax.enable_x64(True)``; outside that context JAX would silently keep float32.
     """
-    # Cast on the host and transfer: an eager astype compiles one small program per leaf shape.
+    # Cast on the host and transfer (an eager astype, and jnp.asarray of a numpy array, compile
+    # one small program per leaf shape; device_put compiles none).
     return jax.tree.map(
-        lambda a: jnp.asarray(np.asarray(a, np.float64)) if eqx.is_inexact_array(a) else a,
+        lambda a: jax.device_put(np.asarray(a, np.float64)) if eqx.is_inexact_array(a) else a,
         model,
     )
 
@@ -81,8 +82,8 @@ def linear_terms(
             ub = inputs[start:start + LINEAR_BLOCK]
             m = xb.shape[0]
             pad = np.zeros(LINEAR_BLOCK - m, int)
-            outs = _linear_terms(m64, jnp.asarray(np.concatenate([xb, xb[pad]])),
-                                 jnp.asarray(np.concatenate([ub, ub[pad]])))
+            outs = _linear_terms(m64, jax.device_put(np.concatenate([xb, xb[pad]])),
+                                 jax.device_put(np.concatenate([ub, ub[pad]])))
             parts.append([np.asarray(a)[:m] for a in outs])
     f, jac, jin, out = (np.concatenate(p) for p in zip(*parts))
     return f, jac, jin, out

@@ -66,7 +66,7 @@ def sample_states(
             "marking only finite states as valid"
         )
     pick, k_noise = _draw_indices(key, n, valid.size)
-    out = jnp.asarray(np.asarray(flat[valid[np.asarray(pick)]], np.float32))
+    out = jax.device_put(np.asarray(flat[valid[np.asarray(pick)]], np.float32))
     if noise_std > 0:
         out = out + noise_std * jax.random.normal(k_noise, out.shape, out.dtype)
     return out

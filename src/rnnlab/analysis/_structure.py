@@ -103,7 +103,8 @@ def topology(
     noise = np.asarray(jax.random.normal(key, x0.shape)) * noise_std
     u_all = np.repeat(point_inputs, n_starts, axis=0)
     ends = np.asarray(
-        _run_to_end(model, jnp.asarray(x0 + noise, jnp.float32), jnp.asarray(u_all, jnp.float32),
+        _run_to_end(model, jax.device_put(np.asarray(x0 + noise, np.float32)),
+                    jax.device_put(np.asarray(u_all, np.float32)),
                     int(n_steps)),
         np.float64,
     )
