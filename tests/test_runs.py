@@ -243,3 +243,23 @@ def test_figures_say_which_analysis_they_draw(tmp_path):
     (line,) = [n for n in data.notes if n.startswith("drawn from the analysis")]
     assert str(other) in line and "64 candidates" in line and "input0" in line
     assert [m.kind for m in data.manifolds] == ["line"]
+
+
+def test_the_second_search_thread_keeps_the_callers_x64_setting_and_errors():
+    """`analyze_run` runs its slow-point search in a second thread: JAX's configuration
+    contexts are per thread, so the caller's `enable_x64` is carried there; exceptions come
+    back to the caller."""
+    import jax.numpy as jnp
+
+    from rnnlab.runs._analysis import _in_thread
+
+    for x64 in (False, True):
+        with jax.enable_x64(x64):
+            wait = _in_thread(lambda a: (jnp.asarray(a).dtype, jax.config.jax_enable_x64), 1.5)
+            assert wait() == (np.dtype(np.float64 if x64 else np.float32), x64)
+
+    def fail():
+        raise ValueError("from the thread")
+
+    with pytest.raises(ValueError, match="from the thread"):
+        _in_thread(fail)()

@@ -16,7 +16,6 @@ keep their meaning. Roots are the same for any ``s``.
 import functools
 import math
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
@@ -428,8 +427,9 @@ class _RootBank:
         _, jac = _padded_call(_res_jac, self.model, x[new_idx], self.us[new_idx], self.scale)
         usable = np.zeros(new_idx.size, bool)
         inv = np.zeros_like(jac)
-        with one_blas_thread(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # singular Jacobians (continua of roots) are expected
+        # singular Jacobians (continua of roots) are expected: their floating-point warnings
+        # are silenced (np.errstate, per thread: the analysis searches in two threads)
+        with one_blas_thread(), np.errstate(all="ignore"):
             for j in range(new_idx.size):
                 if not np.all(np.isfinite(jac[j])):
                     continue
