@@ -4,7 +4,10 @@ tree (``git worktree add /tmp/rnnlab_base <rev>``), runs alternating so both see
 the import), and `rnnlab evaluate RUN` with an empty and with a warm compilation cache.
 
     python benchmarks/startup.py --run RUN --baseline /tmp/rnnlab_base --rev <rev>
-        [--repeats 5] [--no-write]
+        [--baseline-python PY] [--repeats 5] [--no-write]
+
+``--baseline-python`` runs the baseline with another interpreter (an environment with other
+dependencies, e.g. the ml_dtypes release the baseline was measured with).
 
 ``--only load [--model FILE]`` times model loading alone (the first `rl.load` in a process,
 after the import, and a second load of the same file), on ``FILE`` or RUN's model.
@@ -31,11 +34,12 @@ LOAD_TWICE = ("import sys, time; import rnnlab as rl; rl.load; t0 = time.perf_co
               "print(t1 - t0, time.perf_counter() - t1)")
 
 
-def timed(src: Path, code: str, args, env_extra=None) -> tuple[float, str]:
+def timed(src: Path, code: str, args, env_extra=None, python: str = sys.executable
+          ) -> tuple[float, str]:
     env = {**os.environ, "PYTHONPATH": str(src), "RNNLAB_COMPILE_CACHE": "0",
            **(env_extra or {})}
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+    p = subprocess.run([python, "-c", code, *args], env=env, capture_output=True,
                        text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
@@ -50,6 +54,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("all", "load"), default="all")
     ap.add_argument("--baseline", type=Path, required=True)
     ap.add_argument("--rev", default="baseline")
+    ap.add_argument("--baseline-python", default=sys.executable,
+                    help="the interpreter (environment) that runs the baseline")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
@@ -61,38 +67,39 @@ def main() -> None:
         return load_only(trees, model, a)
     rows: dict[tuple[str, str], list[float]] = {}
     load0 = os.getloadavg()[0]
+    pythons = {"baseline": a.baseline_python, "this tree": sys.executable}
     with tempfile.TemporaryDirectory() as caches:
         for r in range(a.repeats):
             for tree, src in trees.items():
+                py = pythons[tree]
+
                 def add(name, value):
                     rows.setdefault((name, tree), []).append(value)
 
-                add("rnnlab --help", timed(src, CLI, ["--help"])[0])
-                add("rnnlab tasks", timed(src, CLI, ["tasks"])[0])
-                add("rl.load(model) after import", float(timed(src, LOAD, [model])[1]))
-                if tree == "baseline":
-                    add("rnnlab evaluate RUN", timed(src, CLI, ["evaluate", str(a.run)])[0])
-                else:
-                    cache = {"RNNLAB_COMPILE_CACHE": "1",
-                             "RNNLAB_CACHE_DIR": str(Path(caches) / f"c{r}")}
-                    add("rnnlab evaluate RUN", timed(src, CLI, ["evaluate", str(a.run)],
-                                                     cache)[0])
-                    add("rnnlab evaluate RUN (cache warm)",
-                        timed(src, CLI, ["evaluate", str(a.run)], cache)[0])
+                add("rnnlab --help", timed(src, CLI, ["--help"], python=py)[0])
+                add("rnnlab tasks", timed(src, CLI, ["tasks"], python=py)[0])
+                add("rl.load(model) after import",
+                    float(timed(src, LOAD, [model], python=py)[1]))
+                cache = {"RNNLAB_COMPILE_CACHE": "1",
+                         "RNNLAB_CACHE_DIR": str(Path(caches) / f"{tree}-{r}")}
+                add("rnnlab evaluate RUN (cache empty)",
+                    timed(src, CLI, ["evaluate", str(a.run)], cache, python=py)[0])
+                add("rnnlab evaluate RUN (cache warm)",
+                    timed(src, CLI, ["evaluate", str(a.run)], cache, python=py)[0])
     load1 = os.getloadavg()[0]
     names = list(dict.fromkeys(n for n, _ in rows))
     lines = ["| what | baseline median (s) | this tree median (s) | ratio |", "|---|---|---|---|"]
-    base_eval = statistics.median(rows[("rnnlab evaluate RUN", "baseline")])
     for n in names:
-        b = rows.get((n, "baseline"))
+        b = statistics.median(rows[(n, "baseline")])
         t = statistics.median(rows[(n, "this tree")])
-        bm = statistics.median(b) if b else base_eval
-        lines.append(f"| {n} | {bm:.3f} | {t:.3f} | {t / bm:.2f} |")
+        lines.append(f"| {n} | {b:.3f} | {t:.3f} | {t / b:.2f} |")
+    who = ("" if a.baseline_python == sys.executable else
+           f" (run by `{a.baseline_python}`; this tree by `{sys.executable}`)")
     body = (f"Process start to exit (model loading: inside the process, after the import), "
-            f"medians of {a.repeats} alternating runs; baseline = rnnlab at `{a.rev}`; the "
-            f"warm-cache row is compared with the baseline's evaluate. Load average {load0:.1f} "
-            f"before, {load1:.1f} after, on a shared 2-core machine: compare ratios.\n\n"
-            + "\n".join(lines) + "\n")
+            f"medians of {a.repeats} alternating runs; baseline = rnnlab at `{a.rev}`{who}; "
+            f"evaluate first with an empty compilation cache folder, then with the one it "
+            f"filled. Load average {load0:.1f} before, {load1:.1f} after, on a shared 2-core "
+            f"machine: compare ratios.\n\n" + "\n".join(lines) + "\n")
     print(body)
     if not a.no_write:
         from _results import write_section
