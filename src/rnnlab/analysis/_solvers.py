@@ -16,6 +16,7 @@ keep their meaning. Roots are the same for any ``s``.
 import functools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
@@ -65,18 +66,22 @@ def n_workers() -> int:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def parallel_rows(fn, n: int, *, min_rows: int = 2) -> None:
     """Call ``fn(rows)`` on a split of ``range(n)`` across `n_workers` threads (one call in
-    this thread when that is one, or when n < 2 * min_rows). ``fn`` writes its own results."""
+    this thread when that is one, or when n < 2 * min_rows). ``fn`` writes its own results.
+    Safe to call from several threads at once (`analyze_run` searches in two): they share
+    the pool; ``fn`` must not itself call `parallel_rows`."""
     global _POOL
     workers = min(n_workers(), n // max(min_rows, 1))
     if workers <= 1:
         fn(np.arange(n))
         return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=n_workers())
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=n_workers())
     parts = np.array_split(np.arange(n), workers)
     for f in [_POOL.submit(fn, rows) for rows in parts]:
         f.result()
