@@ -72,8 +72,12 @@ def sample_states(
     return out
 
 
-@functools.partial(jax.jit, static_argnums=1,
-                   compiler_options={"xla_backend_optimization_level": 0})
+# For programs that run once and are cheap to run: compiled without LLVM's optimisation passes
+# (integer work gives the same bits; float work can differ in its last bits).
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+@functools.partial(jax.jit, static_argnums=1, compiler_options=_QUICK_COMPILE)
 def _draw_indices(key, n: int, size):
     """``jax.random.randint(k_idx, (n,), 0, size)`` and ``k_noise`` for ``k_idx, k_noise =
     jax.random.split(key)``, as one program: dispatched one by one, the split, its unstacking

@@ -8,8 +8,10 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -586,31 +588,27 @@ def analyze_run(
 
 
 def _in_thread(fn, *args, **kwargs):
-    """Start ``fn(*args, **kwargs)`` in a new thread, with this thread's `jax.enable_x64`
-    setting (JAX's configuration contexts are per thread); returns a function that waits for
-    the result (or raises the exception ``fn`` raised)."""
-    import threading
-
+    """Start ``fn(*args, **kwargs)`` in a new daemon thread (an interrupted analysis does not
+    wait for it), with this thread's `jax.enable_x64` setting (JAX's configuration contexts
+    are per thread); returns a function that waits for the result (or raises the exception
+    ``fn`` raised)."""
     x64 = bool(jax.config.jax_enable_x64)
-    box: dict[str, Any] = {}
+    future: Future = Future()
 
     def run():
         try:
             with jax.enable_x64(x64):
-                box["value"] = fn(*args, **kwargs)
+                future.set_result(fn(*args, **kwargs))
         except BaseException as e:  # handed to the waiting thread
-            box["error"] = e
+            future.set_exception(e)
 
-    thread = threading.Thread(target=run, name="rnnlab-analysis", daemon=True)
-    thread.start()
+    threading.Thread(target=run, name="rnnlab-analysis", daemon=True).start()
+    return future.result
 
-    def result():
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
 
-    return result
+# The analysis' one-off programs (trial draw, keys) compile without LLVM's optimisation passes
+# (as `rnnlab.analysis._states`' candidate indices do).
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 def _sample_trials(task, key, n_trials: int):
@@ -629,8 +627,7 @@ def _sample_trials(task, key, n_trials: int):
     return draw(key)
 
 
-@functools.partial(jax.jit, static_argnums=0,
-                   compiler_options={"xla_backend_optimization_level": 0})
+@functools.partial(jax.jit, static_argnums=0, compiler_options=_QUICK_COMPILE)
 def _analysis_keys(seed: int):
     """``jax.random.split(jax.random.PRNGKey(seed), 3)`` unstacked, as one program (eagerly
     three, compiled in 0.25 s cold); integer arithmetic, the same bits at any optimisation."""
@@ -640,8 +637,7 @@ def _analysis_keys(seed: int):
 
 @functools.lru_cache(maxsize=8)
 def _trial_draw(task, n_trials: int):
-    return jax.jit(lambda k: task.sample_batch(k, n_trials),
-                   compiler_options={"xla_backend_optimization_level": 0})
+    return jax.jit(lambda k: task.sample_batch(k, n_trials), compiler_options=_QUICK_COMPILE)
 
 
 def _refuse_other_settings(target: Path, settings: dict[str, Any]) -> None:
