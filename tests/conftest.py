@@ -18,21 +18,26 @@ os.environ.setdefault("RNNLAB_COMPILE_CACHE", "0")
 # of the suite's time: on tests/test_model_contract.py 111 s of 139 s were LLVM code generation.
 # The tests compile without LLVM's optimisation passes (--xla_backend_optimization_level=0):
 # the compiled code runs slower, which the small test programs do not feel, and that file then
-# took 74 s. The results can differ from optimised code in their last bits, so the tests that
-# compare with bits saved under the default flags (marker `default_xla`, below) run in a child
-# process with those flags; the other bit-exact tests compare two runs under the same flags
-# (same bytes across processes, resume equals uninterrupted). RNNLAB_TEST_XLA_OPT=1 runs the
-# whole suite with XLA's default optimisation, as users run it. Set here, before any test
-# starts a JAX backend; inherited by the xdist workers and the CLI subprocesses.
-if os.environ.get("RNNLAB_TEST_XLA_OPT") != "1" and "xla_backend_optimization_level" not in (
-    os.environ.get("XLA_FLAGS", "")
-):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+# took 74 s. They also compile each fusion with XLA's elemental IR emitter instead of its MLIR
+# fusion emitters (--xla_cpu_use_fusion_emitters=false), which build an MLIR context and a pool
+# of compilers for every program: XLA's backend compile of 377 small programs took 3.6-4.8 s
+# instead of 7.9-9.9 s, and test_training_audit, test_tasks_library and test_tasks_curriculum
+# in one process took 93 s wall and 92 s CPU instead of 158 s and 183 s (benchmarks/RESULTS.md).
+# The results can differ from XLA's default code in their last bits, so the tests that compare
+# with bits saved under the default flags (marker `default_xla`, below) run in a child process
+# with those flags; the other bit-exact tests compare two runs under the same flags (same bytes
+# across processes, resume equals uninterrupted). RNNLAB_TEST_XLA_OPT=1 runs the whole suite
+# with XLA's default flags, as users run it. Set here, before any test starts a JAX backend;
+# inherited by the xdist workers and the CLI subprocesses.
+_TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+if os.environ.get("RNNLAB_TEST_XLA_OPT") != "1":
+    _given = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = " ".join(
+        [_given] + [f for f in _TEST_XLA_FLAGS if f.split("=")[0] not in _given]
     ).strip()
-# (the xdist workers inherit the flag from the controller's environment)
-_FAST_COMPILE = os.environ.get("RNNLAB_TEST_XLA_OPT") != "1" and (
-    "--xla_backend_optimization_level=0" in os.environ.get("XLA_FLAGS", "").split()
+# (the xdist workers inherit the flags from the controller's environment)
+_FAST_COMPILE = os.environ.get("RNNLAB_TEST_XLA_OPT") != "1" and any(
+    f in os.environ.get("XLA_FLAGS", "").split() for f in _TEST_XLA_FLAGS
 )
 
 # Each test process keeps JAX's persistent compilation cache in a folder of its own (made in
@@ -90,8 +95,9 @@ def _run_file_with_default_xla(item) -> dict[str, str]:
     fd, name = tempfile.mkstemp(prefix="rnnlab-default-xla-", suffix=".xml")
     os.close(fd)
     report = Path(name)
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
-    env = {**os.environ, "RNNLAB_TEST_XLA_OPT": "1", "XLA_FLAGS": flags.strip()}
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                     if f not in _TEST_XLA_FLAGS)
+    env = {**os.environ, "RNNLAB_TEST_XLA_OPT": "1", "XLA_FLAGS": flags}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
          f"--junitxml={report}", *ids],

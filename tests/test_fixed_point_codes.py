@@ -349,11 +349,20 @@ def test_file_of_the_previous_format_loads():
     new = rl.find_fixed_points(decoupled_tanh(), np.zeros(1),
                                np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2))
     assert len(old) == len(new) == 9
+    # the points are ordered by their speed, which at a root is round-off (it differs with
+    # XLA's code generation): pair each stored point with the one found today
+    gap = np.abs(np.asarray(old.states)[:, None] - np.asarray(new.states)[None]).max(-1)
+    pair = gap.argmin(1)
+    assert sorted(pair) == list(range(9))
+    new = new[pair]
     np.testing.assert_allclose(np.asarray(old.states), np.asarray(new.states), atol=1e-12)
     assert old.stability == new.stability and old.ode_stability == new.ode_stability
     np.testing.assert_array_equal(np.asarray(old.stability_codes),
                                   np.asarray(new.stability_codes))
-    assert old.summary() == new.summary()
+    # every count equal; the largest speed is round-off in both
+    mine, theirs = old.summary(), new.summary()
+    assert max(mine.pop("max_speed"), theirs.pop("max_speed")) < 1e-15
+    assert mine == theirs
     # selection and concatenation of a part without a record
     both = rl.FixedPoints.concatenate([old, new])
     assert len(both.candidates) == len(new.candidates)

@@ -470,7 +470,10 @@ def test_captured_starts_are_in_their_roots_newton_basin():
         x = x0.copy()
         for _ in range(30):
             x = x - np.linalg.solve(jac(x, u), f(x, u))
-        assert np.linalg.norm(x - xr) < 1e-8
+        # the same root: the search stops at |F| < 1e-10, which fixes a root of this network
+        # to about 5e-8 (the smallest singular values of its Jacobians are 2e-3 to 4e-3); its
+        # five roots are more than 3 apart
+        assert np.linalg.norm(x - xr) < 1e-7
 
 
 def test_one_initial_state_is_not_an_outlier():

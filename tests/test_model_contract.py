@@ -63,6 +63,9 @@ def _training_forward(model, inputs, key):
     return np.asarray(forward(params, inputs, key))
 
 
+# bit for bit as users run it: the training program and the simulation fuse differently, and
+# under the suite's compile flags (tests/conftest.py) they differ in the last bit of float32
+@pytest.mark.default_xla
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_simulate_draws_the_noise_of_the_training_forward_pass(case):
     model, x, key = _model(case), _inputs(), jax.random.PRNGKey(3)
