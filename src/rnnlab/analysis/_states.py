@@ -73,8 +73,10 @@ def sample_states(
 
 
 # For programs that run once and are cheap to run: compiled without LLVM's optimisation passes
-# (integer work gives the same bits; float work can differ in its last bits).
-_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+# and with XLA's elemental IR emitter (not its MLIR fusion emitters, which build an MLIR context
+# and a pool of compilers per program): integer work gives the same bits; float work can
+# differ in its last bits.
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 @functools.partial(jax.jit, static_argnums=1, compiler_options=_QUICK_COMPILE)

@@ -607,8 +607,10 @@ def _in_thread(fn, *args, **kwargs):
 
 
 # The analysis' one-off programs (trial draw, keys) compile without LLVM's optimisation passes
-# (as `rnnlab.analysis._states`' candidate indices do).
-_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+# and with XLA's elemental IR emitter instead of its MLIR fusion emitters, which build an MLIR
+# context and a pool of compilers for each program (as `rnnlab.analysis._states`' candidate
+# indices do).
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def _sample_trials(task, key, n_trials: int):
