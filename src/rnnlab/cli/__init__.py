@@ -146,6 +146,12 @@ def _leave(code: int) -> None:
     (cProfile, coverage), which write their results at exit, the process exits normally."""
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
+    # The command is done: a Ctrl-C from here on ends the process at once with 130, rather than
+    # a KeyboardInterrupt traceback from this exit path (the handlers of `graceful_interrupts`
+    # are gone by now).
+    import signal
+
+    signal.signal(signal.SIGINT, _exit_interrupted)
     try:
         if "jax" in sys.modules:
             import jax
@@ -159,6 +165,10 @@ def _leave(code: int) -> None:
         except (OSError, ValueError):  # a closed pipe (`rnnlab ... | head`) or stream
             pass
     os._exit(code)
+
+
+def _exit_interrupted(signum, frame) -> None:
+    os._exit(130)
 
 
 def _run(args: list[str]) -> int:
