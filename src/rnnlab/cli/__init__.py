@@ -151,7 +151,10 @@ def _leave(code: int) -> None:
     # are gone by now).
     import signal
 
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    except ValueError:  # not the main thread, which alone can set handlers: leave them
+        pass
     try:
         if "jax" in sys.modules:
             import jax
