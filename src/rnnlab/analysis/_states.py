@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._blas import single_blas_thread
+from .._compile import QUICK_COMPILE
 from .._simulate import Trajectory
 from .._validate import nonnegative_number, positive_int
 
@@ -72,14 +73,7 @@ def sample_states(
     return out
 
 
-# For programs that run once and are cheap to run: compiled without LLVM's optimisation passes
-# and with XLA's elemental IR emitter (not its MLIR fusion emitters, which build an MLIR context
-# and a pool of compilers per program): integer work gives the same bits; float work can
-# differ in its last bits.
-_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-
-
-@functools.partial(jax.jit, static_argnums=1, compiler_options=_QUICK_COMPILE)
+@functools.partial(jax.jit, static_argnums=1, compiler_options=QUICK_COMPILE)
 def _draw_indices(key, n: int, size):
     """``jax.random.randint(k_idx, (n,), 0, size)`` and ``k_noise`` for ``k_idx, k_noise =
     jax.random.split(key)``, as one program: dispatched one by one, the split, its unstacking

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _validate as v
 from .._blas import single_blas_thread
+from .._compile import QUICK_COMPILE
 from ._run import Run, RunError, read_json_object
 
 FIXED_POINTS = "fixed_points.safetensors"
@@ -606,13 +607,6 @@ def _in_thread(fn, *args, **kwargs):
     return future.result
 
 
-# The analysis' one-off programs (trial draw, keys) compile without LLVM's optimisation passes
-# and with XLA's elemental IR emitter instead of its MLIR fusion emitters, which build an MLIR
-# context and a pool of compilers for each program (as `rnnlab.analysis._states`' candidate
-# indices do).
-_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-
-
 def _sample_trials(task, key, n_trials: int):
     """The trials whose states seed the search, drawn as one compiled program. Eagerly,
     `sample_batch` dispatches (and, with the CLI's compilation cache warm, looks up) a few
@@ -629,7 +623,7 @@ def _sample_trials(task, key, n_trials: int):
     return draw(key)
 
 
-@functools.partial(jax.jit, static_argnums=0, compiler_options=_QUICK_COMPILE)
+@functools.partial(jax.jit, static_argnums=0, compiler_options=QUICK_COMPILE)
 def _analysis_keys(seed: int):
     """``jax.random.split(jax.random.PRNGKey(seed), 3)`` unstacked, as one program (eagerly
     three, compiled in 0.25 s cold); integer arithmetic, the same bits at any optimisation."""
@@ -639,7 +633,7 @@ def _analysis_keys(seed: int):
 
 @functools.lru_cache(maxsize=8)
 def _trial_draw(task, n_trials: int):
-    return jax.jit(lambda k: task.sample_batch(k, n_trials), compiler_options=_QUICK_COMPILE)
+    return jax.jit(lambda k: task.sample_batch(k, n_trials), compiler_options=QUICK_COMPILE)
 
 
 def _refuse_other_settings(target: Path, settings: dict[str, Any]) -> None:
