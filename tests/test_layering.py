@@ -15,7 +15,7 @@ PACKAGE = Path(importlib.util.find_spec("rnnlab").origin).parent
 
 # Layer of each top-level module of the package (higher may import lower).
 LAYERS = {
-    "_validate": 0, "_random": 0, "_interrupt": 0, "_blas": 0,
+    "_validate": 0, "_random": 0, "_interrupt": 0, "_blas": 0, "_compile": 0,
     "io": 1, "models": 1, "_simulate": 1,
     "interop": 2, "flax": 2,  # networks from PyTorch / files / Flax become models
     "tasks": 2,
